@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: MIT
+# cowarena build. `make` builds the libraries, the CLI and the examples in
+# build/; `make test` and `make demo` first install missing dependencies
+# (as root) or print the command that would.
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+VERSION := 0.1.0
+SONAME := libcowarena.so.0
+
+# Debian packages the build needs, and the pkg-config names that prove them.
+DEPS_APT := liburing-dev libcmocka-dev pkg-config
+DEPS_PC := liburing cmocka
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wundef -Wpointer-arith
+CFLAGS ?= -O2 -g
+ifeq ($(CI),true)
+WERROR ?= -Werror
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags liburing 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(WERROR) -fvisibility=hidden \
+	-fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LIBS = $(PKG_LIBS) -lpthread
+LDFLAGS_ALL = $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+HDRS := include/cowarena.h $(wildcard src/*.h)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
+
+.PHONY: all lib test demo bench deps asan ubsan tsan install uninstall \
+	format format-check clean
+
+all: lib $(BUILD)/cowarena $(EXAMPLES)
+
+lib: $(BUILD)/libcowarena.a $(BUILD)/libcowarena.so $(BUILD)/cowarena.pc
+
+# Installs what is missing when run as root; otherwise says how.
+deps:
+	@missing=""; for p in $(DEPS_PC); do \
+		pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing build dependencies: $(DEPS_APT)"; \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				$(DEPS_APT) >/dev/null || exit 1; \
+		else \
+			echo "missing:$$missing; run: sudo apt-get install -y $(DEPS_APT)"; \
+			exit 1; \
+		fi; \
+	fi
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/examples $(BUILD)/tests $(BUILD)/bench:
+	mkdir -p $@
+
+$(BUILD)/libcowarena.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcowarena.so: $(LIB_OBJ) libcowarena.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs \
+		-Wl,--version-script=libcowarena.map $(LDFLAGS_ALL) \
+		-o $(BUILD)/libcowarena.so.$(VERSION) $(LIB_OBJ) $(LIBS)
+	ln -sf libcowarena.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf libcowarena.so.$(VERSION) $@
+
+$(BUILD)/cowarena.pc: cowarena.pc.in Makefile | $(BUILD)/obj
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/cowarena: src/cli/cowarena.c $(BUILD)/libcowarena.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libcowarena.a | $(BUILD)/examples
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena.a | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS_ALL) -o $@ $< \
+		$(TEST_HELPERS) $(BUILD)/libcowarena.a \
+		$$(pkg-config --libs cmocka) $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a | $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS_ALL) -o $@ $< \
+		$(BENCH_HELPERS) $(BUILD)/libcowarena.a $(LIBS) $(BENCH_LIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@tests/run.sh $(TESTS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@examples/run.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCHES)
+	@bench/run.sh $(BUILD) $(BENCH_ARGS)
+
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer
+asan ubsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(SAN_FLAGS)" \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" test
+
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan CFLAGS="$(SAN_FLAGS)" \
+		EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" test
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 include/cowarena.h $(DESTDIR)$(INCDIR)/
+	install -m 644 $(BUILD)/libcowarena.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcowarena.so
+	install -m 644 $(BUILD)/cowarena.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 755 $(BUILD)/cowarena $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/cowarena.h $(DESTDIR)$(LIBDIR)/libcowarena.a \
+		$(DESTDIR)$(LIBDIR)/libcowarena.so* \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/cowarena.pc $(DESTDIR)$(BINDIR)/cowarena
+
+FORMAT_FILES = $(wildcard include/*.h src/*.c src/*.h src/cli/*.c)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The one place that calls mmap, madvise, pread/pwrite, fsync, ioctl, open,
+ * malloc and friends, with fault injection for the tests.
+ *
+ * Injection is process-wide and thread-safe (atomic counters): the test sets
+ * "fail the Nth call of kind K with errno E", once or from then on. A kind of
+ * COW__SYS_ANY counts every wrapped call, which is how the tests sweep a
+ * public function over each of its underlying calls in turn. The cost when no
+ * fault is armed is one relaxed atomic increment per call.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+struct fault {
+	unsigned long calls;   /* calls seen since reset */
+	unsigned long fire_at; /* 0 = disarmed; else the call number to fail */
+	int err;
+	int persistent;
+};
+
+static struct fault faults[COW__SYS_NKINDS];
+static int armed; /* any fault armed: skip the slow path otherwise */
+
+void cow__fault_reset(void)
+{
+	__atomic_store_n(&armed, 0, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < COW__SYS_NKINDS; i++) {
+		__atomic_store_n(&faults[i].fire_at, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&faults[i].calls, 0, __ATOMIC_SEQ_CST);
+	}
+}
+
+void cow__fault_inject(enum cow__sys_kind kind, unsigned long nth, int err,
+		       int persistent)
+{
+	struct fault *f = &faults[kind];
+	unsigned long now = __atomic_load_n(&f->calls, __ATOMIC_SEQ_CST);
+
+	f->err = err;
+	f->persistent = persistent;
+	__atomic_store_n(&f->fire_at, nth ? now + nth : 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&armed, 1, __ATOMIC_SEQ_CST);
+}
+
+unsigned long cow__fault_calls(enum cow__sys_kind kind)
+{
+	return __atomic_load_n(&faults[kind].calls, __ATOMIC_SEQ_CST);
+}
+
+static int hit(struct fault *f)
+{
+	unsigned long n = __atomic_add_fetch(&f->calls, 1, __ATOMIC_SEQ_CST);
+	unsigned long at = __atomic_load_n(&f->fire_at, __ATOMIC_SEQ_CST);
+
+	if (!at || n < at || (n > at && !f->persistent))
+		return 0;
+	return -f->err;
+}
+
+/* Returns 0, or the injected negative errno for this call. */
+int cow__fault_check(enum cow__sys_kind kind)
+{
+	int e1, e2;
+
+	if (!__atomic_load_n(&armed, __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(&faults[kind].calls, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&faults[0].calls, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	e1 = hit(&faults[kind]);
+	e2 = hit(&faults[COW__SYS_ANY]);
+	return e1 ? e1 : e2;
+}
+
+#define INJECT(kind)                             \
+	do {                                     \
+		int e_ = cow__fault_check(kind); \
+		if (e_)                          \
+			return e_;               \
+	} while (0)
+
+int cow__sys_mmap(void **out, void *addr, size_t len, int prot, int flags,
+		  int fd, off_t off)
+{
+	void *p;
+
+	INJECT(COW__SYS_MMAP);
+	p = mmap(addr, len, prot, flags, fd, off);
+	if (p == MAP_FAILED)
+		return -errno;
+	*out = p;
+	return 0;
+}
+
+int cow__sys_munmap(void *addr, size_t len)
+{
+	INJECT(COW__SYS_MUNMAP);
+	return munmap(addr, len) ? -errno : 0;
+}
+
+int cow__sys_madvise(void *addr, size_t len, int advice)
+{
+	INJECT(COW__SYS_MADVISE);
+	return madvise(addr, len, advice) ? -errno : 0;
+}
+
+int cow__sys_memfd(const char *name, unsigned flags)
+{
+	int fd;
+
+	INJECT(COW__SYS_MEMFD);
+	fd = memfd_create(name, flags);
+	return fd < 0 ? -errno : fd;
+}
+
+int cow__sys_ftruncate(int fd, off_t len)
+{
+	INJECT(COW__SYS_FTRUNCATE);
+	while (ftruncate(fd, len)) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Full reads: a short read means end of file and returns the count. */
+ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	INJECT(COW__SYS_PREAD);
+	while (done < len) {
+		ssize_t r = pread(fd, (char *)buf + done, len - done,
+				  off + (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/* Full writes: loops over short writes; a write that makes no progress is
+ * reported as ENOSPC, as the kernel would on the next attempt. */
+static ssize_t write_full(int fd, const char *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r =
+		    pwrite(fd, buf + done, len - done, off + (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ENOSPC;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	INJECT(COW__SYS_PWRITE);
+	return write_full(fd, buf, len, off);
+}
+
+/* One pwritev; a short one is finished buffer by buffer. */
+ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	size_t total = 0, skip;
+	ssize_t r;
+
+	INJECT(COW__SYS_PWRITE);
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	r = pwritev(fd, iov, cnt, off);
+	if (r < 0 && errno != EINTR)
+		return -errno;
+	skip = r < 0 ? 0 : (size_t)r;
+	for (int i = 0; i < cnt; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			off += (off_t)l;
+			continue;
+		}
+		r = write_full(fd, (const char *)iov[i].iov_base + skip,
+			       l - skip, off + (off_t)skip);
+		if (r < 0)
+			return r;
+		skip = 0;
+		off += (off_t)l;
+	}
+	return (ssize_t)total;
+}
+
+/* Never retried: after a failed fsync the kernel may have dropped the dirty
+ * pages, so a retry that succeeds would report data as durable that is not. */
+int cow__sys_fsync(int fd, int data_only)
+{
+	INJECT(COW__SYS_FSYNC);
+	return (data_only ? fdatasync(fd) : fsync(fd)) ? -errno : 0;
+}
+
+int cow__sys_ioctl(int fd, unsigned long req, void *arg)
+{
+	int r;
+
+	INJECT(COW__SYS_IOCTL);
+	r = ioctl(fd, req, arg);
+	return r < 0 ? -errno : r;
+}
+
+int cow__sys_open(const char *path, int flags, unsigned mode)
+{
+	return cow__sys_openat(AT_FDCWD, path, flags, mode);
+}
+
+int cow__sys_openat(int dirfd, const char *path, int flags, unsigned mode)
+{
+	int fd;
+
+	INJECT(COW__SYS_OPEN);
+	do
+		fd = openat(dirfd, path, flags, mode);
+	while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+int cow__sys_fstat(int fd, struct stat *st)
+{
+	INJECT(COW__SYS_FSTAT);
+	return fstat(fd, st) ? -errno : 0;
+}
+
+int cow__sys_fcntl(int fd, int cmd, long arg)
+{
+	int r;
+
+	INJECT(COW__SYS_FCNTL);
+	r = fcntl(fd, cmd, arg);
+	return r < 0 ? -errno : r;
+}
+
+int cow__sys_fcntl_lock(int fd, int cmd, void *flock)
+{
+	int r;
+
+	INJECT(COW__SYS_FCNTL);
+	r = fcntl(fd, cmd, flock);
+	return r < 0 ? -errno : r;
+}
+
+int cow__sys_userfaultfd(int flags)
+{
+	long r;
+
+	INJECT(COW__SYS_UFFD);
+	r = syscall(SYS_userfaultfd, flags);
+	return r < 0 ? -errno : (int)r;
+}
+
+/* close(2) is not injected: its failure cannot be undone by the caller, and
+ * on Linux the descriptor is released even when it reports an error. */
+void cow__sys_close(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Cleanup only: not injected, its failure changes nothing we could undo. */
+void cow__sys_unlink(const char *path)
+{
+	(void)unlink(path);
+}
+
+ssize_t cow__sys_read(int fd, void *buf, size_t len)
+{
+	ssize_t r;
+
+	INJECT(COW__SYS_PREAD);
+	do
+		r = read(fd, buf, len);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+void *cow__malloc(size_t n)
+{
+	if (cow__fault_check(COW__SYS_MALLOC))
+		return NULL;
+	return malloc(n);
+}
+
+void *cow__calloc(size_t n, size_t sz)
+{
+	if (cow__fault_check(COW__SYS_MALLOC))
+		return NULL;
+	return calloc(n, sz);
+}
+
+void *cow__realloc(void *p, size_t n)
+{
+	if (cow__fault_check(COW__SYS_MALLOC))
+		return NULL;
+	return realloc(p, n);
+}
+
+void cow__free(void *p)
+{
+	free(p);
+}

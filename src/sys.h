@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The OS layer: every system call and allocation the library makes goes
+ * through these wrappers, which return 0 (or a count) or a negative errno.
+ *
+ * Each wrapper first asks the fault injector whether this call should fail:
+ * tests make the Nth call of a kind (or of any kind) fail with a chosen
+ * errno, once or persistently, so every error path runs in tests.
+ */
+#ifndef COW_SYS_H
+#define COW_SYS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+enum cow__sys_kind {
+	COW__SYS_ANY = 0, /* matches every call, for sweeps */
+	COW__SYS_MMAP,
+	COW__SYS_MUNMAP,
+	COW__SYS_MADVISE,
+	COW__SYS_MEMFD,
+	COW__SYS_FTRUNCATE,
+	COW__SYS_PREAD,
+	COW__SYS_PWRITE,
+	COW__SYS_FSYNC,
+	COW__SYS_IOCTL, /* PAGEMAP_SCAN and userfaultfd ioctls */
+	COW__SYS_OPEN,
+	COW__SYS_FSTAT,
+	COW__SYS_FCNTL,
+	COW__SYS_UFFD, /* the userfaultfd(2) system call */
+	COW__SYS_MALLOC,
+	COW__SYS_URING, /* io_uring setup and submission */
+	COW__SYS_CQE,	/* the result of an io_uring completion */
+	COW__SYS_NKINDS
+};
+
+/* Test hooks (not exported from the shared library). */
+void cow__fault_reset(void);
+void cow__fault_inject(enum cow__sys_kind kind, unsigned long nth, int err,
+		       int persistent);
+unsigned long cow__fault_calls(enum cow__sys_kind kind);
+int cow__fault_check(enum cow__sys_kind kind);
+
+/* Wrappers: 0 or a count on success, -errno on failure. */
+int cow__sys_mmap(void **out, void *addr, size_t len, int prot, int flags,
+		  int fd, off_t off);
+int cow__sys_munmap(void *addr, size_t len);
+int cow__sys_madvise(void *addr, size_t len, int advice);
+int cow__sys_memfd(const char *name, unsigned flags);
+int cow__sys_ftruncate(int fd, off_t len);
+ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off);
+ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off);
+int cow__sys_fsync(int fd, int data_only);
+int cow__sys_ioctl(int fd, unsigned long req, void *arg);
+int cow__sys_open(const char *path, int flags, unsigned mode);
+int cow__sys_openat(int dirfd, const char *path, int flags, unsigned mode);
+int cow__sys_fstat(int fd, struct stat *st);
+int cow__sys_fcntl(int fd, int cmd, long arg);
+int cow__sys_fcntl_lock(int fd, int cmd, void *flock);
+int cow__sys_userfaultfd(int flags);
+ssize_t cow__sys_read(int fd, void *buf, size_t len);
+void cow__sys_close(int fd);
+void cow__sys_unlink(const char *path);
+
+void *cow__malloc(size_t n);
+void *cow__calloc(size_t n, size_t sz);
+void *cow__realloc(void *p, size_t n);
+void cow__free(void *p);
+
+#endif
