@@ -49,6 +49,16 @@ void cow__pagemap_put(void);
 int cow__pagemap_fd(void);
 int cow__count_mappings(const void *start, size_t len, size_t *out);
 
+/*
+ * snap.c: hooks for a commit, which makes the content of the currently
+ * dirty pages the new base. prepare saves what live snapshots need of the
+ * old base (fallible; changes nothing visible); finish attaches it when the
+ * commit took effect (committed = 1) or frees it (committed = 0). finish
+ * never fails.
+ */
+int cow__snap_commit_prepare(struct cow_arena *a, void **token);
+void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
+
 /* Error-return helpers (zstd style): keep call sites short. */
 #define COW_TRY(expr)                 \
 	do {                          \
