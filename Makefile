@@ -128,7 +128,9 @@ install: all
 	install -m 755 $(BUILD)/libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcowarena.so
-	install -m 644 $(BUILD)/cowarena.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		cowarena.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/cowarena.pc
 	install -m 755 $(BUILD)/cowarena $(DESTDIR)$(BINDIR)/
 
 uninstall:
