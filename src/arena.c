@@ -176,6 +176,8 @@ COW_API int cow_open(cow_arena **out, const char *path,
 		fd = cow__sys_open(path, oflags | O_CREAT | O_EXCL,
 				   opt->mode ? opt->mode : 0644);
 		created = fd >= 0;
+		if (fd == -EEXIST) /* made by someone else meanwhile */
+			fd = cow__sys_open(path, oflags, 0);
 		if (fd >= 0) {
 			r = cow__sys_ftruncate(fd, (off_t)opt->size);
 			if (r < 0)
