@@ -136,6 +136,11 @@ static int scan_ioctl(struct cow_arena *a, size_t first, size_t npages,
 
 			COW_TRY(emit(e, f, n));
 		}
+		/* A vector not filled means the walk reached the end; walk_end
+		 * is then not needed (and has been seen stale on 6.18 after
+		 * more than 512 regions in one call). */
+		if ((size_t)r < SCAN_VEC)
+			break;
 		if (arg.walk_end <= start)
 			return -EIO; /* no progress: never loop forever */
 		start = arg.walk_end;
