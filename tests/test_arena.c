@@ -157,6 +157,41 @@ static void test_scan_fallback(void **state)
 	}
 }
 
+/* More runs than one PAGEMAP_SCAN call returns: no run lost or doubled,
+ * runs ascending, and neighbours across call boundaries merged. */
+static void test_many_runs(void **state)
+{
+	enum { N = 1500 };
+	struct cow_range *r = calloc(N, sizeof(*r));
+
+	(void)state;
+	for (int pm = 0; pm < 2; pm++) {
+		cow__track_force_pagemap(pm);
+		for (int b = 0; b < TH_NBACKINGS; b++) {
+			struct th_arena t;
+			char *p;
+
+			assert_int_equal(th_open(&t, b, 2 * N * PG, NULL), 0);
+			p = cow_base(t.a);
+			for (size_t i = 0; i < N; i++)
+				p[2 * i * PG] = 1;
+			assert_int_equal(cow_dirty(t.a, r, N), N);
+			for (size_t i = 0; i < N; i++) {
+				assert_int_equal(r[i].offset, 2 * i * PG);
+				assert_int_equal(r[i].length, PG);
+			}
+			for (size_t i = 0; i < N; i++)
+				p[(2 * i + 1) * PG] = 1;
+			assert_int_equal(cow_dirty(t.a, r, N), 1);
+			assert_int_equal(r[0].length, 2 * N * PG);
+			assert_int_equal(dirty_pages(t.a), 2 * N);
+			th_close(&t);
+		}
+	}
+	cow__track_force_pagemap(0);
+	free(r);
+}
+
 static off_t file_len(const char *path)
 {
 	struct stat sb;
@@ -522,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_open_close),
 		cmocka_unit_test(test_dirty_revert_discard),
 		cmocka_unit_test(test_scan_fallback),
+		cmocka_unit_test(test_many_runs),
 		cmocka_unit_test(test_file_untouched),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_readonly),
