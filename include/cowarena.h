@@ -23,6 +23,59 @@
  * threads may keep reading and writing the arena's memory, except during
  * cow_discard(), cow_revert() and cow_grow(), which need the arena's
  * writers paused (the caller's job).
+ *
+ * One writer per file: an arena on a file holds an open-file-description
+ * lock (F_OFD_SETLK) on the whole file for as long as it is open,
+ * exclusive for a writable arena and shared for a COW_READONLY one. So a
+ * file has either one writable arena or any number of read-only ones, in
+ * this process or any other: a writable open beside any other arena, or a
+ * read-only open beside a writable one, returns -EBUSY. (A read-only
+ * arena shares the base with the writer's commits, so it may not coexist
+ * with one.) cow_close() releases the lock, and so does the death of the
+ * process. Programs that write the file without cowarena are not stopped
+ * by the lock; their changes are detected (below).
+ *
+ * Changes from outside: pages an arena has not written show the file's
+ * current content, so another program's write to the file shows through
+ * them, and a truncation makes them fault. At open and after each change
+ * the arena makes to the file itself (cow_grow(), a commit) the library
+ * records the file's identity, size and modification time; calls that
+ * depend on the base (cow_grow(), cow_discard(), cow_revert(), rollback
+ * and commit) first compare them with the file and return -ESTALE when it
+ * changed, was truncated, deleted or replaced (renamed over). The state
+ * is not refreshed otherwise: a stale arena stays stale (close it and open
+ * the file again). Detection relies on the kernel updating the mtime on
+ * every write (multigrain timestamps, Linux 6.13, on ext4, xfs, btrfs and
+ * tmpfs; older kernels may miss a same-size write within one clock tick),
+ * and a writer that restores the old size and mtime goes unseen. With
+ * COW_ISOLATE the base is a private copy: outside changes are invisible,
+ * and only a commit returns -ESTALE after one.
+ *
+ * Signals: the library never lets SIGBUS kill the process for a file
+ * truncated under an arena. While a file arena without COW_ISOLATE is
+ * open, the library holds a SIGBUS handler (installed by the first such
+ * arena, the previous one restored when the last closes, unless the
+ * program replaced it meanwhile). A fault inside an arena is completed:
+ * the pages from the file's new end (or the faulting page, if lower) to
+ * the end of the arena are replaced by zero pages (one mapping, within the
+ * 3-mapping budget), the private changes made there are lost, and the
+ * arena is stale: every later call but cow_dirty(), cow_stats() and
+ * cow_close() returns -ESTALE. Any other SIGBUS goes to the handler that
+ * was installed before (its default action still kills the process). A
+ * program that installs its own SIGBUS handler while such arenas are open
+ * must chain to the one it replaces. cow_grow() checks RLIMIT_FSIZE
+ * itself, so it returns -EFBIG instead of raising SIGXFSZ.
+ *
+ * fork(): a child inherits copies of the parent's arenas' memory and may
+ * read and write them (its changes are its own, as with any private
+ * mapping), but not use the handles: the page scans, locks and (later)
+ * logs belong to the process that opened the arena. In a child every call
+ * on an inherited arena returns -ECHILD, except the accessors cow_base(),
+ * cow_size() and cow_reserved(), and cow_close(), which releases the
+ * child's copies (its mapping, descriptors and memory) and never the
+ * parent's lock or files. A child that neither closes nor execs keeps the
+ * file's lock description alive after the parent closed it; the parent's
+ * cow_close() still releases the lock itself.
  */
 #ifndef COWARENA_H
 #define COWARENA_H
@@ -54,6 +107,15 @@ typedef struct cow_snap cow_snap;
 /** Open the base file read-only. The arena's memory stays writable (the
  * changes are private); only the file is never written. */
 #define COW_READONLY 0x02u
+/** Map a private, immutable copy of the file instead of the file: no
+ * later change to the file, nor its truncation, can be seen through the
+ * arena or make it fault. The copy is a reflink (FICLONE) where the file
+ * system supports it (btrfs, xfs: no data copied), else the file's bytes
+ * copied into a memfd sealed against shrinking (O(file size) time and
+ * memory, zero blocks excepted). The file itself stays open and locked,
+ * and commits are written to it; cow_grow() grows the copy only (a commit
+ * extends the file). Not for anonymous arenas (-EINVAL). */
+#define COW_ISOLATE 0x04u
 /** opt.addr is required, not a hint: the open fails with -EEXIST if any
  * part of [addr, addr + reserve) is already mapped. */
 #define COW_FIXED_ADDR 0x20u
@@ -114,20 +176,31 @@ struct cow_options {
  *  - -EEXIST: COW_FIXED_ADDR and the range at addr is taken.
  *  - -ENOMEM: no memory or address space for the reservation.
  *  - -EMFILE, -ENFILE: out of file descriptors (an arena holds one).
- *  - -EFBIG, -ENOSPC: growing the file to opt.size failed.
- *  - any other errno from open(2), fstat(2), mmap(2).
+ *  - -EBUSY: another arena, in this process or another, holds the file
+ *    and one of the two is writable (see "One writer per file" above).
+ *  - -ENOLCK: the file system does not support the lock (some network
+ *    file systems).
+ *  - -EFBIG: opt.size (or the copy of COW_ISOLATE) exceeds RLIMIT_FSIZE
+ *    or the file system's limit.
+ *  - -ENOSPC: growing the file to opt.size failed.
+ *  - any other errno from open(2), fstat(2), mmap(2), and for COW_ISOLATE
+ *    from memfd_create(2), pread(2), pwrite(2).
  * A file created by this call is removed again when the call fails.
  */
 int cow_open(cow_arena **out, const char *path, const struct cow_options *opt);
 
 /** @brief Open an already open file as an arena.
  *
- * As cow_open(), on a descriptor. The library uses its own duplicate of fd:
- * the caller may close fd at once. memfds work. COW_CREATE is ignored.
+ * As cow_open(), on a descriptor. The library opens the file again
+ * through /proc/self/fd (a new open file description, so that the arena's
+ * lock is its own, not shared with the caller's descriptor or another
+ * arena's): the caller may close fd at once. memfds work. COW_CREATE is
+ * ignored. COW_ISOLATE copies into a memfd (no directory for a reflink).
  *
  * @return 0, or a negative errno as cow_open(), and:
  *  - -EBADF: fd is not an open descriptor, or it is open read-only and
  *    COW_READONLY was not given.
+ *  - -ENOENT: /proc is not mounted.
  */
 int cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt);
 
@@ -136,18 +209,21 @@ int cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt);
  * @param[out] out  receives the arena.
  * @param[in] size  the initial size, a non-zero page multiple (opt->size,
  *                  if non-zero, must be equal to it).
- * @param[in] opt   options or NULL; COW_CREATE and COW_READONLY are
- *                  meaningless here and give -EINVAL.
+ * @param[in] opt   options or NULL; COW_CREATE, COW_READONLY and
+ *                  COW_ISOLATE are meaningless here and give -EINVAL.
  * @return 0, or a negative errno:
  *  - -EINVAL: bad arguments, as for cow_open().
  *  - -EEXIST: COW_FIXED_ADDR and the range is taken.
  *  - -ENOMEM, -EMFILE, -ENFILE: out of memory, address space or fds.
+ *  - -EFBIG: size exceeds RLIMIT_FSIZE (the base is a memfd).
  */
 int cow_open_anon(cow_arena **out, size_t size, const struct cow_options *opt);
 
 /** @brief Close an arena: discards uncommitted changes and releases
  * everything (one munmap of the whole reservation, which cannot fail for
- * lack of mappings). cow_close(NULL) does nothing.
+ * lack of mappings), including the file's lock. cow_close(NULL) does
+ * nothing. In a fork child it releases the child's copies only (see
+ * fork() above). Works on a stale arena.
  *
  * @return 0 (reserved for errors of background I/O in later versions).
  */
@@ -179,7 +255,14 @@ size_t cow_reserved(const cow_arena *a);
  *  - -ENOSPC: new_size exceeds cow_reserved().
  *  - -EROFS: a file arena opened with COW_READONLY (its file cannot be
  *    extended).
- *  - -EFBIG, -EIO, -ENOMEM and other errnos from ftruncate(2) and mmap(2).
+ *  - -ESTALE: the file changed behind the arena's back (see "Changes
+ *    from outside"); nothing done.
+ *  - -ECHILD: called in a fork child (see fork() above).
+ *  - -EFBIG: new_size exceeds RLIMIT_FSIZE (checked first: no SIGXFSZ is
+ *    raised) or the file system's limit.
+ *  - -EIO, -ENOMEM and other errnos from ftruncate(2) and mmap(2).
+ * With COW_ISOLATE only the private copy grows; the file keeps its size
+ * until a commit.
  */
 int cow_grow(cow_arena *a, size_t new_size);
 
@@ -191,6 +274,10 @@ int cow_grow(cow_arena *a, size_t new_size);
  *
  * @return 0, or a negative errno:
  *  - -EINVAL: a is NULL.
+ *  - -ESTALE: the file changed behind the arena's back (without
+ *    COW_ISOLATE; see "Changes from outside"): the base it would return
+ *    to is no longer the one the arena had. Nothing done.
+ *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory to scan for dirty pages.
  *  - other errnos from madvise(2) or the page scan.
  */
@@ -204,6 +291,8 @@ int cow_discard(cow_arena *a);
  *                  not pass the arena's end.
  * @return 0, or a negative errno:
  *  - -EINVAL: a or addr NULL, unaligned, zero length or out of range.
+ *  - -ESTALE: the file changed behind the arena's back (as cow_discard()).
+ *  - -ECHILD: called in a fork child.
  *  - other errnos from madvise(2).
  */
 int cow_revert(cow_arena *a, void *addr, size_t len);
@@ -225,7 +314,11 @@ struct cow_range {
  *         with more room; only the first max are stored), or a negative
  *         errno:
  *  - -EINVAL: a NULL, or out NULL with max non-zero.
+ *  - -ECHILD: called in a fork child (the page scan reads the opener's
+ *    page tables).
  *  - -ENOMEM: no memory for the scan.
+ * Works on a stale arena (after a truncation fault, the zero pages that
+ * replaced the lost tail count as dirty once touched).
  *  - other errnos from the PAGEMAP_SCAN ioctl or /proc/self/pagemap.
  */
 ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
@@ -249,6 +342,7 @@ struct cow_stats {
  *
  * @return 0, or a negative errno:
  *  - -EINVAL: a or st NULL.
+ *  - -ECHILD: called in a fork child.
  *  - -ENOMEM, or an errno from reading /proc/self/maps or the page scan.
  */
 int cow_stats(const cow_arena *a, struct cow_stats *st);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -72,11 +73,12 @@ static size_t reserve_for(const struct cow_options *o, size_t size)
 }
 
 /*
- * Reserves the address space, maps [0, size) of fd at its head and fills in
- * a new arena. Takes ownership of fd only on success.
+ * Reserves the address space, maps [0, size) of t->fd at its head and fills
+ * in a new arena from the template t (fd, file_fd, kind, file_size,
+ * ident). Takes ownership of the descriptors only on success.
  */
-static int arena_create(cow_arena **out, const struct cow_options *o, int fd,
-			enum cow__kind kind, off_t file_size, size_t size)
+static int arena_create(cow_arena **out, const struct cow_options *o,
+			const struct cow_arena *t, size_t size)
 {
 	size_t reserve = reserve_for(o, size);
 	cow_arena *a;
@@ -87,13 +89,13 @@ static int arena_create(cow_arena **out, const struct cow_options *o, int fd,
 	a = cow__calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
+	*a = *t;
 	a->pgsz = page_size();
 	a->size = size;
 	a->reserve = reserve;
-	a->fd = fd;
-	a->kind = kind;
 	a->flags = o ? o->flags : 0;
-	a->file_size = file_size;
+	a->pid = cow__sys_getpid();
+	a->guard_slot = -1;
 	r = cow__pagemap_get();
 	if (r < 0)
 		goto err_free;
@@ -102,6 +104,9 @@ static int arena_create(cow_arena **out, const struct cow_options *o, int fd,
 	if (r < 0)
 		goto err_pagemap;
 	r = cow__reserve_map_base(a, 0, size);
+	if (r < 0)
+		goto err_reserve;
+	r = cow__guard_watch(a);
 	if (r < 0)
 		goto err_reserve;
 	*out = a;
@@ -116,13 +121,21 @@ err_free:
 	return r;
 }
 
-/* Opens an arena on fd (owned by the caller until success). */
-static int open_file(cow_arena **out, int fd, const struct cow_options *o)
+/*
+ * Opens an arena on the file fd (owned by the caller until success): locks
+ * it, records its state, makes the private copy for COW_ISOLATE, grows it
+ * to opt.size if that is larger. path (NULL for cow_open_fd) is where a
+ * reflink copy may be made.
+ */
+static int open_file(cow_arena **out, int fd, const struct cow_options *o,
+		     const char *path)
 {
 	size_t pgsz = page_size(), size, want = o ? o->size : 0;
-	int readonly = o && (o->flags & COW_READONLY);
+	unsigned flags = o ? o->flags : 0;
+	int readonly = flags & COW_READONLY, isolate = flags & COW_ISOLATE;
+	struct cow_arena t;
 	struct stat st;
-	int r;
+	int base = fd, grown = 0, r;
 
 	r = cow__sys_fstat(fd, &st);
 	if (r < 0)
@@ -136,22 +149,54 @@ static int open_file(cow_arena **out, int fd, const struct cow_options *o)
 		size = want;
 	if (!size && !want)
 		return -EINVAL;
-	if (want > size) {
-		/* The arena starts bigger than the file: grow it now, as
-		 * cow_grow() would, and shrink it back if the open fails. */
-		if (readonly)
-			return -EROFS;
-		if (o->reserve && want > o->reserve)
-			return -EINVAL;
-		r = cow__sys_ftruncate(fd, (off_t)want);
-		if (r < 0)
-			return r;
-		r = arena_create(out, o, fd, COW__FILE, (off_t)want, want);
-		if (r < 0)
-			(void)cow__sys_ftruncate(fd, st.st_size);
+	if (want > size && readonly)
+		return -EROFS;
+	if (want > size && o->reserve && want > o->reserve)
+		return -EINVAL;
+	r = cow__guard_lock(fd, readonly);
+	if (r < 0)
 		return r;
+	memset(&t, 0, sizeof(t));
+	cow__guard_ident_from(&st, &t.ident);
+	t.file_size = st.st_size;
+	if (isolate) {
+		r = cow__guard_isolate(fd, path, st.st_size, &base);
+		if (r < 0)
+			goto err_unlock;
 	}
-	return arena_create(out, o, fd, COW__FILE, st.st_size, size);
+	if (want > size) {
+		/* The arena starts bigger than the file: grow it (or its
+		 * copy) now, as cow_grow() would, and shrink it back if the
+		 * open fails. */
+		r = cow__guard_fsize((off_t)want);
+		if (r == 0)
+			r = cow__sys_ftruncate(base, (off_t)want);
+		if (r < 0)
+			goto err_base;
+		grown = 1;
+		t.file_size = (off_t)want;
+		size = want;
+		if (!isolate) {
+			r = cow__guard_ident(fd, &t.ident);
+			if (r < 0)
+				goto err_shrink;
+		}
+	}
+	t.fd = base;
+	t.file_fd = fd;
+	t.kind = COW__FILE;
+	r = arena_create(out, o, &t, size);
+	if (r == 0)
+		return 0;
+err_shrink:
+	if (grown && !isolate)
+		(void)cow__sys_ftruncate(fd, st.st_size);
+err_base:
+	if (base != fd)
+		cow__sys_close(base);
+err_unlock:
+	cow__guard_unlock(fd);
+	return r;
 }
 
 COW_API int cow_open(cow_arena **out, const char *path,
@@ -173,12 +218,17 @@ COW_API int cow_open(cow_arena **out, const char *path,
 	if (fd == -ENOENT && (flags & COW_CREATE)) {
 		if (!opt->size)
 			return -EINVAL;
+		r = cow__guard_fsize((off_t)opt->size);
+		if (r < 0)
+			return r;
 		fd = cow__sys_open(path, oflags | O_CREAT | O_EXCL,
 				   opt->mode ? opt->mode : 0644);
 		created = fd >= 0;
 		if (fd == -EEXIST) /* made by someone else meanwhile */
 			fd = cow__sys_open(path, oflags, 0);
-		if (fd >= 0) {
+		if (created) {
+			/* Only our own new file: someone else's is opened as
+			 * it is, and never before it is locked. */
 			r = cow__sys_ftruncate(fd, (off_t)opt->size);
 			if (r < 0)
 				goto err;
@@ -191,9 +241,9 @@ COW_API int cow_open(cow_arena **out, const char *path,
 		struct cow_options o = *opt;
 
 		o.size = 0;
-		r = open_file(out, fd, &o);
+		r = open_file(out, fd, &o, path);
 	} else {
-		r = open_file(out, fd, opt);
+		r = open_file(out, fd, opt, path);
 	}
 	if (r == 0)
 		return 0;
@@ -202,6 +252,30 @@ err:
 	if (created)
 		cow__sys_unlink(path);
 	return r;
+}
+
+/*
+ * The arena needs an open file description of its own: a dup of the
+ * caller's would share its lock with the caller and with any other arena
+ * opened on the same fd (OFD locks never conflict with their own
+ * description). /proc/self/fd/N opens the same file anew.
+ */
+static int reopen(int fd, int readonly)
+{
+	char link[40];
+	struct stat st;
+	int r;
+
+	r = cow__sys_fstat(fd, &st);
+	if (r < 0)
+		return r;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	return cow__sys_open(link, O_CLOEXEC | (readonly ? O_RDONLY : O_RDWR),
+			     0);
 }
 
 COW_API int cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt)
@@ -223,10 +297,10 @@ COW_API int cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt)
 		return -EBADF;
 	if ((mode & O_ACCMODE) == O_RDONLY && !(flags & COW_READONLY))
 		return -EBADF;
-	own = cow__sys_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	own = reopen(fd, flags & COW_READONLY);
 	if (own < 0)
 		return own;
-	r = open_file(out, own, opt);
+	r = open_file(out, own, opt, NULL);
 	if (r < 0)
 		cow__sys_close(own);
 	return r;
@@ -235,6 +309,7 @@ COW_API int cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt)
 COW_API int cow_open_anon(cow_arena **out, size_t size,
 			  const struct cow_options *opt)
 {
+	struct cow_arena t;
 	int fd, r;
 
 	if (!out || !size || !cow__aligned(size, page_size()))
@@ -246,6 +321,9 @@ COW_API int cow_open_anon(cow_arena **out, size_t size,
 		return -EINVAL;
 	if (opt && opt->reserve && opt->reserve < size)
 		return -EINVAL;
+	r = cow__guard_fsize((off_t)size);
+	if (r < 0)
+		return r;
 	/* The base of an anonymous arena is a memfd of zeros: it behaves as a
 	 * file mapping in every respect (dirty pages are the non-file pages,
 	 * MADV_DONTNEED brings zeros back) and a commit can make any content
@@ -253,19 +331,40 @@ COW_API int cow_open_anon(cow_arena **out, size_t size,
 	fd = cow__sys_memfd("cowarena-anon", MFD_CLOEXEC);
 	if (fd < 0)
 		return fd;
+	memset(&t, 0, sizeof(t));
+	t.fd = fd;
+	t.file_fd = -1;
+	t.kind = COW__ANON;
+	t.file_size = (off_t)size;
 	r = cow__sys_ftruncate(fd, (off_t)size);
 	if (r == 0)
-		r = arena_create(out, opt, fd, COW__ANON, (off_t)size, size);
+		r = arena_create(out, opt, &t, size);
 	if (r < 0)
 		cow__sys_close(fd);
 	return r;
 }
 
+/*
+ * In a fork child this releases the child's copies only: its mapping, its
+ * descriptors and the memory of the handle. The lock is the parent's (the
+ * child's descriptor shares its open file description), so it is left
+ * alone; closing the child's descriptor does not release it.
+ */
 COW_API int cow_close(cow_arena *a)
 {
+	int owner;
+
 	if (!a)
 		return 0;
+	owner = cow__guard_owner(a) == 0;
 	cow__reserve_release(a->base, a->reserve);
+	cow__guard_unwatch(a);
+	if (a->file_fd >= 0) {
+		if (owner)
+			cow__guard_unlock(a->file_fd);
+		if (a->file_fd != a->fd)
+			cow__sys_close(a->file_fd);
+	}
 	cow__sys_close(a->fd);
 	cow__pagemap_put();
 	cow__free(a);
@@ -287,35 +386,56 @@ COW_API size_t cow_reserved(const cow_arena *a)
 	return a ? a->reserve : 0;
 }
 
+/* Whether fd is the real file itself (not a private copy or a memfd of
+ * zeros): then changing its length changes what the guard compares. */
+static int base_is_file(const struct cow_arena *a)
+{
+	return a->kind == COW__FILE && a->fd == a->file_fd;
+}
+
 COW_API int cow_grow(cow_arena *a, size_t new_size)
 {
+	int extend, r;
 	off_t old_len;
-	int r;
 
 	if (!a || !cow__aligned(new_size, a->pgsz) || new_size < a->size)
 		return -EINVAL;
 	if (new_size > a->reserve)
 		return -ENOSPC;
+	COW_TRY(cow__guard_check(a));
 	if (new_size == a->size)
 		return 0;
 	if (a->kind == COW__FILE && (a->flags & COW_READONLY))
 		return -EROFS;
 	old_len = a->file_size;
-	if ((off_t)new_size > old_len) {
-		r = cow__sys_ftruncate(a->fd, (off_t)new_size);
-		if (r < 0)
-			return r;
+	extend = (off_t)new_size > old_len;
+	if (extend) {
+		/* Checked first: past RLIMIT_FSIZE ftruncate raises SIGXFSZ. */
+		COW_TRY(cow__guard_fsize((off_t)new_size));
+		COW_TRY(cow__sys_ftruncate(a->fd, (off_t)new_size));
+		/* Our own change of the file is not a change from outside. */
+		if (base_is_file(a)) {
+			r = cow__guard_refresh(a);
+			if (r < 0)
+				goto err_shrink;
+		}
 	}
 	r = cow__reserve_map_base(a, a->size, new_size);
-	if (r < 0) {
-		if ((off_t)new_size > old_len)
-			(void)cow__sys_ftruncate(a->fd, old_len);
-		return r;
-	}
-	if ((off_t)new_size > old_len)
+	if (r < 0)
+		goto err_shrink;
+	if (extend)
 		a->file_size = (off_t)new_size;
 	a->size = new_size;
+	cow__guard_resize(a);
 	return 0;
+
+err_shrink:
+	if (extend) {
+		(void)cow__sys_ftruncate(a->fd, old_len);
+		if (base_is_file(a))
+			(void)cow__guard_refresh(a);
+	}
+	return r;
 }
 
 /* The span from the first dirty page to the end of the last one. */
@@ -348,6 +468,7 @@ COW_API int cow_discard(cow_arena *a)
 
 	if (!a)
 		return -EINVAL;
+	COW_TRY(cow__guard_check(a));
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, span_add, &sp));
 	if (sp.end == 0)
 		return 0;
@@ -375,6 +496,7 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(check_range(a, addr, len));
+	COW_TRY(cow__guard_check(a));
 	return cow__sys_madvise(addr, len, MADV_DONTNEED);
 }
 
@@ -402,6 +524,7 @@ COW_API ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max)
 
 	if (!a || (!out && max))
 		return -EINVAL;
+	COW_TRY(cow__guard_owner(a));
 	d.pgsz = a->pgsz;
 	r = cow__track_dirty(a, 0, a->size / a->pgsz, dirty_add, &d);
 	return r < 0 ? r : (ssize_t)d.count;
@@ -422,6 +545,7 @@ COW_API int cow_stats(const cow_arena *ca, struct cow_stats *st)
 
 	if (!a || !st)
 		return -EINVAL;
+	COW_TRY(cow__guard_owner(a));
 	memset(&s, 0, sizeof(s));
 	s.size = a->size;
 	s.reserved = a->reserve;

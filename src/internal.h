@@ -7,6 +7,8 @@
 #define COW_INTERNAL_H
 
 #include <stdint.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "cowarena.h"
@@ -15,11 +17,21 @@
 #define COW_API __attribute__((visibility("default")))
 
 /* Flags cow_open* accept; grows as features land. */
-#define COW__OPEN_FLAGS (COW_CREATE | COW_READONLY | COW_FIXED_ADDR)
+#define COW__OPEN_FLAGS \
+	(COW_CREATE | COW_READONLY | COW_ISOLATE | COW_FIXED_ADDR)
 
 enum cow__kind {
 	COW__ANON = 0, /* base is a memfd of zeros owned by the arena */
 	COW__FILE,     /* base is the caller's file */
+};
+
+/* What the base file looked like when the arena last knew it (guard.c). */
+struct cow__ident {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	int linked; /* had a name: its removal or replacement is a change */
 };
 
 struct cow_arena {
@@ -27,11 +39,27 @@ struct cow_arena {
 	size_t size;	/* mapped bytes, a page multiple */
 	size_t reserve; /* reserved bytes, a page multiple */
 	size_t pgsz;
-	int fd; /* the base: our own fd of the file, or the anon memfd */
+	/*
+	 * fd is what is mapped: the base. file_fd is the real file: it holds
+	 * the arena's lock, its identity is checked, and commits go to it.
+	 * Without COW_ISOLATE they are the same descriptor (closed once); with
+	 * it fd is the private copy (a reflink or a memfd sealed against
+	 * shrinking), which a commit must also write, as it is the base that
+	 * discard returns to. Anonymous arenas: fd is their memfd of zeros,
+	 * file_fd is -1.
+	 */
+	int fd;
+	int file_fd;
 	enum cow__kind kind;
 	unsigned flags; /* COW_* from the options */
 	off_t
 	    file_size; /* the base file's length in bytes (may be unaligned) */
+	pid_t pid;     /* the opener: other processes (fork children) get
+			  -ECHILD from every call but cow_close */
+	int stale; /* atomic, sticky: the base was lost (a truncation fault
+		      replaced its tail with zeros); set by the SIGBUS handler */
+	int guard_slot;		 /* SIGBUS registry slot, -1 when unwatched */
+	struct cow__ident ident; /* the real file at open or our last change */
 };
 
 /* reserve.c: address space */
@@ -58,6 +86,43 @@ int cow__count_mappings(const void *start, size_t len, size_t *out);
  */
 int cow__snap_commit_prepare(struct cow_arena *a, void **token);
 void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
+
+/*
+ * guard.c: file lock, change detection, isolated base, SIGBUS guard, fork.
+ *
+ * cow__guard_owner: 0, or -ECHILD in a process other than the opener (a
+ * fork child); every call but cow_close starts with it.
+ * cow__guard_check: owner, then -ESTALE if the base changed behind the
+ * arena's back: the SIGBUS handler marked it, or (without COW_ISOLATE) the
+ * file's identity, size or mtime differ from a->ident. Called first by
+ * every call whose result depends on the base: grow, discard, revert,
+ * rollback.
+ * cow__guard_check_commit: the same, but also checks the real file of an
+ * isolated arena: a commit must never write over an outside change.
+ * cow__guard_refresh: records the real file's current state in a->ident;
+ * called after the arena changed the file itself (grow, commit).
+ */
+int cow__guard_owner(const struct cow_arena *a);
+int cow__guard_check(struct cow_arena *a);
+int cow__guard_check_commit(struct cow_arena *a);
+int cow__guard_refresh(struct cow_arena *a);
+int cow__guard_ident(int fd, struct cow__ident *id);
+void cow__guard_ident_from(const struct stat *st, struct cow__ident *id);
+/* -EFBIG when a file may not reach len bytes (RLIMIT_FSIZE): checked
+ * before ftruncate, which would otherwise raise SIGXFSZ. */
+int cow__guard_fsize(off_t len);
+/* Takes the whole-file OFD lock: shared if readonly, else exclusive.
+ * -EBUSY when another arena holds a conflicting one. */
+int cow__guard_lock(int fd, int readonly);
+void cow__guard_unlock(int fd);
+/* Makes a private copy of fd's len bytes; *out receives its descriptor.
+ * path, when known, lets a reflink copy be made beside the file. */
+int cow__guard_isolate(int fd, const char *path, off_t len, int *out);
+/* The SIGBUS registry: watch after the base is mapped, resize after grow,
+ * unwatch at close (the last one restores the previous handler). */
+int cow__guard_watch(struct cow_arena *a);
+void cow__guard_resize(struct cow_arena *a);
+void cow__guard_unwatch(struct cow_arena *a);
 
 /* Error-return helpers (zstd style): keep call sites short. */
 #define COW_TRY(expr)                 \

@@ -17,6 +17,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "sys.h"
@@ -288,6 +290,58 @@ void cow__sys_close(int fd)
 void cow__sys_unlink(const char *path)
 {
 	(void)unlink(path);
+}
+
+int cow__sys_sigaction(int sig, const struct sigaction *act,
+		       struct sigaction *old)
+{
+	INJECT(COW__SYS_SIGNAL);
+	return sigaction(sig, act, old) ? -errno : 0;
+}
+
+/* Not injected: reading a limit of the own process cannot fail. */
+int cow__sys_getrlimit(int resource, struct rlimit *rl)
+{
+	return getrlimit((__rlimit_resource_t)resource, rl) ? -errno : 0;
+}
+
+pid_t cow__sys_getpid(void)
+{
+	return getpid();
+}
+
+int cow__sys_sig_fstat(int fd, struct stat *st)
+{
+	return fstat(fd, st) ? -errno : 0;
+}
+
+/* Private anonymous zero pages over [addr, addr + len): no descriptor is
+ * needed (the process may be out of them) and no file size limit applies. */
+int cow__sys_sig_map_zero(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		       -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/*
+ * Restores the default action of sig. A fault re-executes the access when
+ * the handler returns and so meets the default action by itself; a signal
+ * that was sent (resend) is sent again, and stays pending until the
+ * handler returns.
+ */
+void cow__sys_sig_default(int sig, int resend)
+{
+	struct sigaction dfl;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	(void)sigaction(sig, &dfl, NULL);
+	if (resend)
+		(void)raise(sig);
 }
 
 ssize_t cow__sys_read(int fd, void *buf, size_t len)

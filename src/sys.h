@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 enum cow__sys_kind {
 	COW__SYS_ANY = 0, /* matches every call, for sweeps */
@@ -33,6 +35,7 @@ enum cow__sys_kind {
 	COW__SYS_MALLOC,
 	COW__SYS_URING, /* io_uring setup and submission */
 	COW__SYS_CQE,	/* the result of an io_uring completion */
+	COW__SYS_SIGNAL, /* sigaction(2): installing the SIGBUS guard */
 	COW__SYS_NKINDS
 };
 
@@ -64,6 +67,18 @@ int cow__sys_userfaultfd(int flags);
 ssize_t cow__sys_read(int fd, void *buf, size_t len);
 void cow__sys_close(int fd);
 void cow__sys_unlink(const char *path);
+int cow__sys_sigaction(int sig, const struct sigaction *act,
+		       struct sigaction *old);
+int cow__sys_getrlimit(int resource, struct rlimit *rl);
+pid_t cow__sys_getpid(void);
+
+/*
+ * For the SIGBUS handler only: raw system calls, async-signal-safe, never
+ * injected (a failure inside the handler has no caller to report to).
+ */
+int cow__sys_sig_fstat(int fd, struct stat *st);
+int cow__sys_sig_map_zero(void *addr, size_t len);
+void cow__sys_sig_default(int sig, int resend);
 
 void *cow__malloc(size_t n);
 void *cow__calloc(size_t n, size_t sz);
