@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "helpers.h"
 
@@ -155,4 +156,29 @@ size_t th_arena_maps(const cow_arena *a)
 	uintptr_t b = (uintptr_t)cow_base(a);
 
 	return count_maps_in(b, b + cow_reserved(a));
+}
+
+int th_in_child(int (*fn)(void *), void *arg)
+{
+	int status = -1;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(fn(arg));
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
+}
+
+void th_assert_exit0(int status)
+{
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "# child killed by signal %d\n",
+			WTERMSIG(status));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cowarena.h"
@@ -46,6 +48,24 @@ void th_base_ref(enum th_backing b, unsigned char *ref, size_t size);
 #else
 #define TH_MAPS_EXACT 1
 #endif
+
+/*
+ * Runs fn(arg) in a fork child and returns its wait status. The child
+ * exits 0 when fn returns 0, else with fn's value; TH_CHECK in fn reports
+ * the failing line on stderr and exits 1 (cmocka's asserts cannot be used
+ * in a child).
+ */
+int th_in_child(int (*fn)(void *), void *arg);
+#define TH_CHECK(c)                                                    \
+	do {                                                           \
+		if (!(c)) {                                            \
+			fprintf(stderr, "# child: %s:%d: %s\n", __FILE__, \
+				__LINE__, #c);                         \
+			_exit(1);                                      \
+		}                                                      \
+	} while (0)
+/* Asserts that a wait status is a normal exit with code 0. */
+void th_assert_exit0(int status);
 
 size_t th_count_fds(void);
 size_t th_count_maps(void);

@@ -1,0 +1,650 @@
+// SPDX-License-Identifier: MIT
+/* The guard on every file backing: one writer per file (threads and
+ * processes), changes from outside (-ESTALE), COW_ISOLATE, and SIGBUS from
+ * a file truncated by another process. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define PG 4096UL
+#define NPG 64
+#define SZ (NPG * PG)
+
+/* An arena on a file the test keeps a descriptor of (the only way to
+ * reach a memfd from outside the arena). */
+struct fa {
+	struct th_arena t;
+	int fd;
+};
+
+/* Opens another arena on f's file. */
+static int open_same(struct fa *f, cow_arena **out, const struct cow_options *o)
+{
+	if (f->t.b == TH_MEMFD)
+		return cow_open_fd(out, f->fd, o);
+	return cow_open(out, f->t.path, o);
+}
+
+static int fa_open(struct fa *f, int b, size_t size,
+		   const struct cow_options *o)
+{
+	memset(f, 0, sizeof(*f));
+	f->t.b = b;
+	f->t.pgsz = PG;
+	f->fd = th_make_file(b, size, f->t.path, sizeof(f->t.path));
+	if (f->fd < 0)
+		return f->fd;
+	return open_same(f, &f->t.a, o);
+}
+
+static void fa_close(struct fa *f)
+{
+	th_close(&f->t);
+	close(f->fd);
+}
+
+/* A descriptor of f's file that is not the arena's: someone else. */
+static int outsider(struct fa *f)
+{
+	char link[64];
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", f->fd);
+	return open(link, O_RDWR | O_CLOEXEC);
+}
+
+static const struct cow_options ro = { .flags = COW_READONLY };
+static const struct cow_options iso = { .flags = COW_ISOLATE };
+
+static void test_lock_same_process(void **state)
+{
+	(void)state;
+	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
+		size_t fds, maps;
+		cow_arena *a2, *r1, *r2;
+		struct fa f;
+
+		assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
+		fds = th_count_fds();
+		maps = th_count_maps();
+		/* one writer: a second writer and a reader are refused, and
+		 * the refusal leaves nothing behind */
+		assert_int_equal(open_same(&f, &a2, NULL), -EBUSY);
+		assert_int_equal(open_same(&f, &a2, &ro), -EBUSY);
+		assert_int_equal(open_same(&f, &a2, &iso), -EBUSY);
+		assert_int_equal(th_count_fds(), fds);
+		if (TH_MAPS_EXACT)
+			assert_int_equal(th_count_maps(), maps);
+		cow_close(f.t.a);
+		f.t.a = NULL;
+		/* readers share; a writer is refused while they read */
+		assert_int_equal(open_same(&f, &r1, &ro), 0);
+		assert_int_equal(open_same(&f, &r2, &ro), 0);
+		assert_int_equal(open_same(&f, &a2, NULL), -EBUSY);
+		cow_close(r1);
+		assert_int_equal(open_same(&f, &a2, NULL), -EBUSY);
+		cow_close(r2);
+		/* the last reader gone, a writer gets it */
+		assert_int_equal(open_same(&f, &a2, NULL), 0);
+		cow_close(a2);
+		fa_close(&f);
+	}
+}
+
+/* Two arenas opened from one caller descriptor still exclude each other:
+ * each has its own open file description. */
+static void test_lock_same_fd(void **state)
+{
+	char path[256];
+	cow_arena *a, *a2;
+	int fd;
+
+	(void)state;
+	fd = th_make_file(TH_EXT4, SZ, path, sizeof(path));
+	assert_true(fd >= 0);
+	assert_int_equal(cow_open_fd(&a, fd, NULL), 0);
+	assert_int_equal(cow_open_fd(&a2, fd, NULL), -EBUSY);
+	assert_int_equal(cow_open(&a2, path, NULL), -EBUSY);
+	cow_close(a);
+	/* the caller's descriptor is still open: the lock went with close */
+	assert_int_equal(cow_open_fd(&a2, fd, NULL), 0);
+	cow_close(a2);
+	close(fd);
+	unlink(path);
+}
+
+struct race {
+	const char *path;
+	pthread_barrier_t *bar;
+	cow_arena *a;
+	int r;
+};
+
+static void *race_open(void *arg)
+{
+	struct race *x = arg;
+
+	pthread_barrier_wait(x->bar);
+	x->r = cow_open(&x->a, x->path, NULL);
+	return NULL;
+}
+
+/* Threads racing to open one file: exactly one wins, every round. */
+static void test_lock_threads(void **state)
+{
+	enum { N = 4, ROUNDS = 20 };
+	pthread_barrier_t bar;
+	struct race x[N];
+	pthread_t th[N];
+	char path[256];
+	int fd;
+
+	(void)state;
+	fd = th_make_file(TH_TMPFS, SZ, path, sizeof(path));
+	assert_true(fd >= 0);
+	pthread_barrier_init(&bar, NULL, N);
+	for (int round = 0; round < ROUNDS; round++) {
+		int won = 0;
+
+		for (int i = 0; i < N; i++) {
+			x[i] = (struct race){ path, &bar, NULL, 1 };
+			pthread_create(&th[i], NULL, race_open, &x[i]);
+		}
+		for (int i = 0; i < N; i++)
+			pthread_join(th[i], NULL);
+		for (int i = 0; i < N; i++) {
+			if (x[i].r == 0) {
+				won++;
+				cow_close(x[i].a);
+			} else {
+				assert_int_equal(x[i].r, -EBUSY);
+			}
+		}
+		assert_int_equal(won, 1);
+	}
+	pthread_barrier_destroy(&bar);
+	close(fd);
+	unlink(path);
+}
+
+struct child_open {
+	struct fa *f;
+	const struct cow_options *o;
+	int want;
+};
+
+static int child_open(void *arg)
+{
+	struct child_open *c = arg;
+	cow_arena *a;
+	int r = open_same(c->f, &a, c->o);
+
+	TH_CHECK(r == c->want);
+	if (r == 0)
+		cow_close(a);
+	return 0;
+}
+
+/* The lock holds across processes, and dies with its process. */
+static void test_lock_processes(void **state)
+{
+	(void)state;
+	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
+		struct child_open c;
+		int pfd[2], st;
+		cow_arena *a;
+		struct fa f;
+		pid_t pid;
+		char ch;
+
+		assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
+		c = (struct child_open){ &f, NULL, -EBUSY };
+		th_assert_exit0(th_in_child(child_open, &c));
+		c.o = &ro;
+		th_assert_exit0(th_in_child(child_open, &c));
+		cow_close(f.t.a);
+		f.t.a = NULL;
+		c.o = NULL;
+		c.want = 0;
+		th_assert_exit0(th_in_child(child_open, &c));
+
+		/* a child holds it and dies without closing */
+		assert_int_equal(pipe(pfd), 0);
+		pid = fork();
+		if (pid == 0) {
+			TH_CHECK(open_same(&f, &a, NULL) == 0);
+			TH_CHECK(write(pfd[1], "x", 1) == 1);
+			pause();
+			_exit(0);
+		}
+		assert_int_equal(read(pfd[0], &ch, 1), 1);
+		assert_int_equal(open_same(&f, &a, &ro), -EBUSY);
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_int_equal(open_same(&f, &a, NULL), 0);
+		cow_close(a);
+		close(pfd[0]);
+		close(pfd[1]);
+		fa_close(&f);
+	}
+}
+
+/* Someone else's pwrite shows through the pages the arena has not
+ * written (measured here, so a kernel that behaves otherwise is noticed),
+ * and the calls that depend on the base then refuse with -ESTALE. */
+static void test_outside_write(void **state)
+{
+	(void)state;
+	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
+		unsigned char *before = malloc(SZ);
+		char buf[PG];
+		struct fa f;
+		char *p;
+		int o;
+
+		assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
+		p = cow_base(f.t.a);
+		p[0] = 'A'; /* private */
+		(void)*(volatile char *)(p + 5 * PG); /* read: shared */
+		assert_int_equal(cow_discard(f.t.a), 0); /* not stale yet */
+		p[0] = 'A';
+		o = outsider(&f);
+		assert_true(o >= 0);
+		memset(buf, 'Z', sizeof(buf));
+		assert_int_equal(pwrite(o, buf, PG, 0), PG);
+		assert_int_equal(pwrite(o, buf, PG, 5 * PG), PG);
+		assert_int_equal(pwrite(o, buf, PG, 9 * PG), PG);
+		/* visible through read and unread pages, not written ones */
+		assert_int_equal(p[5 * PG + 17], 'Z');
+		assert_int_equal(p[9 * PG], 'Z');
+		assert_int_equal(p[0], 'A');
+		assert_int_equal(p[1], th_base_byte(b, 1));
+		memcpy(before, p, SZ);
+		assert_int_equal(cow_discard(f.t.a), -ESTALE);
+		assert_int_equal(cow_revert(f.t.a, p, PG), -ESTALE);
+		assert_int_equal(cow_grow(f.t.a, 2 * SZ), -ESTALE);
+		/* nothing changed; inspection still works */
+		assert_memory_equal(before, p, SZ);
+		assert_int_equal(cow_size(f.t.a), SZ);
+		assert_int_equal(cow_dirty(f.t.a, NULL, 0), 1);
+		/* the arena stays stale */
+		assert_int_equal(cow_discard(f.t.a), -ESTALE);
+		close(o);
+		fa_close(&f);
+		free(before);
+	}
+}
+
+/* A same-size change, a truncation that does not fault, a rename over the
+ * path and a deletion are all changes. */
+static void test_outside_kinds(void **state)
+{
+	char path2[256];
+	cow_arena *a;
+	struct fa f;
+	int fd2;
+
+	(void)state;
+	/* our own grow is not a change from outside */
+	assert_int_equal(fa_open(&f, TH_EXT4, SZ, NULL), 0);
+	assert_int_equal(cow_grow(f.t.a, 2 * SZ), 0);
+	assert_int_equal(cow_discard(f.t.a), 0);
+	/* growing the file from outside is */
+	assert_int_equal(ftruncate(f.fd, 3 * SZ), 0);
+	assert_int_equal(cow_discard(f.t.a), -ESTALE);
+	fa_close(&f);
+
+	/* renamed over */
+	assert_int_equal(fa_open(&f, TH_EXT4, SZ, NULL), 0);
+	fd2 = th_make_file(TH_EXT4, SZ, path2, sizeof(path2));
+	assert_true(fd2 >= 0);
+	assert_int_equal(rename(path2, f.t.path), 0);
+	assert_int_equal(cow_discard(f.t.a), -ESTALE);
+	/* the lock is on the old file: the new one is free */
+	assert_int_equal(cow_open(&a, f.t.path, NULL), 0);
+	cow_close(a);
+	close(fd2);
+	fa_close(&f);
+
+	/* deleted */
+	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, NULL), 0);
+	assert_int_equal(unlink(f.t.path), 0);
+	assert_int_equal(cow_revert(f.t.a, cow_base(f.t.a), PG), -ESTALE);
+	fa_close(&f);
+}
+
+static int truncate_to(struct fa *f, off_t len)
+{
+	int o = outsider(f);
+	int r = ftruncate(o, len);
+
+	close(o);
+	return r;
+}
+
+struct trunc_job {
+	struct fa *f;
+	off_t len;
+};
+
+static int child_truncate(void *arg)
+{
+	struct trunc_job *j = arg;
+
+	TH_CHECK(truncate_to(j->f, j->len) == 0);
+	return 0;
+}
+
+/* Reads then writes every page of the arena. */
+static void touch_all(char *p, size_t size)
+{
+	for (size_t off = 0; off < size; off += PG)
+		(void)*(volatile char *)(p + off + 100);
+	for (size_t off = 0; off < size; off += PG)
+		*(volatile char *)(p + off + 200) = 'w';
+}
+
+static size_t maps_now(void)
+{
+	return TH_MAPS_EXACT ? th_count_maps() : 0;
+}
+
+/* The file is truncated by another process: touching every page does not
+ * kill us; the lost tail reads zeros, the rest of the content stays, and
+ * the arena is stale. */
+static void test_truncate_sigbus(void **state)
+{
+	static const off_t lens[] = { 10 * PG + 100, 0 };
+
+	(void)state;
+	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
+		for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+			off_t len = lens[k];
+			size_t fds = th_count_fds(), maps = maps_now();
+			size_t keep = (size_t)(len + PG - 1) / PG;
+			struct trunc_job j;
+			struct cow_stats st;
+			struct fa f;
+			char *p;
+
+			assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
+			p = cow_base(f.t.a);
+			p[2 * PG] = 'P'; /* private, kept */
+			p[40 * PG] = 'Q'; /* private, in the lost tail */
+			j = (struct trunc_job){ &f, len };
+			th_assert_exit0(th_in_child(child_truncate, &j));
+			touch_all(p, SZ);
+			for (size_t pg = 0; pg < NPG; pg++) {
+				size_t off = pg * PG;
+
+				if (pg >= keep) {
+					assert_int_equal(p[off], 0);
+					assert_int_equal(p[off + 100], 0);
+				} else if (pg == 2) {
+					assert_int_equal(p[off], 'P');
+				} else {
+					assert_int_equal(
+					    (unsigned char)p[off + 99],
+					    th_base_byte(b, off + 99));
+				}
+				assert_int_equal(p[off + 200], 'w');
+			}
+			/* the budget holds: at most one mapping more */
+			assert_in_range(th_arena_maps(f.t.a), 1, 3);
+			assert_int_equal(cow_stats(f.t.a, &st), 0);
+			assert_int_equal(st.mappings, th_arena_maps(f.t.a));
+			assert_int_equal(cow_discard(f.t.a), -ESTALE);
+			assert_int_equal(cow_revert(f.t.a, p, PG), -ESTALE);
+			assert_int_equal(cow_grow(f.t.a, 2 * SZ), -ESTALE);
+			assert_true(cow_dirty(f.t.a, NULL, 0) >= 1);
+			fa_close(&f);
+			assert_int_equal(th_count_fds(), fds);
+			if (TH_MAPS_EXACT)
+				assert_int_equal(th_count_maps(), maps);
+		}
+	}
+}
+
+/* COW_ISOLATE: outside writes and truncation are invisible, cannot fault,
+ * and do not make discard or revert stale. */
+static void test_isolate(void **state)
+{
+	(void)state;
+	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(2 * SZ);
+		struct cow_options o = { .flags = COW_ISOLATE };
+		size_t fds = th_count_fds();
+		cow_arena *a2;
+		struct trunc_job j;
+		struct stat sb;
+		char buf[PG];
+		struct fa f;
+		char *p;
+		int out;
+
+		assert_int_equal(fa_open(&f, b, SZ, &o), 0);
+		/* the file itself stays locked */
+		assert_int_equal(open_same(&f, &a2, NULL), -EBUSY);
+		p = cow_base(f.t.a);
+		th_base_ref(b, ref, SZ);
+		assert_true(th_equal(&f.t, ref, SZ));
+		p[3 * PG] = 'i';
+		out = outsider(&f);
+		memset(buf, 'Z', sizeof(buf));
+		assert_int_equal(pwrite(out, buf, PG, 5 * PG), PG);
+		assert_int_equal((unsigned char)p[5 * PG],
+				 th_base_byte(b, 5 * PG));
+		j = (struct trunc_job){ &f, 0 };
+		th_assert_exit0(th_in_child(child_truncate, &j));
+		touch_all(p, SZ);
+		for (size_t off = 0; off < SZ; off += PG)
+			ref[off + 200] = 'w';
+		assert_int_equal(p[3 * PG], 'i');
+		ref[3 * PG] = 'i';
+		assert_true(th_equal(&f.t, ref, SZ));
+		/* the private base does not go stale */
+		assert_int_equal(cow_revert(f.t.a, p + 3 * PG, PG), 0);
+		assert_int_equal(cow_discard(f.t.a), 0);
+		th_base_ref(b, ref, SZ);
+		assert_true(th_equal(&f.t, ref, SZ));
+		/* grow grows the copy, not the file */
+		assert_int_equal(cow_grow(f.t.a, 2 * SZ), 0);
+		memset(ref + SZ, 0, SZ);
+		assert_true(th_equal(&f.t, ref, 2 * SZ));
+		assert_int_equal(fstat(out, &sb), 0);
+		assert_int_equal(sb.st_size, 0);
+		assert_in_range(th_arena_maps(f.t.a), 1, 3);
+		close(out);
+		fa_close(&f);
+		assert_int_equal(th_count_fds(), fds);
+		free(ref);
+	}
+}
+
+/* Isolated open variants: read-only, bigger than the file, sparse. */
+static void test_isolate_variants(void **state)
+{
+	struct cow_options o = { .flags = COW_ISOLATE | COW_READONLY };
+	cow_arena *a;
+	struct stat sb;
+	struct fa f;
+	char *p;
+
+	(void)state;
+	assert_int_equal(fa_open(&f, TH_EXT4, SZ, &o), 0);
+	assert_int_equal(cow_grow(f.t.a, 2 * SZ), -EROFS);
+	assert_int_equal(open_same(&f, &a, &o), 0); /* readers share */
+	cow_close(a);
+	fa_close(&f);
+
+	o.flags = COW_ISOLATE;
+	o.size = 4 * SZ;
+	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, &o), 0);
+	assert_int_equal(cow_size(f.t.a), 4 * SZ);
+	p = cow_base(f.t.a);
+	assert_int_equal((unsigned char)p[PG + 3], th_base_byte(TH_TMPFS, PG + 3));
+	assert_int_equal(p[3 * SZ], 0);
+	assert_int_equal(fstat(f.fd, &sb), 0);
+	assert_int_equal(sb.st_size, SZ); /* the file did not grow */
+	fa_close(&f);
+
+	/* a sparse file: holes stay holes in the copy, and read zero */
+	o.size = 0;
+	assert_int_equal(fa_open(&f, TH_EXT4, SZ, NULL), 0);
+	cow_close(f.t.a);
+	assert_int_equal(ftruncate(f.fd, 64 * SZ), 0);
+	assert_int_equal(open_same(&f, &f.t.a, &o), 0);
+	p = cow_base(f.t.a);
+	assert_int_equal(cow_size(f.t.a), 64 * SZ);
+	assert_int_equal(p[40 * SZ], 0);
+	assert_int_equal((unsigned char)p[7], th_base_byte(TH_EXT4, 7));
+	fa_close(&f);
+
+	assert_int_equal(cow_open_anon(&a, SZ, &(struct cow_options){
+						   .flags = COW_ISOLATE }),
+			 -EINVAL);
+}
+
+static sigjmp_buf jb;
+static volatile sig_atomic_t user_calls;
+static void *volatile user_addr;
+
+static void user_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	user_calls++;
+	user_addr = si->si_addr;
+	siglongjmp(jb, 1);
+}
+
+/* A shared mapping of a file that is then truncated: its access faults
+ * outside every arena. */
+static char *outside_fault_map(void)
+{
+	int fd = memfd_create("cowarena-outside", MFD_CLOEXEC);
+	char *m;
+
+	if (fd < 0 || ftruncate(fd, PG))
+		return NULL;
+	m = mmap(NULL, PG, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED || ftruncate(fd, 0))
+		return NULL;
+	close(fd);
+	return m;
+}
+
+static int handler_is(void (*fn)(int, siginfo_t *, void *))
+{
+	struct sigaction cur;
+
+	sigaction(SIGBUS, NULL, &cur);
+	return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == fn;
+}
+
+/* A fault outside every arena goes to the handler that was there before;
+ * the last close puts it back. Anonymous and isolated arenas install
+ * nothing. */
+static void test_sigbus_chain(void **state)
+{
+	struct sigaction act, old;
+	cow_arena *an, *ai;
+	struct fa f, g;
+	char *m;
+
+	(void)state;
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = user_handler;
+	act.sa_flags = SA_SIGINFO;
+	sigemptyset(&act.sa_mask);
+	assert_int_equal(sigaction(SIGBUS, &act, &old), 0);
+	m = outside_fault_map();
+	assert_non_null(m);
+
+	assert_int_equal(cow_open_anon(&an, SZ, NULL), 0);
+	assert_int_equal(fa_open(&g, TH_EXT4, SZ, &iso), 0);
+	ai = g.t.a;
+	assert_true(handler_is(user_handler));
+	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, NULL), 0);
+	assert_false(handler_is(user_handler));
+	user_calls = 0;
+	if (sigsetjmp(jb, 1) == 0)
+		(void)*(volatile char *)m;
+	assert_int_equal(user_calls, 1);
+	assert_ptr_equal(user_addr, m);
+	/* the arena is fine */
+	assert_int_equal(cow_discard(f.t.a), 0);
+	fa_close(&f);
+	assert_true(handler_is(user_handler));
+	(void)ai;
+	fa_close(&g);
+	cow_close(an);
+	munmap(m, PG);
+	assert_int_equal(sigaction(SIGBUS, &old, NULL), 0);
+}
+
+enum { DFL_FAULT, DFL_SENT, IGN_SENT, IGN_FAULT };
+
+static int child_chain(void *arg)
+{
+	int how = (int)(intptr_t)arg;
+	struct fa f;
+	char *m = outside_fault_map();
+
+	TH_CHECK(m);
+	signal(SIGBUS, how >= IGN_SENT ? SIG_IGN : SIG_DFL);
+	TH_CHECK(fa_open(&f, TH_TMPFS, SZ, NULL) == 0);
+	if (how == DFL_SENT || how == IGN_SENT)
+		raise(SIGBUS);
+	else
+		(void)*(volatile char *)m;
+	fa_close(&f);
+	return 0;
+}
+
+/* The previous default action still kills: a fault outside arenas and a
+ * sent SIGBUS with SIG_DFL; an ignored sent one is ignored, an ignored
+ * fault kills as the kernel would. */
+static void test_sigbus_default(void **state)
+{
+	int st;
+
+	(void)state;
+	st = th_in_child(child_chain, (void *)(intptr_t)DFL_FAULT);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS);
+	st = th_in_child(child_chain, (void *)(intptr_t)DFL_SENT);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS);
+	st = th_in_child(child_chain, (void *)(intptr_t)IGN_FAULT);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS);
+	th_assert_exit0(th_in_child(child_chain, (void *)(intptr_t)IGN_SENT));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lock_same_process),
+		cmocka_unit_test(test_lock_same_fd),
+		cmocka_unit_test(test_lock_threads),
+		cmocka_unit_test(test_lock_processes),
+		cmocka_unit_test(test_outside_write),
+		cmocka_unit_test(test_outside_kinds),
+		cmocka_unit_test(test_truncate_sigbus),
+		cmocka_unit_test(test_isolate),
+		cmocka_unit_test(test_isolate_variants),
+		cmocka_unit_test(test_sigbus_chain),
+		cmocka_unit_test(test_sigbus_default),
+	};
+
+	return cmocka_run_group_tests_name("guard", tests, NULL, NULL);
+}
