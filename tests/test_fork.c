@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/* fork and threads: what a child may do with inherited arenas, that it
+ * never touches the parent's lock, and different arenas used from
+ * different threads at once. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define PG 4096UL
+#define NPG 64
+#define SZ (NPG * PG)
+
+struct child_ctx {
+	struct th_arena *t;
+	unsigned char *ref; /* the content at fork */
+};
+
+/* In the child: the memory is its own copy; every call but the accessors
+ * and cow_close says -ECHILD. */
+static int child_rules(void *arg)
+{
+	struct child_ctx *c = arg;
+	cow_arena *a = c->t->a;
+	char *p = cow_base(a);
+	struct cow_range r[4];
+	struct cow_stats st;
+
+	TH_CHECK(memcmp(p, c->ref, SZ) == 0);
+	p[2 * PG] = 'c';
+	TH_CHECK(p[2 * PG] == 'c');
+	TH_CHECK(cow_discard(a) == -ECHILD);
+	TH_CHECK(cow_revert(a, p, PG) == -ECHILD);
+	TH_CHECK(cow_grow(a, 2 * SZ) == -ECHILD);
+	TH_CHECK(cow_dirty(a, r, 4) == -ECHILD);
+	TH_CHECK(cow_stats(a, &st) == -ECHILD);
+	TH_CHECK(cow_size(a) == SZ);
+	TH_CHECK(cow_reserved(a) == COW_DEFAULT_RESERVE);
+	TH_CHECK(p[2 * PG] == 'c'); /* the failed calls changed nothing */
+	TH_CHECK(cow_close(a) == 0);
+	return 0;
+}
+
+static void test_fork_child_rules(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(SZ);
+		struct child_ctx c;
+		struct th_arena t;
+		char *p;
+
+		assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+		p = cow_base(t.a);
+		p[PG] = 'p';
+		memcpy(ref, p, SZ);
+		c = (struct child_ctx){ &t, ref };
+		th_assert_exit0(th_in_child(child_rules, &c));
+		/* the parent's arena is untouched and works */
+		assert_memory_equal(p, ref, SZ);
+		assert_int_equal(cow_dirty(t.a, NULL, 0), 1);
+		if (t.path[0]) {
+			cow_arena *a2;
+
+			/* still locked: the child's close left the lock */
+			assert_int_equal(cow_open(&a2, t.path, NULL), -EBUSY);
+		}
+		assert_int_equal(cow_discard(t.a), 0);
+		assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+		th_close(&t);
+		free(ref);
+	}
+}
+
+/* A child that keeps its copy of the arena (and so of the lock's open file
+ * description) does not keep the file locked after the parent closes. */
+static void test_fork_child_outlives(void **state)
+{
+	struct th_arena t;
+	cow_arena *a2;
+	int pfd[2], st;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(th_open(&t, TH_EXT4, SZ, NULL), 0);
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		char ch;
+
+		close(pfd[1]);
+		(void)!read(pfd[0], &ch, 1); /* until the parent is done */
+		_exit(0);
+	}
+	close(pfd[0]);
+	cow_close(t.a);
+	t.a = NULL;
+	assert_int_equal(cow_open(&a2, t.path, NULL), 0);
+	cow_close(a2);
+	close(pfd[1]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	th_assert_exit0(st);
+	th_close(&t);
+}
+
+/* The SIGBUS guard holds in a child too: it truncates the file and
+ * touches every page of its copy. */
+static int child_truncates(void *arg)
+{
+	struct th_arena *t = arg;
+	char *p = cow_base(t->a);
+	int fd = open(t->path, O_RDWR);
+
+	TH_CHECK(fd >= 0 && ftruncate(fd, 3 * PG) == 0);
+	for (size_t off = 0; off < SZ; off += PG)
+		TH_CHECK(p[off + 1] == (off < 3 * PG ? (char)th_base_byte(
+							    t->b, off + 1)
+						      : 0));
+	TH_CHECK(cow_discard(t->a) == -ECHILD);
+	TH_CHECK(cow_close(t->a) == 0);
+	close(fd);
+	return 0;
+}
+
+static void test_fork_child_sigbus(void **state)
+{
+	struct th_arena t;
+
+	(void)state;
+	assert_int_equal(th_open(&t, TH_TMPFS, SZ, NULL), 0);
+	th_assert_exit0(th_in_child(child_truncates, &t));
+	/* the parent's arena sees the truncation too: stale, alive */
+	assert_int_equal(((char *)cow_base(t.a))[10 * PG], 0);
+	assert_int_equal(cow_discard(t.a), -ESTALE);
+	th_close(&t);
+}
+
+struct worker {
+	enum th_backing b;
+	unsigned seed;
+	int failures;
+};
+
+#define WCHECK(w, c)                                                      \
+	do {                                                              \
+		if (!(c)) {                                               \
+			fprintf(stderr, "# %s: %s:%d: %s\n",              \
+				th_backing_names[(w)->b], __FILE__, __LINE__, \
+				#c);                                      \
+			(w)->failures++;                                  \
+			goto out;                                         \
+		}                                                         \
+	} while (0)
+
+/* One arena per thread, opened and closed again and again (which installs
+ * and removes the SIGBUS handler concurrently), each checked against a
+ * reference copy after every operation. */
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char *ref = malloc(2 * SZ);
+
+	for (int round = 0; round < 8; round++) {
+		struct cow_options o = { .reserve = 2 * SZ };
+		struct cow_stats st;
+		struct th_arena t;
+		char *p;
+
+		WCHECK(w, th_open(&t, w->b, SZ, &o) == 0);
+		p = cow_base(t.a);
+		th_base_ref(w->b, ref, SZ);
+		for (int op = 0; op < 40; op++) {
+			size_t pg = (size_t)rand_r(&w->seed) % (cow_size(t.a) / PG);
+
+			switch (rand_r(&w->seed) % 8) {
+			case 0:
+				WCHECK(w, cow_revert(t.a, p + pg * PG, PG) == 0);
+				for (size_t i = pg * PG; i < (pg + 1) * PG; i++)
+					ref[i] = i < SZ ? th_base_byte(w->b, i)
+							: 0;
+				break;
+			case 1:
+				WCHECK(w, cow_discard(t.a) == 0);
+				th_base_ref(w->b, ref, SZ);
+				memset(ref + SZ, 0, cow_size(t.a) - SZ);
+				break;
+			case 2:
+				if (cow_size(t.a) == SZ) {
+					WCHECK(w, cow_grow(t.a, 2 * SZ) == 0);
+					memset(ref + SZ, 0, SZ);
+				}
+				break;
+			case 3:
+				WCHECK(w, cow_stats(t.a, &st) == 0);
+				WCHECK(w, st.mappings <= 3);
+				break;
+			default:
+				p[pg * PG + op] = (char)op;
+				ref[pg * PG + op] = (unsigned char)op;
+			}
+			WCHECK(w, memcmp(p, ref, cow_size(t.a)) == 0);
+		}
+		th_close(&t);
+	}
+out:
+	free(ref);
+	return NULL;
+}
+
+static void test_threads_arenas(void **state)
+{
+	struct worker w[TH_NBACKINGS * 2];
+	pthread_t th[TH_NBACKINGS * 2];
+
+	(void)state;
+	for (int i = 0; i < TH_NBACKINGS * 2; i++) {
+		w[i] = (struct worker){ (enum th_backing)(i % TH_NBACKINGS),
+					(unsigned)i * 7919u + 1, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]),
+				 0);
+	}
+	for (int i = 0; i < TH_NBACKINGS * 2; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fork_child_rules),
+		cmocka_unit_test(test_fork_child_outlives),
+		cmocka_unit_test(test_fork_child_sigbus),
+		cmocka_unit_test(test_threads_arenas),
+	};
+
+	return cmocka_run_group_tests_name("fork", tests, NULL, NULL);
+}
