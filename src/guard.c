@@ -159,11 +159,11 @@ int cow__guard_lock(int fd, int readonly)
 	return r;
 }
 
-/* Cannot fail for a lock we hold; closing the description would drop it
- * anyway once no fork child shares it. */
+/* Explicit, because a fork child may share the open file description
+ * and keep the lock alive after our close. */
 void cow__guard_unlock(int fd)
 {
-	(void)set_lock(fd, F_UNLCK);
+	cow__sys_ofd_unlock(fd);
 }
 
 /* ---- isolation ---- */

@@ -292,6 +292,18 @@ void cow__sys_unlink(const char *path)
 	(void)unlink(path);
 }
 
+/* Cleanup only, not injected (as close): removing a lock we hold cannot
+ * fail, and a failure could not be undone. */
+void cow__sys_ofd_unlock(int fd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_UNLCK;
+	fl.l_whence = SEEK_SET;
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
+}
+
 int cow__sys_sigaction(int sig, const struct sigaction *act,
 		       struct sigaction *old)
 {

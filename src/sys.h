@@ -67,6 +67,7 @@ int cow__sys_userfaultfd(int flags);
 ssize_t cow__sys_read(int fd, void *buf, size_t len);
 void cow__sys_close(int fd);
 void cow__sys_unlink(const char *path);
+void cow__sys_ofd_unlock(int fd);
 int cow__sys_sigaction(int sig, const struct sigaction *act,
 		       struct sigaction *old);
 int cow__sys_getrlimit(int resource, struct rlimit *rl);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "sys.h"
 
 #define PG 4096UL
 #define NPG 64
@@ -630,6 +631,164 @@ static void test_sigbus_default(void **state)
 	th_assert_exit0(th_in_child(child_chain, (void *)(intptr_t)IGN_SENT));
 }
 
+static void sigbus_now(struct sigaction *sa)
+{
+	assert_int_equal(sigaction(SIGBUS, NULL, sa), 0);
+}
+
+static off_t len_of(int fd)
+{
+	struct stat sb;
+
+	assert_int_equal(fstat(fd, &sb), 0);
+	return sb.st_size;
+}
+
+struct variant {
+	enum th_backing b;
+	unsigned flags;
+	size_t size; /* opt.size: 2 * SZ grows the file at open */
+};
+
+static const struct variant variants[] = {
+	{ TH_ANON, 0, 0 },	       { TH_MEMFD, 0, 0 },
+	{ TH_EXT4, 0, 0 },	       { TH_EXT4, COW_ISOLATE, 0 },
+	{ TH_MEMFD, COW_ISOLATE, 0 }, { TH_TMPFS, COW_READONLY, 0 },
+	{ TH_EXT4, 0, 2 * SZ },      { TH_TMPFS, COW_ISOLATE, 2 * SZ },
+};
+
+static int open_variant(struct fa *f, const struct variant *v, cow_arena **a)
+{
+	struct cow_options o = { .flags = v->flags, .size = v->size };
+
+	if (v->b == TH_ANON)
+		return cow_open_anon(a, SZ, NULL);
+	return open_same(f, a, &o);
+}
+
+/*
+ * Every call the open makes fails in turn (once, then from then on):
+ * the open returns that error and leaves nothing behind (descriptors,
+ * mappings, the file's size and lock, the SIGBUS handler), and opens
+ * once the fault is gone.
+ */
+static void test_open_faults(void **state)
+{
+	(void)state;
+	for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]);
+	     vi++) {
+		const struct variant *v = &variants[vi];
+		struct fa f;
+
+		memset(&f, 0, sizeof(f));
+		f.fd = -1;
+		if (v->b != TH_ANON) {
+			f.t.b = v->b;
+			f.fd = th_make_file(v->b, SZ, f.t.path,
+					    sizeof(f.t.path));
+			assert_true(f.fd >= 0);
+		}
+		for (int persist = 0; persist < 2; persist++) {
+			for (unsigned long nth = 1;; nth++) {
+				size_t fds = th_count_fds(), maps = maps_now();
+				struct sigaction before, after;
+				cow_arena *a = NULL;
+				int r;
+
+				sigbus_now(&before);
+				cow__fault_inject(COW__SYS_ANY, nth, EIO,
+						  persist);
+				r = open_variant(&f, v, &a);
+				cow__fault_reset();
+				if (r == 0) {
+					cow_close(a);
+					break;
+				}
+				assert_true(r < 0);
+				assert_int_equal(th_count_fds(), fds);
+				/* (persistent faults hit the undo's munmap too) */
+				if (TH_MAPS_EXACT && !persist)
+					assert_int_equal(th_count_maps(), maps);
+				sigbus_now(&after);
+				assert_ptr_equal(before.sa_handler,
+						 after.sa_handler);
+				if (f.fd >= 0 && !persist)
+					assert_int_equal(len_of(f.fd), SZ);
+				if (f.fd >= 0 && persist && len_of(f.fd) != SZ)
+					/* the undo failed too: put it back */
+					assert_int_equal(ftruncate(f.fd, SZ), 0);
+				/* unlocked: a writable open works */
+				assert_int_equal(open_variant(&f, v, &a), 0);
+				cow_close(a);
+				if (f.fd >= 0)
+					assert_int_equal(ftruncate(f.fd, SZ), 0);
+			}
+		}
+		if (f.fd >= 0) {
+			close(f.fd);
+			if (f.t.path[0])
+				unlink(f.t.path);
+		}
+	}
+}
+
+/*
+ * The same for cow_grow on every backing and isolated: a failure leaves
+ * the old size usable, the content and the file as they were, and the
+ * arena not stale (its own undone change is no change from outside).
+ */
+static void test_grow_faults(void **state)
+{
+	(void)state;
+	for (size_t vi = 0; vi < 5; vi++) {
+		const struct variant *v = &variants[vi];
+		unsigned char *ref = malloc(SZ);
+		cow_arena *a;
+		struct fa f;
+		char *p;
+
+		memset(&f, 0, sizeof(f));
+		f.fd = -1;
+		if (v->b != TH_ANON) {
+			f.t.b = v->b;
+			f.fd = th_make_file(v->b, SZ, f.t.path,
+					    sizeof(f.t.path));
+			assert_true(f.fd >= 0);
+		}
+		assert_int_equal(open_variant(&f, v, &a), 0);
+		p = cow_base(a);
+		p[3] = 'g';
+		memcpy(ref, p, SZ);
+		for (unsigned long nth = 1;; nth++) {
+			int r;
+
+			cow__fault_inject(COW__SYS_ANY, nth, EIO, 0);
+			r = cow_grow(a, 2 * SZ);
+			cow__fault_reset();
+			if (r == 0)
+				break;
+			assert_true(r < 0);
+			assert_int_equal(cow_size(a), SZ);
+			assert_memory_equal(p, ref, SZ);
+			if (f.fd >= 0)
+				assert_int_equal(len_of(f.fd), SZ);
+			assert_in_range(th_arena_maps(a), 1, 3);
+			assert_int_equal(cow_revert(a, p + PG, PG), 0);
+		}
+		assert_int_equal(cow_size(a), 2 * SZ);
+		assert_int_equal(p[3], 'g');
+		assert_int_equal(p[SZ + 5], 0);
+		assert_int_equal(cow_discard(a), 0);
+		cow_close(a);
+		if (f.fd >= 0) {
+			close(f.fd);
+			if (f.t.path[0])
+				unlink(f.t.path);
+		}
+		free(ref);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +803,8 @@ int main(void)
 		cmocka_unit_test(test_isolate_variants),
 		cmocka_unit_test(test_sigbus_chain),
 		cmocka_unit_test(test_sigbus_default),
+		cmocka_unit_test(test_open_faults),
+		cmocka_unit_test(test_grow_faults),
 	};
 
 	return cmocka_run_group_tests_name("guard", tests, NULL, NULL);
