@@ -39,8 +39,8 @@ TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
 
-.PHONY: all lib test demo bench deps asan ubsan tsan install uninstall \
-	format format-check clean
+.PHONY: all lib test demo bench deps asan ubsan tsan check-all coverage \
+	install uninstall format format-check clean
 
 all: lib $(BUILD)/cowarena $(EXAMPLES)
 
@@ -120,6 +120,35 @@ asan ubsan: deps
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan CFLAGS="$(SAN_FLAGS)" \
 		EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" test
+
+# Everything CI runs: the tests plain, under ASan+UBSan and under TSan, then
+# a bounded fuzz run (FUZZ_TIME seconds) when the Makefile has a fuzz target.
+FUZZ_TIME ?= 60
+check-all:
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory tsan
+	@if $(MAKE) -n fuzz >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_TIME); \
+	else \
+		echo "check-all: no fuzz target in this tree, fuzzing skipped"; \
+	fi
+
+# Line coverage of src/ by the test suite (gcovr, Debian package gcovr).
+coverage: deps
+	@command -v gcovr >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y -qq gcovr >/dev/null || exit 1; \
+		else \
+			echo "missing gcovr; run: sudo apt-get install -y gcovr"; \
+			exit 1; \
+		fi; }
+	@mkdir -p build/cov/obj && rm -f build/cov/obj/*.gcda
+	@$(MAKE) --no-print-directory BUILD=build/cov CFLAGS="-O0 -g" \
+		EXTRA_CFLAGS="--coverage -DCOW_COVERAGE" EXTRA_LDFLAGS="--coverage" test \
+		>build/coverage-test.log 2>&1 || { tail -n 30 build/coverage-test.log; exit 1; }
+	@tail -n 1 build/coverage-test.log
+	@gcovr -r . --filter 'src/' --exclude 'src/cli/' build/cov/obj
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR)

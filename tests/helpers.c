@@ -158,6 +158,11 @@ size_t th_arena_maps(const cow_arena *a)
 	return count_maps_in(b, b + cow_reserved(a));
 }
 
+#ifdef COW_COVERAGE
+/* The coverage runtime's: _exit skips its atexit handler. */
+extern void __gcov_dump(void);
+#endif
+
 int th_in_child(int (*fn)(void *), void *arg)
 {
 	int status = -1;
@@ -165,8 +170,14 @@ int th_in_child(int (*fn)(void *), void *arg)
 
 	fflush(NULL);
 	pid = fork();
-	if (pid == 0)
-		_exit(fn(arg));
+	if (pid == 0) {
+		int rc = fn(arg);
+
+#ifdef COW_COVERAGE
+		__gcov_dump();
+#endif
+		_exit(rc);
+	}
 	if (pid < 0)
 		return -1;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

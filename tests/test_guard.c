@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "sys.h"
+#include "internal.h"
 
 #define PG 4096UL
 #define NPG 64
@@ -789,6 +789,140 @@ static void test_grow_faults(void **state)
 	}
 }
 
+/* The hooks a commit calls: cow__guard_check_commit also sees outside
+ * changes under an isolated base, and cow__guard_refresh accepts the
+ * file's state as the arena's own (as after a commit wrote it). */
+static void test_commit_hooks(void **state)
+{
+	char buf[PG];
+	cow_arena *an;
+	struct fa f;
+	int o;
+
+	(void)state;
+	for (int isolated = 0; isolated < 2; isolated++) {
+		assert_int_equal(fa_open(&f, TH_EXT4, SZ,
+					 isolated ? &iso : NULL),
+				 0);
+		assert_int_equal(cow__guard_check_commit(f.t.a), 0);
+		o = outsider(&f);
+		memset(buf, 'c', sizeof(buf));
+		assert_int_equal(pwrite(o, buf, PG, 0), PG);
+		close(o);
+		assert_int_equal(cow__guard_check(f.t.a),
+				 isolated ? 0 : -ESTALE);
+		assert_int_equal(cow__guard_check_commit(f.t.a), -ESTALE);
+		assert_int_equal(cow__guard_refresh(f.t.a), 0);
+		assert_int_equal(cow__guard_check_commit(f.t.a), 0);
+		assert_int_equal(cow_discard(f.t.a), 0);
+		fa_close(&f);
+	}
+	assert_int_equal(cow_open_anon(&an, SZ, NULL), 0);
+	assert_int_equal(cow__guard_check_commit(an), 0);
+	assert_int_equal(cow__guard_refresh(an), 0);
+	cow_close(an);
+}
+
+/* More watched arenas than one registry chunk holds: a truncation fault
+ * in the last one is still caught; the handler goes when they all close. */
+static void test_many_arenas(void **state)
+{
+	enum { N = 70 };
+	struct sigaction before, after;
+	static struct fa f[N];
+	char *p;
+
+	(void)state;
+	sigbus_now(&before);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(fa_open(&f[i], TH_TMPFS, 4 * PG, NULL), 0);
+	assert_int_equal(truncate_to(&f[N - 1], PG), 0);
+	p = cow_base(f[N - 1].t.a);
+	assert_int_equal(p[3 * PG], 0);
+	assert_int_equal(cow_discard(f[N - 1].t.a), -ESTALE);
+	assert_int_equal(cow_discard(f[0].t.a), 0);
+	for (int i = 0; i < N; i++)
+		fa_close(&f[i]);
+	sigbus_now(&after);
+	assert_ptr_equal(before.sa_handler, after.sa_handler);
+}
+
+/* Removing the handler fails: it stays, harmless; the next arena keeps
+ * the handler saved before it, and the last close restores that one. */
+static void test_handler_removal_fails(void **state)
+{
+	struct sigaction before, after;
+	struct fa f;
+
+	(void)state;
+	sigbus_now(&before);
+	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, NULL), 0);
+	cow__fault_inject(COW__SYS_SIGNAL, 1, EINTR, 1);
+	fa_close(&f);
+	cow__fault_reset();
+	sigbus_now(&after);
+	assert_ptr_not_equal(before.sa_handler, after.sa_handler);
+	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, NULL), 0);
+	assert_int_equal(truncate_to(&f, 0), 0);
+	assert_int_equal(((char *)cow_base(f.t.a))[5], 0);
+	fa_close(&f);
+	sigbus_now(&after);
+	assert_ptr_equal(before.sa_handler, after.sa_handler);
+}
+
+/* A relative path: the reflink attempt looks in the current directory. */
+static void test_isolate_relative(void **state)
+{
+	struct cow_options o = { .flags = COW_ISOLATE };
+	char cwd[512];
+	cow_arena *a;
+	struct fa f;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(fa_open(&f, TH_EXT4, SZ, NULL), 0);
+	cow_close(f.t.a);
+	f.t.a = NULL;
+	assert_int_equal(chdir(th_dir(TH_EXT4)), 0);
+	assert_int_equal(cow_open(&a, strrchr(f.t.path, '/') + 1, &o), 0);
+	assert_int_equal(chdir(cwd), 0);
+	assert_int_equal((unsigned char)((char *)cow_base(a))[PG + 1],
+			 th_base_byte(TH_EXT4, PG + 1));
+	cow_close(a);
+	fa_close(&f);
+}
+
+static void bus_plain(int sig)
+{
+	(void)sig;
+	user_calls++;
+	siglongjmp(jb, 1);
+}
+
+/* A previous handler without SA_SIGINFO is called the way it expects. */
+static void test_sigbus_chain_plain(void **state)
+{
+	struct sigaction act, old;
+	struct fa f;
+	char *m;
+
+	(void)state;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = bus_plain;
+	sigemptyset(&act.sa_mask);
+	assert_int_equal(sigaction(SIGBUS, &act, &old), 0);
+	m = outside_fault_map();
+	assert_non_null(m);
+	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, NULL), 0);
+	user_calls = 0;
+	if (sigsetjmp(jb, 1) == 0)
+		(void)*(volatile char *)m;
+	assert_int_equal(user_calls, 1);
+	fa_close(&f);
+	munmap(m, PG);
+	assert_int_equal(sigaction(SIGBUS, &old, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +939,11 @@ int main(void)
 		cmocka_unit_test(test_sigbus_default),
 		cmocka_unit_test(test_open_faults),
 		cmocka_unit_test(test_grow_faults),
+		cmocka_unit_test(test_commit_hooks),
+		cmocka_unit_test(test_many_arenas),
+		cmocka_unit_test(test_handler_removal_fails),
+		cmocka_unit_test(test_isolate_relative),
+		cmocka_unit_test(test_sigbus_chain_plain),
 	};
 
 	return cmocka_run_group_tests_name("guard", tests, NULL, NULL);
