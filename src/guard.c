@@ -82,7 +82,8 @@ int cow__guard_ident(int fd, struct cow__ident *id)
 	return 0;
 }
 
-static int ident_same(const struct cow__ident *was, const struct cow__ident *now)
+static int ident_same(const struct cow__ident *was,
+		      const struct cow__ident *now)
 {
 	return was->dev == now->dev && was->ino == now->ino &&
 	       was->size == now->size &&
@@ -250,14 +251,16 @@ static int isolate_memfd(int fd, off_t len, int *out)
 	r = cow__guard_fsize(len);
 	if (r < 0)
 		return r;
-	mfd = cow__sys_memfd("cowarena-isolated", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	mfd = cow__sys_memfd("cowarena-isolated",
+			     MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return mfd;
 	r = cow__sys_ftruncate(mfd, len);
 	if (r == 0)
 		r = copy_into(mfd, fd, len);
 	if (r == 0) {
-		r = cow__sys_fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL);
+		r = cow__sys_fcntl(mfd, F_ADD_SEALS,
+				   F_SEAL_SHRINK | F_SEAL_SEAL);
 		r = r > 0 ? 0 : r;
 	}
 	if (r < 0) {
@@ -312,42 +315,49 @@ static struct slot *slot_at(int idx)
 	return &c->s[idx];
 }
 
-/* Finds the slot of the arena whose mapped bytes hold addr and fixes the
- * fault there; 0 when no arena holds it or the fix failed. */
+/*
+ * Replaces the lost tail of the arena in slot s, which holds addr: from
+ * the faulting page, or the first page past the file's new end if that is
+ * lower, to the arena's end; everything there faults or soon would.
+ */
+static int fix_slot(struct slot *s, uintptr_t start, uintptr_t end,
+		    uintptr_t addr)
+{
+	uintptr_t mask = ~(uintptr_t)(guard_pgsz - 1), lo = addr & mask;
+	int fd = __atomic_load_n(&s->fd, __ATOMIC_RELAXED);
+	int *stale = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
+	struct stat st;
+
+	if (cow__sys_sig_fstat(fd, &st) == 0) {
+		uintptr_t eof = ((uintptr_t)st.st_size + guard_pgsz - 1) & mask;
+
+		if (eof < end - start && start + eof < lo)
+			lo = start + eof;
+	}
+	if (cow__sys_sig_map_zero((void *)lo, end - lo) < 0)
+		return 0;
+	__atomic_store_n(stale, 1, __ATOMIC_RELEASE);
+	return 1;
+}
+
+/* Fixes the fault at addr if an arena holds it; 0 when none does or the
+ * fix failed. */
 static int fix_fault(uintptr_t addr)
 {
 	for (struct chunk *c = &first_chunk; c;
 	     c = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE)) {
 		for (int i = 0; i < CHUNK_SLOTS; i++) {
 			struct slot *s = &c->s[i];
-			uintptr_t start, end, lo, eof;
-			struct stat st;
+			uintptr_t start, end;
 
 			if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) !=
 			    SLOT_LIVE)
 				continue;
 			start = __atomic_load_n(&s->start, __ATOMIC_RELAXED);
-			end = start + __atomic_load_n(&s->size, __ATOMIC_RELAXED);
-			if (addr < start || addr >= end)
-				continue;
-			/* From the faulting page, or the first page past the
-			 * new end of the file if that is lower, to the end:
-			 * everything there faults or soon will. */
-			lo = addr & ~(uintptr_t)(guard_pgsz - 1);
-			if (cow__sys_sig_fstat(__atomic_load_n(&s->fd,
-							       __ATOMIC_RELAXED),
-					       &st) == 0) {
-				eof = ((uintptr_t)st.st_size + guard_pgsz - 1) &
-				      ~(uintptr_t)(guard_pgsz - 1);
-				if (eof < end - start && start + eof < lo)
-					lo = start + eof;
-			}
-			if (cow__sys_sig_map_zero((void *)lo, end - lo) < 0)
-				return 0;
-			__atomic_store_n(__atomic_load_n(&s->stale,
-							 __ATOMIC_RELAXED),
-					 1, __ATOMIC_RELEASE);
-			return 1;
+			end =
+			    start + __atomic_load_n(&s->size, __ATOMIC_RELAXED);
+			if (addr >= start && addr < end)
+				return fix_slot(s, start, end, addr);
 		}
 	}
 	return 0;
@@ -430,8 +440,8 @@ static int find_slot(void)
 		struct chunk *next;
 
 		for (int i = 0; i < CHUNK_SLOTS; i++)
-			if (__atomic_load_n(&c->s[i].state,
-					    __ATOMIC_RELAXED) == SLOT_FREE)
+			if (__atomic_load_n(&c->s[i].state, __ATOMIC_RELAXED) ==
+			    SLOT_FREE)
 				return base + i;
 		next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
 		if (!next) {

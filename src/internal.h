@@ -51,13 +51,14 @@ struct cow_arena {
 	int fd;
 	int file_fd;
 	enum cow__kind kind;
-	unsigned flags; /* COW_* from the options */
-	off_t
-	    file_size; /* the base file's length in bytes (may be unaligned) */
-	pid_t pid;     /* the opener: other processes (fork children) get
-			  -ECHILD from every call but cow_close */
-	int stale; /* atomic, sticky: the base was lost (a truncation fault
-		      replaced its tail with zeros); set by the SIGBUS handler */
+	unsigned flags;	 /* COW_* from the options */
+	off_t file_size; /* the base's length in bytes (may be unaligned) */
+	/* The opener: other processes (fork children) get -ECHILD from
+	 * every call but cow_close. */
+	pid_t pid;
+	/* Atomic, sticky: the base was lost (a truncation fault replaced its
+	 * tail with zeros); set by the SIGBUS handler. */
+	int stale;
 	int guard_slot;		 /* SIGBUS registry slot, -1 when unwatched */
 	struct cow__ident ident; /* the real file at open or our last change */
 };

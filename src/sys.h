@@ -33,8 +33,8 @@ enum cow__sys_kind {
 	COW__SYS_FCNTL,
 	COW__SYS_UFFD, /* the userfaultfd(2) system call */
 	COW__SYS_MALLOC,
-	COW__SYS_URING, /* io_uring setup and submission */
-	COW__SYS_CQE,	/* the result of an io_uring completion */
+	COW__SYS_URING,	 /* io_uring setup and submission */
+	COW__SYS_CQE,	 /* the result of an io_uring completion */
 	COW__SYS_SIGNAL, /* sigaction(2): installing the SIGBUS guard */
 	COW__SYS_NKINDS
 };

@@ -62,7 +62,7 @@ static void test_fork_child_rules(void **state)
 		p = cow_base(t.a);
 		p[PG] = 'p';
 		memcpy(ref, p, SZ);
-		c = (struct child_ctx){ &t, ref };
+		c = (struct child_ctx){&t, ref};
 		th_assert_exit0(th_in_child(child_rules, &c));
 		/* the parent's arena is untouched and works */
 		assert_memory_equal(p, ref, SZ);
@@ -122,9 +122,9 @@ static int child_truncates(void *arg)
 
 	TH_CHECK(fd >= 0 && ftruncate(fd, 3 * PG) == 0);
 	for (size_t off = 0; off < SZ; off += PG)
-		TH_CHECK(p[off + 1] == (off < 3 * PG ? (char)th_base_byte(
-							    t->b, off + 1)
-						      : 0));
+		TH_CHECK(
+		    p[off + 1] ==
+		    (off < 3 * PG ? (char)th_base_byte(t->b, off + 1) : 0));
 	TH_CHECK(cow_discard(t->a) == -ECHILD);
 	TH_CHECK(cow_close(t->a) == 0);
 	close(fd);
@@ -150,15 +150,15 @@ struct worker {
 	int failures;
 };
 
-#define WCHECK(w, c)                                                      \
-	do {                                                              \
-		if (!(c)) {                                               \
-			fprintf(stderr, "# %s: %s:%d: %s\n",              \
+#define WCHECK(w, c)                                                          \
+	do {                                                                  \
+		if (!(c)) {                                                   \
+			fprintf(stderr, "# %s: %s:%d: %s\n",                  \
 				th_backing_names[(w)->b], __FILE__, __LINE__, \
-				#c);                                      \
-			(w)->failures++;                                  \
-			goto out;                                         \
-		}                                                         \
+				#c);                                          \
+			(w)->failures++;                                      \
+			goto out;                                             \
+		}                                                             \
 	} while (0)
 
 /* One arena per thread, opened and closed again and again (which installs
@@ -170,7 +170,7 @@ static void *worker_run(void *arg)
 	unsigned char *ref = malloc(2 * SZ);
 
 	for (int round = 0; round < 8; round++) {
-		struct cow_options o = { .reserve = 2 * SZ };
+		struct cow_options o = {.reserve = 2 * SZ};
 		struct cow_stats st;
 		struct th_arena t;
 		char *p;
@@ -179,14 +179,16 @@ static void *worker_run(void *arg)
 		p = cow_base(t.a);
 		th_base_ref(w->b, ref, SZ);
 		for (int op = 0; op < 40; op++) {
-			size_t pg = (size_t)rand_r(&w->seed) % (cow_size(t.a) / PG);
+			size_t pg =
+			    (size_t)rand_r(&w->seed) % (cow_size(t.a) / PG);
 
 			switch (rand_r(&w->seed) % 8) {
 			case 0:
-				WCHECK(w, cow_revert(t.a, p + pg * PG, PG) == 0);
+				WCHECK(w,
+				       cow_revert(t.a, p + pg * PG, PG) == 0);
 				for (size_t i = pg * PG; i < (pg + 1) * PG; i++)
-					ref[i] = i < SZ ? th_base_byte(w->b, i)
-							: 0;
+					ref[i] =
+					    i < SZ ? th_base_byte(w->b, i) : 0;
 				break;
 			case 1:
 				WCHECK(w, cow_discard(t.a) == 0);
@@ -223,10 +225,10 @@ static void test_threads_arenas(void **state)
 
 	(void)state;
 	for (int i = 0; i < TH_NBACKINGS * 2; i++) {
-		w[i] = (struct worker){ (enum th_backing)(i % TH_NBACKINGS),
-					(unsigned)i * 7919u + 1, 0 };
-		assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]),
-				 0);
+		w[i] = (struct worker){(enum th_backing)(i % TH_NBACKINGS),
+				       (unsigned)i * 7919u + 1, 0};
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
 	}
 	for (int i = 0; i < TH_NBACKINGS * 2; i++) {
 		pthread_join(th[i], NULL);
@@ -237,10 +239,10 @@ static void test_threads_arenas(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fork_child_rules),
-		cmocka_unit_test(test_fork_child_outlives),
-		cmocka_unit_test(test_fork_child_sigbus),
-		cmocka_unit_test(test_threads_arenas),
+	    cmocka_unit_test(test_fork_child_rules),
+	    cmocka_unit_test(test_fork_child_outlives),
+	    cmocka_unit_test(test_fork_child_sigbus),
+	    cmocka_unit_test(test_threads_arenas),
 	};
 
 	return cmocka_run_group_tests_name("fork", tests, NULL, NULL);

@@ -65,8 +65,8 @@ static int outsider(struct fa *f)
 	return open(link, O_RDWR | O_CLOEXEC);
 }
 
-static const struct cow_options ro = { .flags = COW_READONLY };
-static const struct cow_options iso = { .flags = COW_ISOLATE };
+static const struct cow_options ro = {.flags = COW_READONLY};
+static const struct cow_options iso = {.flags = COW_ISOLATE};
 
 static void test_lock_same_process(void **state)
 {
@@ -159,7 +159,7 @@ static void test_lock_threads(void **state)
 		int won = 0;
 
 		for (int i = 0; i < N; i++) {
-			x[i] = (struct race){ path, &bar, NULL, 1 };
+			x[i] = (struct race){path, &bar, NULL, 1};
 			pthread_create(&th[i], NULL, race_open, &x[i]);
 		}
 		for (int i = 0; i < N; i++)
@@ -210,7 +210,7 @@ static void test_lock_processes(void **state)
 		char ch;
 
 		assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
-		c = (struct child_open){ &f, NULL, -EBUSY };
+		c = (struct child_open){&f, NULL, -EBUSY};
 		th_assert_exit0(th_in_child(child_open, &c));
 		c.o = &ro;
 		th_assert_exit0(th_in_child(child_open, &c));
@@ -256,8 +256,8 @@ static void test_outside_write(void **state)
 
 		assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
 		p = cow_base(f.t.a);
-		p[0] = 'A'; /* private */
-		(void)*(volatile char *)(p + 5 * PG); /* read: shared */
+		p[0] = 'A';				 /* private */
+		(void)*(volatile char *)(p + 5 * PG);	 /* read: shared */
 		assert_int_equal(cow_discard(f.t.a), 0); /* not stale yet */
 		p[0] = 'A';
 		o = outsider(&f);
@@ -366,7 +366,7 @@ static size_t maps_now(void)
  * the arena is stale. */
 static void test_truncate_sigbus(void **state)
 {
-	static const off_t lens[] = { 10 * PG + 100, 0 };
+	static const off_t lens[] = {10 * PG + 100, 0};
 
 	(void)state;
 	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
@@ -381,9 +381,9 @@ static void test_truncate_sigbus(void **state)
 
 			assert_int_equal(fa_open(&f, b, SZ, NULL), 0);
 			p = cow_base(f.t.a);
-			p[2 * PG] = 'P'; /* private, kept */
+			p[2 * PG] = 'P';  /* private, kept */
 			p[40 * PG] = 'Q'; /* private, in the lost tail */
-			j = (struct trunc_job){ &f, len };
+			j = (struct trunc_job){&f, len};
 			th_assert_exit0(th_in_child(child_truncate, &j));
 			touch_all(p, SZ);
 			for (size_t pg = 0; pg < NPG; pg++) {
@@ -424,7 +424,7 @@ static void test_isolate(void **state)
 	(void)state;
 	for (int b = TH_MEMFD; b < TH_NBACKINGS; b++) {
 		unsigned char *ref = malloc(2 * SZ);
-		struct cow_options o = { .flags = COW_ISOLATE };
+		struct cow_options o = {.flags = COW_ISOLATE};
 		size_t fds = th_count_fds();
 		cow_arena *a2;
 		struct trunc_job j;
@@ -446,7 +446,7 @@ static void test_isolate(void **state)
 		assert_int_equal(pwrite(out, buf, PG, 5 * PG), PG);
 		assert_int_equal((unsigned char)p[5 * PG],
 				 th_base_byte(b, 5 * PG));
-		j = (struct trunc_job){ &f, 0 };
+		j = (struct trunc_job){&f, 0};
 		th_assert_exit0(th_in_child(child_truncate, &j));
 		touch_all(p, SZ);
 		for (size_t off = 0; off < SZ; off += PG)
@@ -476,7 +476,7 @@ static void test_isolate(void **state)
 /* Isolated open variants: read-only, bigger than the file, sparse. */
 static void test_isolate_variants(void **state)
 {
-	struct cow_options o = { .flags = COW_ISOLATE | COW_READONLY };
+	struct cow_options o = {.flags = COW_ISOLATE | COW_READONLY};
 	cow_arena *a;
 	struct stat sb;
 	struct fa f;
@@ -494,7 +494,8 @@ static void test_isolate_variants(void **state)
 	assert_int_equal(fa_open(&f, TH_TMPFS, SZ, &o), 0);
 	assert_int_equal(cow_size(f.t.a), 4 * SZ);
 	p = cow_base(f.t.a);
-	assert_int_equal((unsigned char)p[PG + 3], th_base_byte(TH_TMPFS, PG + 3));
+	assert_int_equal((unsigned char)p[PG + 3],
+			 th_base_byte(TH_TMPFS, PG + 3));
 	assert_int_equal(p[3 * SZ], 0);
 	assert_int_equal(fstat(f.fd, &sb), 0);
 	assert_int_equal(sb.st_size, SZ); /* the file did not grow */
@@ -512,9 +513,9 @@ static void test_isolate_variants(void **state)
 	assert_int_equal((unsigned char)p[7], th_base_byte(TH_EXT4, 7));
 	fa_close(&f);
 
-	assert_int_equal(cow_open_anon(&a, SZ, &(struct cow_options){
-						   .flags = COW_ISOLATE }),
-			 -EINVAL);
+	assert_int_equal(
+	    cow_open_anon(&a, SZ, &(struct cow_options){.flags = COW_ISOLATE}),
+	    -EINVAL);
 }
 
 static sigjmp_buf jb;
@@ -651,15 +652,19 @@ struct variant {
 };
 
 static const struct variant variants[] = {
-	{ TH_ANON, 0, 0 },	       { TH_MEMFD, 0, 0 },
-	{ TH_EXT4, 0, 0 },	       { TH_EXT4, COW_ISOLATE, 0 },
-	{ TH_MEMFD, COW_ISOLATE, 0 }, { TH_TMPFS, COW_READONLY, 0 },
-	{ TH_EXT4, 0, 2 * SZ },      { TH_TMPFS, COW_ISOLATE, 2 * SZ },
+    {TH_ANON, 0, 0},
+    {TH_MEMFD, 0, 0},
+    {TH_EXT4, 0, 0},
+    {TH_EXT4, COW_ISOLATE, 0},
+    {TH_MEMFD, COW_ISOLATE, 0},
+    {TH_TMPFS, COW_READONLY, 0},
+    {TH_EXT4, 0, 2 * SZ},
+    {TH_TMPFS, COW_ISOLATE, 2 * SZ},
 };
 
 static int open_variant(struct fa *f, const struct variant *v, cow_arena **a)
 {
-	struct cow_options o = { .flags = v->flags, .size = v->size };
+	struct cow_options o = {.flags = v->flags, .size = v->size};
 
 	if (v->b == TH_ANON)
 		return cow_open_anon(a, SZ, NULL);
@@ -675,8 +680,7 @@ static int open_variant(struct fa *f, const struct variant *v, cow_arena **a)
 static void test_open_faults(void **state)
 {
 	(void)state;
-	for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]);
-	     vi++) {
+	for (size_t vi = 0; vi < sizeof(variants) / sizeof(variants[0]); vi++) {
 		const struct variant *v = &variants[vi];
 		struct fa f;
 
@@ -684,8 +688,8 @@ static void test_open_faults(void **state)
 		f.fd = -1;
 		if (v->b != TH_ANON) {
 			f.t.b = v->b;
-			f.fd = th_make_file(v->b, SZ, f.t.path,
-					    sizeof(f.t.path));
+			f.fd =
+			    th_make_file(v->b, SZ, f.t.path, sizeof(f.t.path));
 			assert_true(f.fd >= 0);
 		}
 		for (int persist = 0; persist < 2; persist++) {
@@ -706,7 +710,8 @@ static void test_open_faults(void **state)
 				}
 				assert_true(r < 0);
 				assert_int_equal(th_count_fds(), fds);
-				/* (persistent faults hit the undo's munmap too) */
+				/* (persistent faults hit the undo's munmap too)
+				 */
 				if (TH_MAPS_EXACT && !persist)
 					assert_int_equal(th_count_maps(), maps);
 				sigbus_now(&after);
@@ -716,12 +721,14 @@ static void test_open_faults(void **state)
 					assert_int_equal(len_of(f.fd), SZ);
 				if (f.fd >= 0 && persist && len_of(f.fd) != SZ)
 					/* the undo failed too: put it back */
-					assert_int_equal(ftruncate(f.fd, SZ), 0);
+					assert_int_equal(ftruncate(f.fd, SZ),
+							 0);
 				/* unlocked: a writable open works */
 				assert_int_equal(open_variant(&f, v, &a), 0);
 				cow_close(a);
 				if (f.fd >= 0)
-					assert_int_equal(ftruncate(f.fd, SZ), 0);
+					assert_int_equal(ftruncate(f.fd, SZ),
+							 0);
 			}
 		}
 		if (f.fd >= 0) {
@@ -751,8 +758,8 @@ static void test_grow_faults(void **state)
 		f.fd = -1;
 		if (v->b != TH_ANON) {
 			f.t.b = v->b;
-			f.fd = th_make_file(v->b, SZ, f.t.path,
-					    sizeof(f.t.path));
+			f.fd =
+			    th_make_file(v->b, SZ, f.t.path, sizeof(f.t.path));
 			assert_true(f.fd >= 0);
 		}
 		assert_int_equal(open_variant(&f, v, &a), 0);
@@ -801,9 +808,8 @@ static void test_commit_hooks(void **state)
 
 	(void)state;
 	for (int isolated = 0; isolated < 2; isolated++) {
-		assert_int_equal(fa_open(&f, TH_EXT4, SZ,
-					 isolated ? &iso : NULL),
-				 0);
+		assert_int_equal(
+		    fa_open(&f, TH_EXT4, SZ, isolated ? &iso : NULL), 0);
 		assert_int_equal(cow__guard_check_commit(f.t.a), 0);
 		o = outsider(&f);
 		memset(buf, 'c', sizeof(buf));
@@ -873,7 +879,7 @@ static void test_handler_removal_fails(void **state)
 /* A relative path: the reflink attempt looks in the current directory. */
 static void test_isolate_relative(void **state)
 {
-	struct cow_options o = { .flags = COW_ISOLATE };
+	struct cow_options o = {.flags = COW_ISOLATE};
 	char cwd[512];
 	cow_arena *a;
 	struct fa f;
@@ -926,24 +932,24 @@ static void test_sigbus_chain_plain(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lock_same_process),
-		cmocka_unit_test(test_lock_same_fd),
-		cmocka_unit_test(test_lock_threads),
-		cmocka_unit_test(test_lock_processes),
-		cmocka_unit_test(test_outside_write),
-		cmocka_unit_test(test_outside_kinds),
-		cmocka_unit_test(test_truncate_sigbus),
-		cmocka_unit_test(test_isolate),
-		cmocka_unit_test(test_isolate_variants),
-		cmocka_unit_test(test_sigbus_chain),
-		cmocka_unit_test(test_sigbus_default),
-		cmocka_unit_test(test_open_faults),
-		cmocka_unit_test(test_grow_faults),
-		cmocka_unit_test(test_commit_hooks),
-		cmocka_unit_test(test_many_arenas),
-		cmocka_unit_test(test_handler_removal_fails),
-		cmocka_unit_test(test_isolate_relative),
-		cmocka_unit_test(test_sigbus_chain_plain),
+	    cmocka_unit_test(test_lock_same_process),
+	    cmocka_unit_test(test_lock_same_fd),
+	    cmocka_unit_test(test_lock_threads),
+	    cmocka_unit_test(test_lock_processes),
+	    cmocka_unit_test(test_outside_write),
+	    cmocka_unit_test(test_outside_kinds),
+	    cmocka_unit_test(test_truncate_sigbus),
+	    cmocka_unit_test(test_isolate),
+	    cmocka_unit_test(test_isolate_variants),
+	    cmocka_unit_test(test_sigbus_chain),
+	    cmocka_unit_test(test_sigbus_default),
+	    cmocka_unit_test(test_open_faults),
+	    cmocka_unit_test(test_grow_faults),
+	    cmocka_unit_test(test_commit_hooks),
+	    cmocka_unit_test(test_many_arenas),
+	    cmocka_unit_test(test_handler_removal_fails),
+	    cmocka_unit_test(test_isolate_relative),
+	    cmocka_unit_test(test_sigbus_chain_plain),
 	};
 
 	return cmocka_run_group_tests_name("guard", tests, NULL, NULL);

@@ -42,8 +42,8 @@ struct nofile_case {
 static int child_nofile(void *arg)
 {
 	const struct nofile_case *c = arg;
-	struct cow_options o = { .flags = c->flags };
-	struct rlimit rl = { FD_LIMIT, FD_LIMIT };
+	struct cow_options o = {.flags = c->flags};
+	struct rlimit rl = {FD_LIMIT, FD_LIMIT};
 	int filler[FD_LIMIT], nfill = 0, failures = 0;
 	struct th_arena pre;
 	char path[256];
@@ -106,7 +106,7 @@ static void test_nofile(void **state)
 	(void)state;
 	for (int b = 0; b < TH_NBACKINGS; b++) {
 		for (int pre = 0; pre < 2; pre++) {
-			struct nofile_case c = { (enum th_backing)b, 0, pre };
+			struct nofile_case c = {(enum th_backing)b, 0, pre};
 
 			th_assert_exit0(th_in_child(child_nofile, &c));
 			if (b == TH_ANON)
@@ -137,7 +137,7 @@ static size_t vm_size(void)
  * opened before keeps working, and grows inside its reservation. */
 static int child_as(void *arg)
 {
-	struct cow_options o = { .reserve = 4 * SZ };
+	struct cow_options o = {.reserve = 4 * SZ};
 	struct rlimit rl, old;
 	struct th_arena t, u;
 	cow_arena *a;
@@ -192,9 +192,9 @@ static off_t file_len(const char *path)
  * its default action (it would kill): the library checks first. */
 static int child_fsize(void *arg)
 {
-	struct rlimit rl = { 2 * SZ, RLIM_INFINITY };
+	struct rlimit rl = {2 * SZ, RLIM_INFINITY};
 	unsigned flags = (unsigned)(uintptr_t)arg;
-	struct cow_options o = { .flags = flags };
+	struct cow_options o = {.flags = flags};
 	char cpath[256];
 	cow_arena *a;
 
@@ -234,8 +234,8 @@ static int child_fsize(void *arg)
 		o.size = 0;
 	}
 	/* COW_CREATE past the limit leaves no file behind */
-	snprintf(cpath, sizeof(cpath), "%s/cowarena-fsize-%d",
-		 th_dir(TH_EXT4), getpid());
+	snprintf(cpath, sizeof(cpath), "%s/cowarena-fsize-%d", th_dir(TH_EXT4),
+		 getpid());
 	o.flags = COW_CREATE;
 	o.size = 4 * SZ;
 	TH_CHECK(cow_open(&a, cpath, &o) == -EFBIG);
@@ -246,8 +246,8 @@ static int child_fsize(void *arg)
 /* An isolated copy of a file larger than the limit is refused. */
 static int child_fsize_copy(void *arg)
 {
-	struct cow_options o = { .flags = COW_ISOLATE };
-	struct rlimit rl = { SZ, RLIM_INFINITY };
+	struct cow_options o = {.flags = COW_ISOLATE};
+	struct rlimit rl = {SZ, RLIM_INFINITY};
 	cow_arena *a;
 	int fd;
 
@@ -277,9 +277,9 @@ static void test_fsize(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nofile),
-		cmocka_unit_test(test_as),
-		cmocka_unit_test(test_fsize),
+	    cmocka_unit_test(test_nofile),
+	    cmocka_unit_test(test_as),
+	    cmocka_unit_test(test_fsize),
 	};
 
 	return cmocka_run_group_tests_name("limits", tests, NULL, NULL);
