@@ -153,11 +153,20 @@ static void test_ten_thousand(void **state)
 		skip(); /* the hard limit forbids 10,000 descriptors */
 	rl.rlim_cur = rl.rlim_max;
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer leaves applications a few TiB of address space,
+	 * less than 10,000 default reservations (10 TiB) */
+	struct cow_options o = { .reserve = 16 * PG };
+#define TEN_K_OPT (&o)
+#else
+#define TEN_K_OPT NULL
+#endif
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(cow_open_anon(&a[i], 4 * PG, NULL), 0);
+		assert_int_equal(cow_open_anon(&a[i], 4 * PG, TEN_K_OPT), 0);
 		((char *)cow_base(a[i]))[PG] = (char)i;
 	}
-	assert_true(th_count_maps() <= maps + 3 * N);
+	if (TH_MAPS_EXACT)
+		assert_true(th_count_maps() <= maps + 3 * N);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(((char *)cow_base(a[i]))[PG], (char)i);
 		assert_int_equal(cow_dirty(a[i], NULL, 0), 1);
