@@ -102,6 +102,14 @@ void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
  * isolated arena: a commit must never write over an outside change.
  * cow__guard_refresh: records the real file's current state in a->ident;
  * called after the arena changed the file itself (grow, commit).
+ *
+ * For the commit: call cow__guard_check_commit before anything else, and
+ * cow__guard_refresh once the arena's own writes to the file are done
+ * (log recovery at open too, before the state is recorded). While
+ * in-place writes of a commit are still running in the background the
+ * file's mtime moves under the arena by its own hand: refresh when they
+ * complete, and do not compare in between. An isolated arena's commit
+ * writes both file_fd and fd (the copy is not write-sealed for that).
  */
 int cow__guard_owner(const struct cow_arena *a);
 int cow__guard_check(struct cow_arena *a);
