@@ -63,9 +63,10 @@
  * cow_close() returns -ESTALE. Any other SIGBUS goes to the handler that
  * was installed before (its default action still kills the process). A
  * program that installs its own SIGBUS handler while such arenas are open
- * must chain to the one it replaces. The repair needs one mapping more:
- * in a process already at vm.max_map_count it cannot be made, and the
- * fault goes to the previous handler as if no arena held it. cow_grow()
+ * must chain to the one it replaces. The repair needs one mapping more;
+ * in a process already at vm.max_map_count it gives up the arena's unused
+ * reservation (cow_grow() is refused on a stale arena anyway) to get it.
+ * cow_grow()
  * checks RLIMIT_FSIZE itself, so it returns -EFBIG instead of raising
  * SIGXFSZ.
  *

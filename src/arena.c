@@ -357,6 +357,9 @@ COW_API int cow_close(cow_arena *a)
 	if (!a)
 		return 0;
 	owner = cow__guard_owner(a) == 0;
+	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ==
+	    COW__STALE_UNRESERVED)
+		a->reserve = a->size;
 	cow__reserve_release(a->base, a->reserve);
 	cow__guard_unwatch(a);
 	if (a->file_fd >= 0) {

@@ -289,6 +289,7 @@ struct slot {
 	int state;	 /* SLOT_*; the handler reads only live slots */
 	uintptr_t start; /* the arena's base */
 	size_t size;	 /* its mapped bytes; grows with cow_grow */
+	size_t reserve;	 /* its reserved bytes */
 	int fd;		 /* the base file, whose size bounds the lost tail */
 	int *stale;	 /* the arena's stale flag */
 };
@@ -319,14 +320,20 @@ static struct slot *slot_at(int idx)
  * Replaces the lost tail of the arena in slot s, which holds addr: from
  * the faulting page, or the first page past the file's new end if that is
  * lower, to the arena's end; everything there faults or soon would.
+ *
+ * Zeros over part of the base split its mapping: one mapping more. A
+ * process at vm.max_map_count has none left; then the unused reservation
+ * past the arena's end (a whole mapping) is given up to make room.
  */
 static int fix_slot(struct slot *s, uintptr_t start, uintptr_t end,
 		    uintptr_t addr)
 {
 	uintptr_t mask = ~(uintptr_t)(guard_pgsz - 1), lo = addr & mask;
+	uintptr_t rend = start + __atomic_load_n(&s->reserve, __ATOMIC_RELAXED);
 	int fd = __atomic_load_n(&s->fd, __ATOMIC_RELAXED);
 	int *stale = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
 	struct stat st;
+	int r;
 
 	if (cow__sys_sig_fstat(fd, &st) == 0) {
 		uintptr_t eof = ((uintptr_t)st.st_size + guard_pgsz - 1) & mask;
@@ -334,9 +341,18 @@ static int fix_slot(struct slot *s, uintptr_t start, uintptr_t end,
 		if (eof < end - start && start + eof < lo)
 			lo = start + eof;
 	}
-	if (cow__sys_sig_map_zero((void *)lo, end - lo) < 0)
+	r = cow__sys_sig_map_zero((void *)lo, end - lo);
+	if (r == -ENOMEM && rend > end &&
+	    cow__sys_sig_unmap((void *)end, rend - end) == 0) {
+		__atomic_store_n(&s->reserve, end - start, __ATOMIC_RELAXED);
+		__atomic_store_n(stale, COW__STALE_UNRESERVED,
+				 __ATOMIC_RELEASE);
+		r = cow__sys_sig_map_zero((void *)lo, end - lo);
+	}
+	if (r < 0)
 		return 0;
-	__atomic_store_n(stale, 1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(stale, __ATOMIC_RELAXED) == COW__STALE_NOT)
+		__atomic_store_n(stale, COW__STALE_LOST, __ATOMIC_RELEASE);
 	return 1;
 }
 
@@ -485,6 +501,7 @@ int cow__guard_watch(struct cow_arena *a)
 	s = slot_at(idx);
 	__atomic_store_n(&s->start, (uintptr_t)a->base, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->size, a->size, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->reserve, a->reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->fd, a->fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->stale, &a->stale, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, SLOT_LIVE, __ATOMIC_RELEASE);

@@ -34,6 +34,15 @@ struct cow__ident {
 	int linked; /* had a name: its removal or replacement is a change */
 };
 
+enum {
+	COW__STALE_NOT = 0,
+	COW__STALE_LOST = 1, /* the lost tail reads zeros */
+	/* also: to find a mapping for the zeros at vm.max_map_count the
+	 * handler unmapped the reservation past the arena's size, which is
+	 * then no longer ours: close unmaps [base, base + size) only */
+	COW__STALE_UNRESERVED = 2,
+};
+
 struct cow_arena {
 	char *base;	/* reservation start = arena start; never moves */
 	size_t size;	/* mapped bytes, a page multiple */
@@ -56,8 +65,8 @@ struct cow_arena {
 	/* The opener: other processes (fork children) get -ECHILD from
 	 * every call but cow_close. */
 	pid_t pid;
-	/* Atomic, sticky: the base was lost (a truncation fault replaced its
-	 * tail with zeros); set by the SIGBUS handler. */
+	/* Atomic, sticky, COW__STALE_*: the base was lost (a truncation
+	 * fault replaced its tail with zeros); set by the SIGBUS handler. */
 	int stale;
 	int guard_slot;		 /* SIGBUS registry slot, -1 when unwatched */
 	struct cow__ident ident; /* the real file at open or our last change */

@@ -79,6 +79,7 @@ pid_t cow__sys_getpid(void);
  */
 int cow__sys_sig_fstat(int fd, struct stat *st);
 int cow__sys_sig_map_zero(void *addr, size_t len);
+int cow__sys_sig_unmap(void *addr, size_t len);
 void cow__sys_sig_default(int sig, int resend);
 
 void *cow__malloc(size_t n);

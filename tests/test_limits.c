@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -274,12 +275,66 @@ static void test_fsize(void **state)
 	th_assert_exit0(th_in_child(child_fsize_copy, NULL));
 }
 
+/* At vm.max_map_count the truncation repair cannot split the base's
+ * mapping: the whole arena becomes zeros instead, and the process lives. */
+static int child_maps_full(void *arg)
+{
+	size_t pages = 70000;
+	struct th_arena t;
+	char *fill, *p;
+	size_t i;
+	int fd;
+
+	(void)arg;
+	TH_CHECK(th_open(&t, TH_TMPFS, 16 * PG, NULL) == 0);
+	p = cow_base(t.a);
+	p[PG] = 'k';
+	fd = open(t.path, O_RDWR | O_CLOEXEC);
+	TH_CHECK(fd >= 0);
+	fill = mmap(NULL, pages * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	TH_CHECK(fill != MAP_FAILED);
+	for (i = 1; i < pages; i += 2)
+		if (mprotect(fill + i * PG, PG, PROT_READ))
+			break;
+	TH_CHECK(i < pages && errno == ENOMEM); /* at the limit now */
+	/* mmap allows one mapping more than mprotect does: take it too */
+	while (mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) !=
+	       MAP_FAILED)
+		;
+	TH_CHECK(errno == ENOMEM);
+	TH_CHECK(ftruncate(fd, 4 * PG) == 0);
+	TH_CHECK(p[10 * PG] == 0); /* faults: repaired */
+	TH_CHECK(p[PG] == 'k');	   /* the head is kept */
+	TH_CHECK(p[3 * PG + 5] == (char)th_base_byte(TH_TMPFS, 3 * PG + 5));
+	/* the mapping came from the reservation past the end, now unmapped */
+	TH_CHECK(msync(p + 16 * PG, PG, MS_ASYNC) == -1 && errno == ENOMEM);
+	munmap(fill, pages * PG);
+	TH_CHECK(th_arena_maps(t.a) <= 3);
+	TH_CHECK(cow_discard(t.a) == -ESTALE);
+	th_close(&t);
+	close(fd);
+	return 0;
+}
+
+static void test_maps_full(void **state)
+{
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* Not a kernel limitation: a sanitizer's runtime needs mappings of
+	 * its own (shadow, allocator) and fails at the limit itself. */
+	skip();
+#endif
+	th_assert_exit0(th_in_child(child_maps_full, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_nofile),
 	    cmocka_unit_test(test_as),
 	    cmocka_unit_test(test_fsize),
+	    cmocka_unit_test(test_maps_full),
 	};
 
 	return cmocka_run_group_tests_name("limits", tests, NULL, NULL);
