@@ -37,12 +37,18 @@
  * that was there before (its default action kills the process as it would
  * have). The handler only reads a registry of arenas that is updated with
  * atomic stores and never freed, and makes raw system calls: it is
- * async-signal-safe.
+ * async-signal-safe. (At vm.max_map_count the one mapping it needs comes
+ * from unmapping the arena's unused reservation.)
+ *
+ * fork. The page scans (/proc/self/pagemap opened by the parent), the
+ * lock's description and userfaultfd registrations belong to the opener,
+ * so an arena records its opener's pid and every call but cow_close
+ * returns -ECHILD elsewhere; a child's cow_close frees the child's copies
+ * and leaves the lock alone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
