@@ -929,6 +929,35 @@ static void test_sigbus_chain_plain(void **state)
 	assert_int_equal(sigaction(SIGBUS, &old, NULL), 0);
 }
 
+/* cow_open_fd's checks before it opens the file again. */
+static void test_open_fd_errors(void **state)
+{
+	struct cow_options bad = {.flags = 0x8000};
+	char path[256];
+	cow_arena *a;
+	int fd, wr, nul;
+
+	(void)state;
+	fd = th_make_file(TH_EXT4, SZ, path, sizeof(path));
+	assert_true(fd >= 0);
+	assert_int_equal(cow_open_fd(NULL, fd, NULL), -EINVAL);
+	assert_int_equal(cow_open_fd(&a, fd, &bad), -EINVAL);
+	wr = open(path, O_WRONLY | O_CLOEXEC);
+	assert_int_equal(cow_open_fd(&a, wr, NULL), -EBADF);
+	nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(cow_open_fd(&a, nul, &ro), -EINVAL);
+	/* bigger than a read-only file: it cannot grow */
+	assert_int_equal(
+	    cow_open_fd(
+		&a, fd,
+		&(struct cow_options){.flags = COW_READONLY, .size = 2 * SZ}),
+	    -EROFS);
+	close(nul);
+	close(wr);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -950,6 +979,7 @@ int main(void)
 	    cmocka_unit_test(test_handler_removal_fails),
 	    cmocka_unit_test(test_isolate_relative),
 	    cmocka_unit_test(test_sigbus_chain_plain),
+	    cmocka_unit_test(test_open_fd_errors),
 	};
 
 	return cmocka_run_group_tests_name("guard", tests, NULL, NULL);
