@@ -58,28 +58,26 @@
  * program replaced it meanwhile). A fault inside an arena is completed:
  * the pages from the file's new end (or the faulting page, if lower) to
  * the end of the arena are replaced by zero pages (one mapping, within the
- * 3-mapping budget), the private changes made there are lost, and the
- * arena is stale: every later call but cow_dirty(), cow_stats() and
+ * 3-mapping budget), the private changes made there are lost (the
+ * kernel drops them at the truncation), and the arena is stale: every later call but cow_dirty(), cow_stats() and
  * cow_close() returns -ESTALE. Any other SIGBUS goes to the handler that
  * was installed before (its default action still kills the process). A
  * program that installs its own SIGBUS handler while such arenas are open
  * must chain to the one it replaces. The repair needs one mapping more;
  * in a process already at vm.max_map_count it gives up the arena's unused
  * reservation (cow_grow() is refused on a stale arena anyway) to get it.
- * cow_grow()
- * checks RLIMIT_FSIZE itself, so it returns -EFBIG instead of raising
- * SIGXFSZ.
+ * cow_grow() checks RLIMIT_FSIZE itself, so it returns -EFBIG instead of
+ * raising SIGXFSZ.
  *
  * fork(): a child inherits copies of the parent's arenas' memory and may
  * read and write them (its changes are its own, as with any private
- * mapping), but not use the handles: the page scans, locks and (later)
- * logs belong to the process that opened the arena. In a child every call
+ * mapping), but not use the handles: the page scans, the lock and the
+ * log belong to the process that opened the arena. In a child every call
  * on an inherited arena returns -ECHILD, except the accessors cow_base(),
  * cow_size() and cow_reserved(), and cow_close(), which releases the
  * child's copies (its mapping, descriptors and memory) and never the
- * parent's lock or files. A child that neither closes nor execs keeps the
- * file's lock description alive after the parent closed it; the parent's
- * cow_close() still releases the lock itself.
+ * parent's lock or files. The parent's cow_close() releases the lock
+ * even while a child still holds its copy of the descriptor.
  */
 #ifndef COWARENA_H
 #define COWARENA_H
