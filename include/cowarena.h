@@ -59,11 +59,12 @@
  * the pages from the file's new end (or the faulting page, if lower) to
  * the end of the arena are replaced by zero pages (one mapping, within the
  * 3-mapping budget), the private changes made there are lost (the
- * kernel drops them at the truncation), and the arena is stale: every later call but cow_dirty(), cow_stats() and
- * cow_close() returns -ESTALE. Any other SIGBUS goes to the handler that
- * was installed before (its default action still kills the process). A
- * program that installs its own SIGBUS handler while such arenas are open
- * must chain to the one it replaces. The repair needs one mapping more;
+ * kernel drops them at the truncation), and the arena is stale: every
+ * later call but cow_dirty(), cow_stats() and cow_close() returns -ESTALE.
+ * Any other SIGBUS goes to the handler that was installed before (its
+ * default action still kills the process). A program that installs its
+ * own SIGBUS handler while such arenas are open must chain to the one it
+ * replaces. The repair needs one mapping more;
  * in a process already at vm.max_map_count it gives up the arena's unused
  * reservation (cow_grow() is refused on a stale arena anyway) to get it.
  * cow_grow() checks RLIMIT_FSIZE itself, so it returns -EFBIG instead of
