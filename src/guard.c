@@ -208,12 +208,11 @@ static int isolate_reflink(int fd, const char *path, int *out)
 
 #define COPY_CHUNK ((size_t)1 << 20)
 
+/* n > 0; memcmp of the buffer with itself shifted by one runs at memcmp
+ * speed, where a byte loop would not. */
 static int all_zero(const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
+	return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
 }
 
 /* Copies fd's first len bytes into mfd; zero chunks stay holes. A file
