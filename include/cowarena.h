@@ -21,8 +21,11 @@
  * Thread safety: different arenas may be used from different threads at
  * once. Calls on one arena must not run concurrently with each other. Other
  * threads may keep reading and writing the arena's memory, except during
- * cow_discard(), cow_revert() and cow_grow(), which need the arena's
- * writers paused (the caller's job).
+ * cow_discard(), cow_revert(), cow_grow(), cow_snapshot() and
+ * cow_rollback(), which need the arena's writers paused (the caller's job):
+ * a write racing a snapshot may be missing from it and counted as older
+ * than it, and one racing a rollback may survive it. Readers may go on.
+ * cow_snap_release() counts as a call on the snapshot's arena.
  *
  * One writer per file: an arena on a file holds an open-file-description
  * lock (F_OFD_SETLK) on the whole file for as long as it is open,
@@ -224,9 +227,10 @@ int cow_open_anon(cow_arena **out, size_t size, const struct cow_options *opt);
 
 /** @brief Close an arena: discards uncommitted changes and releases
  * everything (one munmap of the whole reservation, which cannot fail for
- * lack of mappings), including the file's lock. cow_close(NULL) does
- * nothing. In a fork child it releases the child's copies only (see
- * fork() above). Works on a stale arena.
+ * lack of mappings), including the file's lock and the arena's snapshots
+ * (their handles become invalid). cow_close(NULL) does nothing. In a fork
+ * child it releases the child's copies only (see fork() above). Works on a
+ * stale arena.
  *
  * @return 0 (reserved for errors of background I/O in later versions).
  */
@@ -247,7 +251,13 @@ size_t cow_reserved(const cow_arena *a);
  * The new pages read as zeros. For a file arena the file is extended with
  * zeros to new_size at once (ftruncate), because a private mapping past
  * the end of its file would fault; the bytes already in the file are not
- * changed. An anonymous arena just gets more zero pages.
+ * changed. An anonymous arena just gets more zero pages. After a
+ * cow_rollback() to a smaller size the pages past it read the base again
+ * (for a file: the file's bytes there). Snapshots stay valid.
+ *
+ * Once snapshots are tracked with userfaultfd, the new pages are registered
+ * with it; should that fail, the arena switches to COW_TRACK_COMPARE (same
+ * results, slower snapshots) rather than fail the grow.
  *
  * @param[in] a         the arena.
  * @param[in] new_size  the new size, a page multiple. Equal to the current
@@ -273,7 +283,7 @@ int cow_grow(cow_arena *a, size_t new_size);
  *
  * One MADV_DONTNEED over the span from the first dirty page to the last,
  * so the call either drops every change or none. Its cost follows the page
- * tables present in that span, not the arena's size.
+ * tables present in that span, not the arena's size. Snapshots stay valid.
  *
  * @return 0, or a negative errno:
  *  - -EINVAL: a is NULL.
@@ -282,7 +292,8 @@ int cow_grow(cow_arena *a, size_t new_size);
  *    to is no longer the one the arena had. Nothing done.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory to scan for dirty pages.
- *  - other errnos from madvise(2) or the page scan.
+ *  - other errnos from madvise(2) or the page scan, and, once a snapshot
+ *    was taken with userfaultfd tracking, from its UFFDIO_WRITEPROTECT.
  */
 int cow_discard(cow_arena *a);
 
@@ -296,7 +307,9 @@ int cow_discard(cow_arena *a);
  *  - -EINVAL: a or addr NULL, unaligned, zero length or out of range.
  *  - -ESTALE: the file changed behind the arena's back (as cow_discard()).
  *  - -ECHILD: called in a fork child.
- *  - other errnos from madvise(2).
+ *  - other errnos from madvise(2), and, once a snapshot was taken with
+ *    userfaultfd tracking, from its UFFDIO_WRITEPROTECT.
+ * Snapshots stay valid.
  */
 int cow_revert(cow_arena *a, void *addr, size_t len);
 
@@ -326,17 +339,96 @@ struct cow_range {
  */
 ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
 
+/** @brief Take a snapshot of the arena's content and size.
+ *
+ * The snapshot costs memory only for the pages written since the previous
+ * snapshot or rollback: it shares the copies of all other pages with the
+ * snapshots before it. Its cost follows those pages, never the arena's
+ * size. Snapshots form a tree: cow_rollback() may return to any live one,
+ * in any order, any number of times, and new snapshots taken after a
+ * rollback start a new branch. A snapshot stays valid across cow_discard(),
+ * cow_revert(), cow_grow() and other rollbacks, until cow_snap_release() or
+ * cow_close().
+ *
+ * The first snapshot of an arena starts its written-page tracking:
+ * userfaultfd asynchronous write-protect where the kernel and the system
+ * allow it (Linux 6.7 and later), else comparing private pages with their
+ * saved copies (cow_stats.tracking tells which). With userfaultfd the
+ * first write to a page after a snapshot takes one extra, signal-free
+ * fault, and the arena holds one more file descriptor until cow_close().
+ *
+ * @param[in] a     the arena.
+ * @param[out] out  receives the snapshot; untouched on failure.
+ * @return 0, or a negative errno; on failure the arena, its snapshots and
+ *         its tracking are as before:
+ *  - -EINVAL: a or out NULL.
+ *  - -ESTALE: the file changed behind the arena's back (see "Changes from
+ *    outside" above).
+ *  - -ECHILD: called in a fork child.
+ *  - -ENOMEM: no memory for the page copies or the snapshot.
+ *  - -EMFILE, -ENFILE: no descriptor for the first snapshot's userfaultfd.
+ *  - other errnos from userfaultfd(2) and its ioctls (first snapshot) or
+ *    from the PAGEMAP_SCAN ioctl that reads which pages were written.
+ */
+int cow_snapshot(cow_arena *a, cow_snap **out);
+
+/** @brief Return the arena to a snapshot: its content and its size.
+ *
+ * Restores only the pages that differ between now and the snapshot: the
+ * pages written since the last snapshot or rollback, and those whose saved
+ * content differs between the two. A page whose content in the snapshot is
+ * the base is dropped (MADV_DONTNEED: it reads the base again and holds no
+ * memory); any other is copied back from the snapshot's saved copy. The
+ * snapshot stays live: roll back to it again, or to any other.
+ *
+ * Size: the arena's size becomes the snapshot's. The reservation never
+ * moves: after a rollback past a cow_grow(), the pages beyond the old size
+ * are dropped and no longer part of the arena, and growing again shows the
+ * base there. A file arena's file keeps its length (it is never shrunk).
+ *
+ * @param[in] a  the arena.
+ * @param[in] s  a live snapshot of a.
+ * @return 0, or a negative errno; on failure the arena is as before:
+ *  - -EINVAL: a or s NULL, or s is a snapshot of another arena.
+ *  - -ESTALE: the file changed behind the arena's back (see "Changes from
+ *    outside" above).
+ *  - -ECHILD: called in a fork child.
+ *  - -ENOMEM: no memory for the plan of the pages to restore.
+ *  - errnos from the PAGEMAP_SCAN ioctl that reads which pages were
+ *    written, from UFFDIO_WRITEPROTECT (which unprotects the pages about
+ *    to be dropped) and from madvise(2) (dropping pages).
+ *  Pages to drop are dropped with one MADV_DONTNEED when no page that
+ *  stays private lies between them, which either drops all or none.
+ *  Otherwise each run is dropped alone, and if a run after the first
+ *  fails, the rest are dropped with one call over their span; should that
+ *  call fail as well (it does not on a mapped range), its errno is returned
+ *  with the runs before the span already dropped.
+ */
+int cow_rollback(cow_arena *a, cow_snap *s);
+
+/** @brief Release a snapshot: free its saved copies that no other snapshot
+ * shares. s must not be used afterwards. cow_snap_release(NULL) does
+ * nothing. Never fails. cow_close() releases every snapshot of its arena.
+ *
+ * @param[in] s  a live snapshot, or NULL.
+ */
+void cow_snap_release(cow_snap *s);
+
 /** Statistics of an arena (cow_stats()). */
 struct cow_stats {
 	size_t size, reserved, page_size;
 	size_t dirty_pages; /**< pages that differ from the base now */
 	size_t snapshots;   /**< live snapshots */
-	size_t saved_pages; /**< page copies held for snapshots */
-	size_t saved_bytes; /**< memory those copies use */
+	size_t saved_pages; /**< page copies held for snapshots (0 when none
+			       is live) */
+	size_t saved_bytes; /**< bytes allocated for those copies, and for
+			       up to 256 spare ones kept for reuse while
+			       snapshots live (0 when none is live) */
 	size_t mappings;    /**< lines of /proc/self/maps this arena uses */
 	unsigned long long commits, commit_seq_durable;
 	size_t log_bytes;  /**< current size of the write-ahead log */
-	unsigned tracking; /**< COW_TRACK_* in use */
+	unsigned tracking; /**< COW_TRACK_* in use: NONE until the first
+			      snapshot, then UFFD_WP or COMPARE */
 };
 
 /** @brief Fill *st with the arena's statistics.

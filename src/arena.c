@@ -96,6 +96,8 @@ static int arena_create(cow_arena **out, const struct cow_options *o,
 	a->flags = o ? o->flags : 0;
 	a->pid = cow__sys_getpid();
 	a->guard_slot = -1;
+	a->mapped = size;
+	a->uffd = -1;
 	r = cow__pagemap_get();
 	if (r < 0)
 		goto err_free;
@@ -356,6 +358,7 @@ COW_API int cow_close(cow_arena *a)
 
 	if (!a)
 		return 0;
+	cow__snap_close(a);
 	owner = cow__guard_owner(a) == 0;
 	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ==
 	    COW__STALE_UNRESERVED)
@@ -423,9 +426,20 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 				goto err_shrink;
 		}
 	}
-	r = cow__reserve_map_base(a, a->size, new_size);
-	if (r < 0)
-		goto err_shrink;
+	/* After a rollback to a smaller size the pages up to a->mapped are
+	 * still mapped (and dropped, so they read the file): only the piece
+	 * past them needs mapping. The written-page tracking must cover it,
+	 * which also merges it into the mapping before it. A failure to
+	 * register cannot be undone without a new mapping, so the arena
+	 * switches to the tracking that needs no registration instead. */
+	if (new_size > a->mapped) {
+		r = cow__reserve_map_base(a, a->mapped, new_size);
+		if (r < 0)
+			goto err_shrink;
+		if (cow__track_uffd_register(a, a->mapped, new_size) < 0)
+			cow__snap_track_compare(a);
+		a->mapped = new_size;
+	}
 	if (extend)
 		a->file_size = (off_t)new_size;
 	a->size = new_size;
@@ -475,8 +489,13 @@ COW_API int cow_discard(cow_arena *a)
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, span_add, &sp));
 	if (sp.end == 0)
 		return 0;
-	return cow__sys_madvise(a->base + sp.first * a->pgsz,
-				(sp.end - sp.first) * a->pgsz, MADV_DONTNEED);
+	/* Armed pages must not leave tracking markers behind. */
+	COW_TRY(cow__track_unarm(a, sp.first, sp.end - sp.first));
+	COW_TRY(cow__sys_madvise(a->base + sp.first * a->pgsz,
+				 (sp.end - sp.first) * a->pgsz, MADV_DONTNEED));
+	/* No page holds what snapshots recorded as current any more. */
+	cow__snap_forget(a);
+	return 0;
 }
 
 /* Validates [addr, addr + len) as a non-empty page range of the arena. */
@@ -500,7 +519,12 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 		return -EINVAL;
 	COW_TRY(check_range(a, addr, len));
 	COW_TRY(cow__guard_check(a));
-	return cow__sys_madvise(addr, len, MADV_DONTNEED);
+	COW_TRY(cow__track_unarm(a, (size_t)((char *)addr - a->base) / a->pgsz,
+				 len / a->pgsz));
+	COW_TRY(cow__sys_madvise(addr, len, MADV_DONTNEED));
+	cow__snap_reverted(a, (size_t)((char *)addr - a->base) / a->pgsz,
+			   len / a->pgsz);
+	return 0;
 }
 
 struct dirty_out {
@@ -553,7 +577,7 @@ COW_API int cow_stats(const cow_arena *ca, struct cow_stats *st)
 	s.size = a->size;
 	s.reserved = a->reserve;
 	s.page_size = a->pgsz;
-	s.tracking = COW_TRACK_NONE;
+	cow__snap_stats(a, &s);
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, count_pages,
 				 &s.dirty_pages));
 	COW_TRY(cow__count_mappings(a->base, a->reserve, &s.mappings));

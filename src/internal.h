@@ -70,6 +70,13 @@ struct cow_arena {
 	int stale;
 	int guard_slot;		 /* SIGBUS registry slot, -1 when unwatched */
 	struct cow__ident ident; /* the real file at open or our last change */
+	/* Bytes of the base mapped at the head of the reservation: at least
+	 * size. A rollback to a smaller size leaves the pages past it mapped
+	 * (and dropped), so a later grow needs no new mapping there. */
+	size_t mapped;
+	int uffd;	   /* userfaultfd of the written-page tracking, or -1 */
+	unsigned tracking; /* COW_TRACK_* */
+	struct cow__snaps *snaps; /* snapshot state; NULL before the first */
 };
 
 /* reserve.c: address space */
@@ -82,10 +89,34 @@ typedef int (*cow__run_fn)(void *ctx, size_t first_page, size_t npages);
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 		     cow__run_fn fn, void *ctx);
 void cow__track_force_pagemap(int on); /* tests: use the pagemap fallback */
+void cow__track_force_compare(int on); /* tests: no userfaultfd tracking */
 int cow__pagemap_get(void);	       /* each open arena holds a reference */
 void cow__pagemap_put(void);
 int cow__pagemap_fd(void);
 int cow__count_mappings(const void *start, size_t len, size_t *out);
+
+/* track.c: which private pages were written since they were last armed
+ * (userfaultfd asynchronous write-protect). uffd_open returns -EOPNOTSUPP
+ * when the kernel or the system does not offer it. */
+int cow__track_uffd_open(struct cow_arena *a);
+int cow__track_uffd_register(struct cow_arena *a, size_t from, size_t to);
+void cow__track_uffd_close(struct cow_arena *a);
+int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages);
+/* Call before MADV_DONTNEED of pages that may be armed (0 without uffd). */
+int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages);
+#define COW__WRITTEN_ALL 1u /* every private page, written or not */
+#define COW__WRITTEN_ARM 2u /* and arm what is reported, in the same walk */
+int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
+		       unsigned how, cow__run_fn fn, void *ctx);
+int cow__track_arm_written(struct cow_arena *a, size_t first_page,
+			   size_t npages);
+
+/* snap.c: keeping snapshots valid across the other operations. */
+void cow__snap_close(struct cow_arena *a);
+void cow__snap_forget(struct cow_arena *a);	   /* after discard */
+void cow__snap_track_compare(struct cow_arena *a); /* leave userfaultfd */
+void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages);
+void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st);
 
 /*
  * snap.c: hooks for a commit, which makes the content of the currently

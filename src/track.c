@@ -11,6 +11,11 @@
  * 8 bytes per page. A swapped-out private page is still dirty, so "present
  * or swapped, and not a file page" is the test on both paths.
  *
+ * Written-page tracking for snapshots (which private pages were written
+ * since their content was last recorded) uses userfaultfd asynchronous
+ * write-protect read back with the same PAGEMAP_SCAN; see
+ * cow__track_uffd_open below.
+ *
  * The pagemap descriptor is shared by all arenas of the process: it is
  * opened by the first open arena and closed with the last, so no descriptor
  * outlives the arenas.
@@ -34,6 +39,7 @@ static pthread_mutex_t pm_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pm_fd = -1;
 static unsigned long pm_users;
 static int force_pagemap;
+static int force_compare;
 
 int cow__pagemap_get(void)
 {
@@ -74,6 +80,11 @@ void cow__track_force_pagemap(int on)
 	force_pagemap = on;
 }
 
+void cow__track_force_compare(int on)
+{
+	force_compare = on;
+}
+
 /* Merges adjacent runs before handing them to the caller. */
 struct emitter {
 	cow__run_fn fn;
@@ -101,8 +112,18 @@ static int emit_flush(struct emitter *e)
 	return e->n ? e->fn(e->ctx, e->first, e->n) : 0;
 }
 
+/* What a PAGEMAP_SCAN asks for (see struct pm_scan_arg). */
+struct scan_spec {
+	__u64 flags, inverted, mask, anyof, ret;
+};
+
+/* Private pages: present or swapped, and not file pages. */
+static const struct scan_spec spec_private = {0, PAGE_IS_FILE, PAGE_IS_FILE,
+					      PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+					      PAGE_IS_FILE};
+
 static int scan_ioctl(struct cow_arena *a, size_t first, size_t npages,
-		      struct emitter *e)
+		      const struct scan_spec *sp, struct emitter *e)
 {
 	struct page_region vec[SCAN_VEC];
 	uintptr_t start = (uintptr_t)a->base + first * a->pgsz;
@@ -117,10 +138,11 @@ static int scan_ioctl(struct cow_arena *a, size_t first, size_t npages,
 		arg.end = end;
 		arg.vec = (uintptr_t)vec;
 		arg.vec_len = SCAN_VEC;
-		arg.category_inverted = PAGE_IS_FILE;
-		arg.category_mask = PAGE_IS_FILE;
-		arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-		arg.return_mask = PAGE_IS_FILE;
+		arg.flags = sp->flags;
+		arg.category_inverted = sp->inverted;
+		arg.category_mask = sp->mask;
+		arg.category_anyof_mask = sp->anyof;
+		arg.return_mask = sp->ret;
 		r = cow__sys_ioctl(pm_fd, PAGEMAP_SCAN, &arg);
 		/* Only the first call can tell that the kernel lacks the
 		 * ioctl: report that as -ENOTTY, before any run went out. */
@@ -189,13 +211,159 @@ int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 	if (!npages)
 		return 0;
 	if (!force_pagemap)
-		r = scan_ioctl(a, first_page, npages, &e);
+		r = scan_ioctl(a, first_page, npages, &spec_private, &e);
 	/* The kernel lacks PAGEMAP_SCAN: read pagemap entries instead. */
 	if (r == -ENOTTY)
 		r = scan_pagemap(a, first_page, npages, &e);
 	if (r < 0)
 		return r;
 	return emit_flush(&e);
+}
+
+/*
+ * Written-page tracking with userfaultfd asynchronous write-protect.
+ *
+ * The whole mapped base is registered for write-protect once, but only the
+ * private pages are ever armed (write-protected), run by run, right after a
+ * snapshot or rollback has recorded their content. Arming the whole range
+ * would install a marker in every empty page-table entry of a file mapping,
+ * allocating page tables for the whole arena: memory and time that follow
+ * the arena's size. Clean pages need no arming: the first write to one
+ * makes a new private page, which is not write-protected and so reads as
+ * written. A private page read as written is therefore one whose content
+ * was not recorded since; MADV_DONTNEED keeps the marker of an armed page
+ * on file and memfd mappings, so a dropped page stays unwritten.
+ */
+int cow__track_uffd_open(struct cow_arena *a)
+{
+	struct uffdio_api api = {
+	    .api = UFFD_API,
+	    .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
+	};
+	int fd, r;
+
+	if (force_compare || force_pagemap)
+		return -EOPNOTSUPP;
+	fd = cow__sys_userfaultfd(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	/* Disabled by sysctl or seccomp, or a kernel without it. */
+	if (fd == -EPERM || fd == -ENOSYS || fd == -EINVAL)
+		return -EOPNOTSUPP;
+	if (fd < 0)
+		return fd;
+	r = cow__sys_ioctl(fd, UFFDIO_API, &api);
+	if (r == -EINVAL || (r == 0 && !(api.features & UFFD_FEATURE_WP_ASYNC)))
+		r = -EOPNOTSUPP;
+	if (r == 0) {
+		a->uffd = fd;
+		r = cow__track_uffd_register(a, 0, a->mapped);
+	}
+	if (r < 0) {
+		a->uffd = -1;
+		cow__sys_close(fd);
+	}
+	return r;
+}
+
+int cow__track_uffd_register(struct cow_arena *a, size_t from, size_t to)
+{
+	struct uffdio_register reg = {
+	    .range = {(uintptr_t)a->base + from, to - from},
+	    .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int r;
+
+	if (a->uffd < 0 || from == to)
+		return 0;
+	r = cow__sys_ioctl(a->uffd, UFFDIO_REGISTER, &reg);
+	/* A kernel that cannot write-protect this kind of mapping. */
+	return r == -EINVAL ? -EOPNOTSUPP : r;
+}
+
+void cow__track_uffd_close(struct cow_arena *a)
+{
+	cow__sys_close(a->uffd);
+	a->uffd = -1;
+}
+
+int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
+{
+	struct uffdio_writeprotect wp = {
+	    .range = {(uintptr_t)a->base + first_page * a->pgsz,
+		      npages * a->pgsz},
+	    .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	return cow__sys_ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+/*
+ * Removes the write-protection from a range about to be dropped. A page
+ * dropped while armed would leave a userfaultfd marker behind, which the
+ * dirty scan cannot tell from a swapped-out private page; unarming first
+ * leaves a clean page that needs no arming. Walks only the page tables
+ * present. A failure leaves every page as it was.
+ */
+int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages)
+{
+	struct uffdio_writeprotect wp = {
+	    .range = {(uintptr_t)a->base + first_page * a->pgsz,
+		      npages * a->pgsz},
+	    .mode = 0,
+	};
+
+	if (a->uffd < 0 || !npages)
+		return 0;
+	return cow__sys_ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+/*
+ * Private pages written since they were last armed (every private page
+ * with COW__WRITTEN_ALL), as runs. With COW__WRITTEN_ARM the same call
+ * arms what it reports (PM_SCAN_WP_MATCHING): one page-table walk instead
+ * of one ioctl per run. Without it, it only reads.
+ */
+int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
+		       unsigned how, cow__run_fn fn, void *ctx)
+{
+	struct scan_spec sp = {
+	    PM_SCAN_CHECK_WPASYNC, PAGE_IS_FILE, PAGE_IS_FILE | PAGE_IS_WRITTEN,
+	    PAGE_IS_PRESENT | PAGE_IS_SWAPPED, PAGE_IS_WRITTEN};
+	struct emitter e = {fn, ctx, 0, 0};
+	int r;
+
+	if (how & COW__WRITTEN_ALL)
+		sp.mask = PAGE_IS_FILE;
+	if (how & COW__WRITTEN_ARM)
+		sp.flags |= PM_SCAN_WP_MATCHING;
+	if (!npages)
+		return 0;
+	r = scan_ioctl(a, first_page, npages, &sp, &e);
+	if (r == -ENOTTY)
+		r = -EIO; /* cannot happen: uffd WP_ASYNC implies the ioctl */
+	return r < 0 ? r : emit_flush(&e);
+}
+
+static int ignore_run(void *ctx, size_t first, size_t n)
+{
+	(void)ctx;
+	(void)first;
+	(void)n;
+	return 0;
+}
+
+/*
+ * Arms the private pages written in the range, in one walk. The walk gets
+ * an output vector although nothing is read from it: without one the
+ * kernel takes a fast path that write-protects every entry of the range,
+ * installing markers in the empty ones.
+ */
+int cow__track_arm_written(struct cow_arena *a, size_t first_page,
+			   size_t npages)
+{
+	if (a->uffd < 0)
+		return 0;
+	return cow__track_written(a, first_page, npages, COW__WRITTEN_ARM,
+				  ignore_run, NULL);
 }
 
 /* Counts lines of /proc/self/maps that start inside [start, start + len). */
