@@ -8,6 +8,7 @@
  * machine was while the cell was measured.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -236,7 +237,12 @@ static void fmt_value(char *b, size_t n, enum bench_unit u, double v)
 		snprintf(b, n, "%.3g %s", v, bu[i]);
 		break;
 	case BENCH_RATE:
-		snprintf(b, n, "%.3g/s", v);
+		if (v >= 1e6)
+			snprintf(b, n, "%.3gM/s", v / 1e6);
+		else if (v >= 1e3)
+			snprintf(b, n, "%.3gk/s", v / 1e3);
+		else
+			snprintf(b, n, "%.3g/s", v);
 		break;
 	default:
 		snprintf(b, n, "%.4g", v);
@@ -460,7 +466,7 @@ static uint64_t word(size_t p, size_t i, uint64_t seed)
 	return x ^ (x >> 29);
 }
 
-static void fill_at(char *dst, size_t p, uint64_t seed)
+void bench_fill_at(char *dst, size_t p, uint64_t seed)
 {
 	size_t n = bench_pgsz() / 8;
 	uint64_t *w = (uint64_t *)dst;
@@ -471,7 +477,7 @@ static void fill_at(char *dst, size_t p, uint64_t seed)
 
 void bench_fill_page(char *base, size_t p, uint64_t seed)
 {
-	fill_at(base + p * bench_pgsz(), p, seed);
+	bench_fill_at(base + p * bench_pgsz(), p, seed);
 }
 
 int bench_page_ok(const char *base, size_t p, uint64_t seed)
@@ -496,7 +502,7 @@ void bench_write_file(int fd, size_t npages, uint64_t seed)
 		size_t n = npages - p < chunk ? npages - p : chunk;
 
 		for (size_t i = 0; i < n; i++)
-			fill_at(buf + i * pg, p + i, seed);
+			bench_fill_at(buf + i * pg, p + i, seed);
 		if (pwrite(fd, buf, n * pg, (off_t)(p * pg)) !=
 		    (ssize_t)(n * pg))
 			bench_fail("writing the data file: %s",
@@ -505,32 +511,46 @@ void bench_write_file(int fd, size_t npages, uint64_t seed)
 	free(buf);
 }
 
-#define MAX_TMP 16
-static char *tmp_paths[MAX_TMP];
-static int ntmp;
+static char tmpdir[4096];
 
-static void unlink_tmp(void)
+/* Removes the scratch directory and everything in it. */
+static void remove_tmpdir(void)
 {
-	for (int i = 0; i < ntmp; i++) {
-		unlink(tmp_paths[i]);
-		free(tmp_paths[i]);
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	char p[8192];
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(p, sizeof(p), "%s/%s", tmpdir, e->d_name);
+			unlink(p);
+		}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+const char *bench_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof(tmpdir), "%s/cowarena-bench-XXXXXX",
+			 bench_opt.dir);
+		if (!mkdtemp(tmpdir))
+			bench_fail("mkdtemp %s: %s", tmpdir, strerror(errno));
+		atexit(remove_tmpdir);
 	}
-	ntmp = 0;
+	return tmpdir;
 }
 
 int bench_tmpfile(const char *tag, char *path, size_t pathlen)
 {
 	int fd;
 
-	snprintf(path, pathlen, "%s/cowarena-bench-%s-XXXXXX", bench_opt.dir,
-		 tag);
+	snprintf(path, pathlen, "%s/%s-XXXXXX", bench_tmpdir(), tag);
 	fd = mkstemp(path);
 	if (fd < 0)
 		bench_fail("mkstemp %s: %s", path, strerror(errno));
-	if (ntmp == 0)
-		atexit(unlink_tmp);
-	if (ntmp < MAX_TMP)
-		tmp_paths[ntmp++] = xstrdup(path);
 	return fd;
 }
 

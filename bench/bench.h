@@ -100,11 +100,16 @@ static inline size_t bench_spread(size_t i, size_t k, size_t npages)
 }
 /* Fills page p (of a mapping at base) with its reference content. */
 void bench_fill_page(char *base, size_t p, uint64_t seed);
+/* Writes page p's reference content at dst (one page). */
+void bench_fill_at(char *dst, size_t p, uint64_t seed);
 /* 1 when page p holds its reference content. */
 int bench_page_ok(const char *base, size_t p, uint64_t seed);
 /* Writes the reference content of pages [0, npages) to fd. */
 void bench_write_file(int fd, size_t npages, uint64_t seed);
-/* Opens a scratch file in bench_opt.dir (unlinked when the program exits). */
+/* A scratch directory in bench_opt.dir, removed with all it holds when the
+ * program exits (flat: files only). */
+const char *bench_tmpdir(void);
+/* Creates and opens a scratch file in it; its name goes to path. */
 int bench_tmpfile(const char *tag, char *path, size_t pathlen);
 /* Formats k pages as "1", "16", "0.1 %" of npages etc. */
 void bench_klabel(char *buf, size_t len, size_t k, size_t npages, double frac);
