@@ -104,7 +104,11 @@ static size_t scan(char *m, size_t len, int wp, struct page_region *vec,
 		BENCH_CHECK(r >= 0, "PAGEMAP_SCAN: %s", strerror(errno));
 		for (long i = 0; i < r; i++)
 			pages += (vec[i].end - vec[i].start) / pg;
-		if (a.walk_end <= start)
+		/* A vector not filled means the walk reached the end. Do not
+		 * rely on walk_end then: Linux 6.18 reports a stale one once
+		 * more than 512 regions went out (its internal buffer), and
+		 * walking on from it would count pages twice. */
+		if ((size_t)r < vlen || a.walk_end <= start)
 			break;
 		start = a.walk_end;
 	}
