@@ -124,7 +124,9 @@ static void table_open(void)
 	struct rlimit rl;
 	char title[128];
 
-	x.n = bench_opt.mode == BENCH_QUICK ? 200 : 10000;
+	x.n = bench_opt.mode == BENCH_FULL    ? 10000
+	      : bench_opt.mode == BENCH_SHORT ? 4000
+					      : 200;
 	x.size = 64 << 10;
 	/* One descriptor per open anonymous arena (its memfd). */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < x.n + 100) {

@@ -245,11 +245,12 @@ static void table_first_write(void)
 	char title[160], sz[32];
 	int r;
 
-	x.size =
-	    bench_opt.mode == BENCH_QUICK ? (size_t)4 << 20 : (size_t)256 << 20;
+	x.size = bench_opt.mode == BENCH_FULL	 ? (size_t)256 << 20
+		 : bench_opt.mode == BENCH_SHORT ? (size_t)64 << 20
+						 : (size_t)4 << 20;
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
-	x.n = bench_opt.mode == BENCH_QUICK ? 64 : 4096;
+	x.n = bench_opt.mode == BENCH_FULL ? 4096 : x.npages / 16;
 	x.memfd = data_memfd(x.size);
 	x.map = xmap(x.size, MAP_PRIVATE, x.memfd);
 	x.umap = xmap(x.size, MAP_PRIVATE, x.memfd);
@@ -414,7 +415,7 @@ static void table_harvest(void)
 	int memfd, r;
 
 	x.size = bench_opt.mode == BENCH_FULL	 ? (size_t)1 << 30
-		 : bench_opt.mode == BENCH_SHORT ? (size_t)256 << 20
+		 : bench_opt.mode == BENCH_SHORT ? (size_t)64 << 20
 						 : (size_t)4 << 20;
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
