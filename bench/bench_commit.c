@@ -213,15 +213,19 @@ static double txn_cow(struct ctx *x, unsigned flags)
 	return (double)(t1 - t0);
 }
 
-static void check_cow(struct ctx *x)
+static void check_cow(struct ctx *x, int async)
 {
+	ssize_t n;
 	char *base;
 	int r;
 
 	if (!x->a)
 		return;
-	BENCH_CHECK(cow_dirty(x->a, NULL, 0) == 0,
-		    "cowarena: dirty pages after a commit");
+	/* After an asynchronous commit the pages may stay private until a
+	 * later commit finds them in the file. */
+	n = cow_dirty(x->a, NULL, 0);
+	BENCH_CHECK(async || n == 0, "cowarena: %zd dirty runs after a commit",
+		    n);
 	r = cow_sync(x->a);
 	BENCH_CHECK(r == 0, "cow_sync: %s", cow_strerror(r));
 	/* Reopen: recovery or the file must give the last commit. */
@@ -354,7 +358,7 @@ static double run_latency(void *arg, int c)
 	case C_ASYNC:
 		t = txn_cow(x, c == C_ASYNC ? COW_COMMIT_ASYNC : 0);
 		if (!isnan(t))
-			check_cow(x);
+			check_cow(x, c == C_ASYNC);
 		return t;
 	case C_LMDB:
 		t = txn_lmdb(x);
@@ -416,7 +420,7 @@ static double run_rate(void *arg, int c)
 	t1 = bench_now();
 	switch (c) {
 	case C_ASYNC:
-		check_cow(x);
+		check_cow(x, 1);
 		break;
 	case C_LMDB:
 		check_lmdb(x);
