@@ -151,7 +151,9 @@ static double cycle_fork(struct ctx *x)
 	pid = fork();
 	if (pid == 0) {
 		/* The checkpoint: check the copy once the parent wrote, then
-		 * exit when told (the roll back). */
+		 * exit when told (the roll back), or when the parent died. */
+		close(go[1]);
+		close(done[0]);
 		if (read(go[0], &c, 1) != 1)
 			_exit(2);
 		c = (char)pages_ok(x->map, x);

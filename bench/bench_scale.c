@@ -345,6 +345,7 @@ static double mem_fork(struct sctx *x)
 	BENCH_CHECK(pipe(go) == 0, "pipe");
 	pid = fork();
 	if (pid == 0) {
+		close(go[1]);
 		if (read(go[0], &c, 1) != 1)
 			_exit(2);
 		for (size_t i = 0; i < x->k; i++)
