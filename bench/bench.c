@@ -21,7 +21,7 @@
 
 #include "bench.h"
 
-struct bench_opts bench_opt = {BENCH_FULL, 5, NULL, "/var/tmp"};
+struct bench_opts bench_opt = {BENCH_FULL, 5, NULL, "/var/tmp", 15e9};
 
 #define MAX_CONT 12
 #define MAX_ROWS 64
@@ -41,6 +41,8 @@ struct bench_table {
 	double x[MAX_ROWS];
 	struct cell cell[MAX_ROWS][MAX_CONT];
 	char *note[MAX_NOTES];
+	int slow[MAX_CONT]; /* went over the time budget: not run again */
+	int slow_noted;
 };
 
 static void usage(const char *what, int status)
@@ -85,6 +87,7 @@ void bench_init(int argc, char **argv, const char *what)
 							 : 5;
 	if (reps > 0)
 		bench_opt.reps = reps;
+	bench_opt.budget = bench_opt.mode == BENCH_FULL ? 15e9 : 2e9;
 	/* Quick runs only prove the programs work: never overwrite the
 	 * results of a real run with their numbers. */
 	if (bench_opt.mode == BENCH_QUICK)
@@ -201,15 +204,35 @@ void bench_measure(struct bench_table *t, int row, int reps, bench_fn fn,
 		reps = 1;
 	if (reps > 256)
 		reps = 256;
+	for (int c = 0; c < t->ncont; c++)
+		skip[c] = t->slow[c];
 	for (int r = 0; r < reps; r++) {
 		for (int i = 0; i < t->ncont; i++) {
 			int c = (i + r) % t->ncont;
+			uint64_t t0 = bench_now();
 
 			v[c][r] = skip[c] ? BENCH_NA : fn(ctx, c);
 			if (isnan(v[c][r]))
 				skip[c] = 1;
+			/* A contender far slower than the others: keep what
+			 * was measured, do not repeat it, and skip it in the
+			 * table's later (larger) rows. */
+			if (!skip[c] &&
+			    (double)(bench_now() - t0) > bench_opt.budget) {
+				skip[c] = 1;
+				t->slow[c] = 1;
+			}
 		}
 	}
+	for (int c = 0; c < t->ncont; c++)
+		if (t->slow[c] && !t->slow_noted) {
+			t->slow_noted = 1;
+			bench_note(t,
+				   "A contender whose one run took more than "
+				   "%.0f s is measured once there and not run "
+				   "in the later rows (—).",
+				   bench_opt.budget / 1e9);
+		}
 	for (int c = 0; c < t->ncont; c++)
 		bench_cell(t, row, c, v[c], reps);
 }

@@ -32,6 +32,7 @@ struct bench_opts {
 	int reps;	 /* runs per contender and row (--reps N) */
 	const char *out; /* directory for .md/.csv/.svg, or NULL */
 	const char *dir; /* directory for scratch files (--dir, /var/tmp) */
+	double budget;	 /* ns: one run longer than this is not repeated */
 };
 extern struct bench_opts bench_opt;
 
