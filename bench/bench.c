@@ -393,9 +393,47 @@ static void gp_str(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
+static const struct bench_table *sort_t;
+
+static int cmp_row_x(const void *a, const void *b)
+{
+	double x = sort_t->x[*(const int *)a], y = sort_t->x[*(const int *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+/* The plot's data: one line per row, sorted by x: x, then each
+ * contender's median (µs for times). */
+static int write_plot_data(const struct bench_table *t, const char *path)
+{
+	double s = t->unit == BENCH_TIME ? 1000 : 1;
+	int order[MAX_ROWS];
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	for (int r = 0; r < t->nrows; r++)
+		order[r] = r;
+	sort_t = t;
+	qsort(order, (size_t)t->nrows, sizeof(order[0]), cmp_row_x);
+	for (int i = 0; i < t->nrows; i++) {
+		int r = order[i];
+
+		fprintf(f, "%g", t->x[r]);
+		for (int k = 0; k < t->ncont; k++)
+			if (t->cell[r][k].n)
+				fprintf(f, " %.6g", t->cell[r][k].med / s);
+			else
+				fprintf(f, " NaN");
+		fprintf(f, "\n");
+	}
+	fclose(f);
+	return 0;
+}
+
 static void plot(const struct bench_table *t, const char *dir)
 {
-	char gp[4096], cmd[4200];
+	char gp[4096], dat[4096], cmd[4200];
 	FILE *f;
 
 	if (!t->xname || !have_gnuplot())
@@ -404,35 +442,34 @@ static void plot(const struct bench_table *t, const char *dir)
 		if (t->x[r] <= 0)
 			return;
 	snprintf(gp, sizeof(gp), "%s/%s.gp", dir, t->name);
+	snprintf(dat, sizeof(dat), "%s/%s.dat", dir, t->name);
+	if (write_plot_data(t, dat))
+		return;
 	f = fopen(gp, "w");
 	if (!f)
 		return;
 	fprintf(f,
-		"set terminal svg size 900,560 dynamic enhanced "
+		"set terminal svg size 800,600 dynamic enhanced "
 		"font 'sans,12' background '#ffffff'\n"
 		"set output '%s/%s.svg'\n"
-		"set datafile separator ','\n"
 		"set datafile missing 'NaN'\n"
-		"set logscale xy\nset grid\nset key outside right\n"
+		"set logscale xy\nset grid\n"
+		"set key below noenhanced\n"
 		"set xlabel ",
 		dir, t->name);
 	gp_str(f, t->xname);
 	fprintf(f, "\nset ylabel ");
-	gp_str(f, t->unit == BENCH_TIME	  ? "time (µs), median"
-		  : t->unit == BENCH_RATE ? "per second"
-					  : "");
+	gp_str(f, t->unit == BENCH_TIME	   ? "time (µs), median"
+		  : t->unit == BENCH_RATE  ? "per second, median"
+		  : t->unit == BENCH_BYTES ? "bytes, median"
+					   : "median");
 	fprintf(f, "\nset title ");
 	gp_str(f, t->title);
 	fprintf(f, " noenhanced\nplot ");
 	for (int k = 0; k < t->ncont; k++) {
-		double s = t->unit == BENCH_TIME ? 1000 : 1;
-
-		fprintf(f,
-			"%s'%s/%s.csv' using 2:($%d/%g) with linespoints "
-			"lw 2 title ",
-			k ? ", " : "", dir, t->name, 3 + 3 * k, s);
+		fprintf(f, "%s'%s' using 1:%d with linespoints lw 2 title ",
+			k ? ", " : "", dat, 2 + k);
 		gp_str(f, t->cont[k]);
-		fprintf(f, " noenhanced");
 	}
 	fprintf(f, "\n");
 	fclose(f);
@@ -440,6 +477,7 @@ static void plot(const struct bench_table *t, const char *dir)
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench: gnuplot failed on %s\n", gp);
 	unlink(gp);
+	unlink(dat);
 }
 
 void bench_end(struct bench_table *t)
