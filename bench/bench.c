@@ -42,6 +42,7 @@ struct bench_table {
 	struct cell cell[MAX_ROWS][MAX_CONT];
 	char *note[MAX_NOTES];
 	int slow[MAX_CONT]; /* went over the time budget: not run again */
+	int reps;	    /* the most samples a cell was given */
 	int slow_noted;
 };
 
@@ -182,6 +183,9 @@ void bench_cell(struct bench_table *t, int row, int c, const double *v, int n)
 	int m = 0;
 	struct cell *ce = &t->cell[row][c];
 
+	if (n > t->reps)
+		t->reps = n;
+
 	for (int i = 0; i < n && m < 256; i++)
 		if (!isnan(v[i]))
 			s[m++] = v[i];
@@ -268,7 +272,10 @@ static void fmt_value(char *b, size_t n, enum bench_unit u, double v)
 			snprintf(b, n, "%.3g/s", v);
 		break;
 	default:
-		snprintf(b, n, "%.4g", v);
+		if (v == (double)(long long)v && fabs(v) < 1e15)
+			snprintf(b, n, "%lld", (long long)v);
+		else
+			snprintf(b, n, "%.4g", v);
 	}
 }
 
@@ -341,10 +348,10 @@ static void print_md(const struct bench_table *t, FILE *f)
 	fprintf(f, "\n");
 	if (t->ours >= 0)
 		fprintf(f,
-			"Median of %d runs per cell, interleaved, "
+			"Median of %d run%s per cell, interleaved, "
 			"<sub>min–max</sub>. \"vs X\" = how many times %s "
 			"%s is than X (>1: %s is better).\n",
-			bench_opt.reps,
+			t->reps, t->reps == 1 ? "" : "s",
 			t->unit == BENCH_RATE	? "higher the rate of"
 			: t->unit == BENCH_TIME ? "faster"
 						: "smaller",
