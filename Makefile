@@ -16,6 +16,10 @@ SONAME := libcowarena.so.0
 # Debian packages the build needs, and the pkg-config names that prove them.
 DEPS_APT := liburing-dev libcmocka-dev pkg-config
 DEPS_PC := liburing cmocka
+# ... and what `make bench` needs on top: the peers it measures against and
+# gnuplot for the plots.
+BENCH_DEPS_APT := liblmdb-dev libsqlite3-dev gnuplot-nox
+BENCH_DEPS_PC := lmdb sqlite3
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wundef -Wpointer-arith
@@ -39,8 +43,8 @@ TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
 
-.PHONY: all lib test demo bench deps asan ubsan tsan check-all coverage \
-	install uninstall format format-check clean
+.PHONY: all lib test demo bench bench-deps deps asan ubsan tsan check-all \
+	coverage install uninstall format format-check clean
 
 all: lib $(BUILD)/cowarena $(EXAMPLES)
 
@@ -59,6 +63,26 @@ deps:
 				$(DEPS_APT) >/dev/null || exit 1; \
 		else \
 			echo "missing:$$missing; run: sudo apt-get install -y $(DEPS_APT)"; \
+			exit 1; \
+		fi; \
+	fi
+
+# The same for the benchmarks' dependencies (gnuplot is optional: without
+# it the tables are written but not plotted).
+bench-deps:
+	@missing=""; for p in $(BENCH_DEPS_PC); do \
+		pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
+	done; \
+	command -v gnuplot >/dev/null 2>&1 || missing="$$missing gnuplot"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing benchmark dependencies: $(BENCH_DEPS_APT)"; \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				$(BENCH_DEPS_APT) >/dev/null || exit 1; \
+		else \
+			echo "missing:$$missing; run: sudo apt-get install -y $(BENCH_DEPS_APT)"; \
+			command -v gnuplot >/dev/null 2>&1 || [ "$$missing" != " gnuplot" ] || exit 0; \
 			exit 1; \
 		fi; \
 	fi
@@ -95,9 +119,14 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena
 		$(TEST_HELPERS) $(BUILD)/libcowarena.a \
 		$$(pkg-config --libs cmocka) $(LIBS)
 
+# The whole archive: bench/cowapi.h declares the snapshot and commit calls
+# weak, and a weak reference alone would not pull their object in.
+BENCH_LIBS = $(shell pkg-config --libs lmdb sqlite3 2>/dev/null || \
+	echo -llmdb -lsqlite3) -lm
 $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a | $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS_ALL) -o $@ $< \
-		$(BENCH_HELPERS) $(BUILD)/libcowarena.a $(LIBS) $(BENCH_LIBS)
+		$(BENCH_HELPERS) -Wl,--whole-archive $(BUILD)/libcowarena.a \
+		-Wl,--no-whole-archive $(LIBS) $(BENCH_LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS)
@@ -107,8 +136,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@examples/run.sh $(BUILD)
 
-bench: deps
-	@$(MAKE) --no-print-directory $(BENCHES)
+bench: deps bench-deps
+	@$(MAKE) --no-print-directory all $(BENCHES)
 	@bench/run.sh $(BUILD) $(BENCH_ARGS)
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer

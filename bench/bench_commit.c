@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Area 4, durable commit of k pages of 4 KiB.
+ *
+ * Every contender holds the same 64 MiB of pages in its own file in the
+ * same directory, and one transaction writes the same bytes: k pages
+ * spread evenly, each stamped with the transaction's number. Timed: the
+ * whole transaction, from the first write into the contender's memory to
+ * the return of its commit.
+ *  - cowarena: stores into the arena, cow_commit(a, 0) (durable) or
+ *    cow_commit(a, COW_COMMIT_ASYNC) (returns once captured);
+ *  - LMDB: one write transaction of k mdb_put of 4 KiB values, default
+ *    (durable) flags;
+ *  - SQLite: WAL mode, synchronous=FULL, BEGIN, k UPDATEs of 4 KiB blobs,
+ *    COMMIT;
+ *  - floor: pwrite of the k pages in place + one fdatasync;
+ *  - floor, sequential: one pwrite of the k pages side by side (as a log
+ *    does) + one fdatasync.
+ * Checks: each commit's pages read back with the stamp (LMDB, SQLite,
+ * pread of the floor file); cowarena has no dirty pages left after a
+ * commit, and after each row the arena is closed and reopened and must
+ * show the last commit's stamps.
+ *
+ * Second table: throughput, n commits then one final sync (cow_sync; LMDB
+ * with MDB_NOSYNC then mdb_env_sync; SQLite with synchronous=NORMAL then
+ * a FULL checkpoint; pwrite without sync then one fdatasync).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cowapi.h"
+
+#define SEED 0x5eed0004u
+
+enum { C_SYNC, C_ASYNC, C_LMDB, C_SQLITE, C_FLOOR, C_SEQ, NC };
+static const char *const names[NC] = {
+    "cowarena commit",
+    "cowarena async commit (return)",
+    "LMDB",
+    "SQLite WAL FULL",
+    "floor: pwrite in place + fdatasync",
+    "floor: one sequential pwrite + fdatasync",
+};
+
+struct ctx {
+	size_t size, npages, pg, k;
+	uint64_t gen;	  /* transaction number, stamped into each page */
+	uint64_t cow_gen; /* the last one cowarena committed */
+	int nosync;	  /* throughput table: sync once at the end */
+	size_t ncommits;
+	size_t staged_k; /* buf holds the pattern of these k pages */
+	char cowpath[4096];
+	cow_arena *a;
+	MDB_env *env;
+	MDB_dbi dbi;
+	sqlite3 *db;
+	sqlite3_stmt *upd, *sel;
+	int ffd, sfd; /* floor files: in place, and sequential */
+	char *buf;    /* k pages staged for pwrite/mdb_put/sqlite */
+};
+
+static size_t page_of(const struct ctx *x, size_t i)
+{
+	return bench_spread(i, x->k, x->npages);
+}
+
+/* The page image of page p in transaction gen: pattern + stamp. */
+static void stage(struct ctx *x)
+{
+	if (x->staged_k != x->k) {
+		for (size_t i = 0; i < x->k; i++)
+			bench_fill_at(x->buf + i * x->pg, page_of(x, i), SEED);
+		x->staged_k = x->k;
+	}
+	for (size_t i = 0; i < x->k; i++)
+		memcpy(x->buf + i * x->pg, &x->gen, sizeof(x->gen));
+}
+
+static int stamp_ok(const void *page, uint64_t gen)
+{
+	uint64_t v;
+
+	memcpy(&v, page, sizeof(v));
+	return v == gen;
+}
+
+/* --- setup of each contender's copy of the pages --- */
+
+static void setup_cow(struct ctx *x)
+{
+	struct cow_options o = {.flags = COW_CREATE, .size = x->size};
+	int fd, r;
+
+	if (!bench_have_commit())
+		return;
+	fd = bench_tmpfile("cow", x->cowpath, sizeof(x->cowpath));
+	bench_write_file(fd, x->npages, SEED);
+	BENCH_CHECK(fsync(fd) == 0, "fsync");
+	close(fd);
+	r = cow_open(&x->a, x->cowpath, &o);
+	BENCH_CHECK(r == 0, "cow_open: %s", cow_strerror(r));
+}
+
+static double txn_cow(struct ctx *x, unsigned flags);
+static void check_cow(struct ctx *x, int async);
+
+/* One commit, not timed: the first one creates the log. */
+static void warm_cow(struct ctx *x)
+{
+	if (!x->a)
+		return;
+	x->k = 1;
+	x->gen++;
+	txn_cow(x, 0);
+	check_cow(x, 0);
+}
+
+#define MDB_OK(call)                                                       \
+	do {                                                               \
+		int rc_ = (call);                                          \
+		BENCH_CHECK(rc_ == 0, "%s: %s", #call, mdb_strerror(rc_)); \
+	} while (0)
+
+static void setup_lmdb(struct ctx *x)
+{
+	char path[4096];
+	MDB_txn *txn;
+	int fd = bench_tmpfile("lmdb", path, sizeof(path));
+
+	close(fd);
+	unlink(path);
+	MDB_OK(mdb_env_create(&x->env));
+	MDB_OK(mdb_env_set_mapsize(x->env, 4 * x->size + (64 << 20)));
+	MDB_OK(mdb_env_open(x->env, path, MDB_NOSUBDIR, 0644));
+	MDB_OK(mdb_txn_begin(x->env, NULL, 0, &txn));
+	MDB_OK(mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &x->dbi));
+	for (size_t p = 0; p < x->npages; p++) {
+		MDB_val key = {sizeof(p), &p}, val = {x->pg, x->buf};
+
+		bench_fill_at(x->buf, p, SEED);
+		MDB_OK(mdb_put(txn, x->dbi, &key, &val, 0));
+	}
+	MDB_OK(mdb_txn_commit(txn));
+}
+
+#define SQL_OK(call)                                                  \
+	do {                                                          \
+		int rc_ = (call);                                     \
+		BENCH_CHECK(rc_ == SQLITE_OK || rc_ == SQLITE_DONE || \
+				rc_ == SQLITE_ROW,                    \
+			    "%s: %s", #call, sqlite3_errmsg(x->db));  \
+	} while (0)
+
+static void setup_sqlite(struct ctx *x)
+{
+	char path[4096];
+	sqlite3_stmt *ins;
+	int fd = bench_tmpfile("sqlite", path, sizeof(path));
+
+	close(fd);
+	unlink(path);
+	SQL_OK(sqlite3_open(path, &x->db));
+	SQL_OK(sqlite3_exec(x->db,
+			    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+			    "CREATE TABLE p(id INTEGER PRIMARY KEY, d BLOB);"
+			    "BEGIN",
+			    NULL, NULL, NULL));
+	SQL_OK(sqlite3_prepare_v2(x->db, "INSERT INTO p VALUES (?1, ?2)", -1,
+				  &ins, NULL));
+	for (size_t p = 0; p < x->npages; p++) {
+		bench_fill_at(x->buf, p, SEED);
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)p);
+		sqlite3_bind_blob(ins, 2, x->buf, (int)x->pg, SQLITE_STATIC);
+		SQL_OK(sqlite3_step(ins));
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+	SQL_OK(sqlite3_exec(x->db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE)",
+			    NULL, NULL, NULL));
+	SQL_OK(sqlite3_prepare_v2(x->db, "UPDATE p SET d = ?1 WHERE id = ?2",
+				  -1, &x->upd, NULL));
+	SQL_OK(sqlite3_prepare_v2(x->db, "SELECT d FROM p WHERE id = ?1", -1,
+				  &x->sel, NULL));
+}
+
+static void sql_exec(struct ctx *x, const char *sql)
+{
+	SQL_OK(sqlite3_exec(x->db, sql, NULL, NULL, NULL));
+}
+
+static void setup_floor(struct ctx *x)
+{
+	char path[4096];
+
+	x->ffd = bench_tmpfile("floor", path, sizeof(path));
+	bench_write_file(x->ffd, x->npages, SEED);
+	x->sfd = bench_tmpfile("seq", path, sizeof(path));
+	bench_write_file(x->sfd, x->npages, SEED);
+	BENCH_CHECK(fsync(x->ffd) == 0 && fsync(x->sfd) == 0, "fsync");
+}
+
+/* --- one transaction of each --- */
+
+static double txn_cow(struct ctx *x, unsigned flags)
+{
+	char *base;
+	uint64_t t0, t1;
+	int r;
+
+	if (!x->a)
+		return BENCH_NA;
+	base = cow_base(x->a);
+	t0 = bench_now();
+	for (size_t i = 0; i < x->k; i++)
+		memcpy(base + page_of(x, i) * x->pg, &x->gen, sizeof(x->gen));
+	r = cow_commit(x->a, flags);
+	t1 = bench_now();
+	BENCH_CHECK(r == 0, "cow_commit: %s", cow_strerror(r));
+	return (double)(t1 - t0);
+}
+
+/* After a commit: the pages hold the stamp; after a synchronous one
+ * nothing is dirty any more (an asynchronous commit may leave its pages
+ * private until a later commit finds them in the file). */
+static void check_cow(struct ctx *x, int async)
+{
+	char *base = cow_base(x->a);
+	ssize_t n = cow_dirty(x->a, NULL, 0);
+
+	BENCH_CHECK(async || n == 0, "cowarena: %zd dirty runs after a commit",
+		    n);
+	for (size_t i = 0; i < x->k; i++)
+		BENCH_CHECK(stamp_ok(base + page_of(x, i) * x->pg, x->gen),
+			    "cowarena: page %zu after commit %llu",
+			    page_of(x, i), (unsigned long long)x->gen);
+	x->cow_gen = x->gen;
+}
+
+/*
+ * After each row: the last commit is durable and survives a reopen (the
+ * file, after recovery of the log). Then one commit that is not timed, so
+ * that the next row does not pay for the reopen.
+ */
+static void check_cow_reopen(struct ctx *x)
+{
+	char *base;
+	int r;
+
+	if (!x->a)
+		return;
+	r = cow_sync(x->a);
+	BENCH_CHECK(r == 0, "cow_sync: %s", cow_strerror(r));
+	BENCH_CHECK(cow_close(x->a) == 0, "cow_close");
+	r = cow_open(&x->a, x->cowpath, NULL);
+	BENCH_CHECK(r == 0, "cow_open (again): %s", cow_strerror(r));
+	base = cow_base(x->a);
+	for (size_t i = 0; i < x->k; i++)
+		BENCH_CHECK(stamp_ok(base + page_of(x, i) * x->pg, x->cow_gen),
+			    "cowarena: page %zu lost commit %llu after reopen",
+			    page_of(x, i), (unsigned long long)x->cow_gen);
+	x->gen++;
+	txn_cow(x, 0);
+	check_cow(x, 0);
+}
+
+static double txn_lmdb(struct ctx *x)
+{
+	MDB_txn *txn;
+	uint64_t t0, t1;
+
+	stage(x);
+	t0 = bench_now();
+	MDB_OK(mdb_txn_begin(x->env, NULL, 0, &txn));
+	for (size_t i = 0; i < x->k; i++) {
+		size_t p = page_of(x, i);
+		MDB_val key = {sizeof(p), &p};
+		MDB_val val = {x->pg, x->buf + i * x->pg};
+
+		MDB_OK(mdb_put(txn, x->dbi, &key, &val, 0));
+	}
+	MDB_OK(mdb_txn_commit(txn));
+	t1 = bench_now();
+	return (double)(t1 - t0);
+}
+
+static void check_lmdb(struct ctx *x)
+{
+	MDB_txn *txn;
+
+	MDB_OK(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn));
+	for (size_t i = 0; i < x->k; i++) {
+		size_t p = page_of(x, i);
+		MDB_val key = {sizeof(p), &p}, val;
+
+		MDB_OK(mdb_get(txn, x->dbi, &key, &val));
+		BENCH_CHECK(val.mv_size == x->pg &&
+				stamp_ok(val.mv_data, x->gen),
+			    "LMDB: page %zu lost commit", p);
+	}
+	mdb_txn_abort(txn);
+}
+
+static double txn_sqlite(struct ctx *x)
+{
+	uint64_t t0, t1;
+
+	stage(x);
+	t0 = bench_now();
+	SQL_OK(sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL));
+	for (size_t i = 0; i < x->k; i++) {
+		sqlite3_bind_blob(x->upd, 1, x->buf + i * x->pg, (int)x->pg,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(x->upd, 2, (sqlite3_int64)page_of(x, i));
+		SQL_OK(sqlite3_step(x->upd));
+		sqlite3_reset(x->upd);
+	}
+	SQL_OK(sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL));
+	t1 = bench_now();
+	return (double)(t1 - t0);
+}
+
+static void check_sqlite(struct ctx *x)
+{
+	for (size_t i = 0; i < x->k; i++) {
+		sqlite3_bind_int64(x->sel, 1, (sqlite3_int64)page_of(x, i));
+		BENCH_CHECK(
+		    sqlite3_step(x->sel) == SQLITE_ROW &&
+			sqlite3_column_bytes(x->sel, 0) == (int)x->pg &&
+			stamp_ok(sqlite3_column_blob(x->sel, 0), x->gen),
+		    "SQLite: page %zu lost commit", page_of(x, i));
+		sqlite3_reset(x->sel);
+	}
+}
+
+static double txn_floor(struct ctx *x, int seq)
+{
+	int fd = seq ? x->sfd : x->ffd;
+	uint64_t t0, t1;
+
+	stage(x);
+	t0 = bench_now();
+	if (seq) {
+		BENCH_CHECK(pwrite(fd, x->buf, x->k * x->pg, 0) ==
+				(ssize_t)(x->k * x->pg),
+			    "pwrite: %s", strerror(errno));
+	} else {
+		for (size_t i = 0; i < x->k; i++)
+			BENCH_CHECK(pwrite(fd, x->buf + i * x->pg, x->pg,
+					   (off_t)(page_of(x, i) * x->pg)) ==
+					(ssize_t)x->pg,
+				    "pwrite: %s", strerror(errno));
+	}
+	if (!x->nosync)
+		BENCH_CHECK(fdatasync(fd) == 0, "fdatasync: %s",
+			    strerror(errno));
+	t1 = bench_now();
+	return (double)(t1 - t0);
+}
+
+static void check_floor(struct ctx *x, int seq)
+{
+	char page[64];
+
+	for (size_t i = 0; i < x->k; i++) {
+		off_t off = (off_t)((seq ? i : page_of(x, i)) * x->pg);
+
+		BENCH_CHECK(pread(seq ? x->sfd : x->ffd, page, sizeof(page),
+				  off) == (ssize_t)sizeof(page) &&
+				stamp_ok(page, x->gen),
+			    "floor: page %zu", page_of(x, i));
+	}
+}
+
+static double run_latency(void *arg, int c)
+{
+	struct ctx *x = arg;
+	double t;
+
+	x->gen++;
+	switch (c) {
+	case C_SYNC:
+	case C_ASYNC:
+		t = txn_cow(x, c == C_ASYNC ? COW_COMMIT_ASYNC : 0);
+		if (!isnan(t))
+			check_cow(x, c == C_ASYNC);
+		return t;
+	case C_LMDB:
+		t = txn_lmdb(x);
+		check_lmdb(x);
+		return t;
+	case C_SQLITE:
+		t = txn_sqlite(x);
+		check_sqlite(x);
+		return t;
+	default:
+		t = txn_floor(x, c == C_SEQ);
+		check_floor(x, c == C_SEQ);
+		return t;
+	}
+}
+
+/* n transactions, then one sync; returns transactions per second. */
+static double run_rate(void *arg, int c)
+{
+	struct ctx *x = arg;
+	uint64_t t0, t1;
+	int r;
+
+	if (c == C_SYNC || (c == C_ASYNC && !x->a))
+		return BENCH_NA;
+	t0 = bench_now();
+	for (size_t n = 0; n < x->ncommits; n++) {
+		x->gen++;
+		switch (c) {
+		case C_ASYNC:
+			txn_cow(x, COW_COMMIT_ASYNC);
+			break;
+		case C_LMDB:
+			txn_lmdb(x);
+			break;
+		case C_SQLITE:
+			txn_sqlite(x);
+			break;
+		default:
+			txn_floor(x, c == C_SEQ);
+		}
+	}
+	switch (c) {
+	case C_ASYNC:
+		r = cow_sync(x->a);
+		BENCH_CHECK(r == 0, "cow_sync: %s", cow_strerror(r));
+		break;
+	case C_LMDB:
+		MDB_OK(mdb_env_sync(x->env, 1));
+		break;
+	case C_SQLITE:
+		SQL_OK(sqlite3_exec(x->db, "PRAGMA wal_checkpoint(FULL)", NULL,
+				    NULL, NULL));
+		break;
+	default:
+		BENCH_CHECK(fdatasync(c == C_SEQ ? x->sfd : x->ffd) == 0,
+			    "fdatasync");
+	}
+	t1 = bench_now();
+	switch (c) {
+	case C_ASYNC:
+		check_cow(x, 1);
+		break;
+	case C_LMDB:
+		check_lmdb(x);
+		break;
+	case C_SQLITE:
+		check_sqlite(x);
+		break;
+	default:
+		check_floor(x, c == C_SEQ);
+	}
+	return (double)x->ncommits * 1e9 / (double)(t1 - t0);
+}
+
+static const char *const rnames[NC - 1] = {
+    "cowarena async commits + cow_sync",
+    "LMDB MDB_NOSYNC + mdb_env_sync",
+    "SQLite WAL NORMAL + checkpoint",
+    "pwrite in place, fdatasync at the end",
+    "sequential pwrite, fdatasync at the end",
+};
+
+/* The throughput table's contenders are C_ASYNC onwards. */
+static double run_rate_col(void *arg, int c)
+{
+	return run_rate(arg, c + 1);
+}
+
+int main(int argc, char **argv)
+{
+	static const size_t ks[] = {1, 16, 256};
+	struct ctx x = {0};
+	struct bench_table *t;
+	char title[160], sz[32], lab[32];
+
+	bench_init(argc, argv,
+		   "bench_commit: durable commit, cowarena vs LMDB, SQLite "
+		   "and pwrite + fdatasync");
+	x.size =
+	    bench_opt.mode == BENCH_QUICK ? (size_t)1 << 20 : (size_t)64 << 20;
+	x.pg = bench_pgsz();
+	x.npages = x.size / x.pg;
+	x.buf = malloc(256 * x.pg);
+	BENCH_CHECK(x.buf != NULL, "out of memory");
+	setup_cow(&x);
+	setup_lmdb(&x);
+	setup_sqlite(&x);
+	setup_floor(&x);
+	warm_cow(&x);
+	bench_size_label(sz, sizeof(sz), x.size);
+
+	snprintf(title, sizeof(title),
+		 "Durable commit of k pages of 4 KiB (%s of pages, ext4 in "
+		 "%s)",
+		 sz, bench_opt.dir);
+	t = bench_table("commit", title, "pages per commit", BENCH_TIME, C_SYNC,
+			NC, names);
+	for (size_t i = 0; i < 3; i++) {
+		x.k = ks[i];
+		snprintf(lab, sizeof(lab), "%zu", x.k);
+		bench_measure(t, bench_row(t, lab, (double)x.k),
+			      bench_opt.mode == BENCH_FULL ? 3 * bench_opt.reps
+							   : bench_opt.reps,
+			      run_latency, &x);
+		check_cow_reopen(&x);
+	}
+	if (!x.a)
+		bench_note(t, "cowarena: this build of the library has no "
+			      "commit (cow_commit): its columns are empty.");
+	bench_note(t, "Timed: the writes into each contender's memory and "
+		      "its commit. Pages spread evenly over the file; LMDB "
+		      "and SQLite store each 4 KiB value in overflow pages "
+		      "of their own.");
+	bench_note(t, "The async column is the time until "
+		      "cow_commit(COW_COMMIT_ASYNC) returns (not durable "
+		      "yet); it is not in the ratios' baseline.");
+	bench_end(t);
+
+	x.nosync = 1;
+	x.staged_k = 0;
+	MDB_OK(mdb_env_set_flags(x.env, MDB_NOSYNC, 1));
+	sql_exec(&x, "PRAGMA synchronous=NORMAL");
+	snprintf(title, sizeof(title),
+		 "Commit throughput, %s: n commits of k pages, then one sync",
+		 sz);
+	t = bench_table("commit-throughput", title, "pages per commit",
+			BENCH_RATE, 0, NC - 1, rnames);
+	for (size_t i = 0; i < 3; i++) {
+		x.k = ks[i];
+		x.ncommits = bench_opt.mode == BENCH_QUICK ? 10
+			     : x.k >= 256		   ? 100
+							   : 1000;
+		snprintf(lab, sizeof(lab), "%zu", x.k);
+		bench_measure(t, bench_row(t, lab, (double)x.k),
+			      bench_opt.mode == BENCH_QUICK ? 1 : 3,
+			      run_rate_col, &x);
+		check_cow_reopen(&x);
+	}
+	if (!x.a)
+		bench_note(t, "cowarena: this build of the library has no "
+			      "commit (cow_commit): its column is empty.");
+	bench_note(t, "Commits per second over n commits (1000; 100 of 256 "
+		      "pages), the final sync included; every commit is "
+		      "atomic, only the last sync makes them durable.");
+	bench_end(t);
+
+	cow_close(x.a);
+	mdb_env_close(x.env);
+	sqlite3_finalize(x.upd);
+	sqlite3_finalize(x.sel);
+	sqlite3_close(x.db);
+	close(x.ffd);
+	close(x.sfd);
+	free(x.buf);
+	return 0;
+}
