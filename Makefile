@@ -14,8 +14,8 @@ VERSION := 0.1.0
 SONAME := libcowarena.so.0
 
 # Debian packages the build needs, and the pkg-config names that prove them.
-DEPS_APT := liburing-dev libcmocka-dev pkg-config
-DEPS_PC := liburing cmocka
+DEPS_APT := liburing-dev libcmocka-dev libxxhash-dev pkg-config
+DEPS_PC := liburing cmocka libxxhash
 # ... and what `make bench` needs on top: the peers it measures against and
 # gnuplot for the plots.
 BENCH_DEPS_APT := liblmdb-dev libsqlite3-dev gnuplot-nox
@@ -27,8 +27,9 @@ CFLAGS ?= -O2 -g
 ifeq ($(CI),true)
 WERROR ?= -Werror
 endif
-PKG_CFLAGS = $(shell pkg-config --cflags liburing 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+PKG_CFLAGS = $(shell pkg-config --cflags liburing libxxhash 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs liburing libxxhash 2>/dev/null || \
+	echo -luring -lxxhash)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(WERROR) -fvisibility=hidden \
 	-fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LIBS = $(PKG_LIBS) -lpthread

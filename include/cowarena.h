@@ -21,8 +21,8 @@
  * Thread safety: different arenas may be used from different threads at
  * once. Calls on one arena must not run concurrently with each other. Other
  * threads may keep reading and writing the arena's memory, except during
- * cow_discard(), cow_revert(), cow_grow(), cow_snapshot() and
- * cow_rollback(), which need the arena's writers paused (the caller's job):
+ * cow_discard(), cow_revert(), cow_grow(), cow_snapshot(), cow_rollback()
+ * and cow_commit(), which need the arena's writers paused (the caller's job):
  * a write racing a snapshot may be missing from it and counted as older
  * than it, and one racing a rollback may survive it. Readers may go on.
  * cow_snap_release() counts as a call on the snapshot's arena.
@@ -122,9 +122,38 @@ typedef struct cow_snap cow_snap;
  * and commits are written to it; cow_grow() grows the copy only (a commit
  * extends the file). Not for anonymous arenas (-EINVAL). */
 #define COW_ISOLATE 0x04u
+/** Commits are atomic but not flushed to stable storage: no fdatasync of
+ * the log or the base. A commit survives a crash of the process (the
+ * kernel keeps the data) but not necessarily a crash of the system or a
+ * power loss, which may lose it or, as with any unsynced write, leave
+ * the file torn. */
+#define COW_NOSYNC 0x08u
+/** No background thread: background I/O (the in-place writes of
+ * asynchronous commits, the base's fdatasync, the log's reset) advances
+ * only inside cow_* calls on arenas of the process and in cow_sync(). */
+#define COW_NOTHREAD 0x10u
 /** opt.addr is required, not a hint: the open fails with -EEXIST if any
  * part of [addr, addr + reserve) is already mapped. */
 #define COW_FIXED_ADDR 0x20u
+/** @} */
+
+/** @defgroup errors Library error codes
+ * Negative, below the errno range; cow_strerror() gives their text.
+ * @{ */
+/** The write-ahead log beside the file is damaged in its middle (a record
+ * that was once durable no longer checks out) or its header is invalid:
+ * replaying only part of it would mix commits, so nothing is replayed.
+ * The file itself is untouched. */
+#define COW_ECORRUPT (-4097)
+/** The log beside the file holds transactions but belongs to another file
+ * (its device and inode differ: the file was replaced or copied without
+ * first being recovered) or to another page size. */
+#define COW_EFOREIGN (-4098)
+/** The log was written by a newer, unknown format version. */
+#define COW_EVERSION (-4099)
+/** A read-only open found committed transactions in the log that are not
+ * yet in the file: open it writable once (or run `cowarena recover`). */
+#define COW_ERECOVER (-4100)
 /** @} */
 
 /** Which write tracking an arena uses (cow_stats.tracking). */
@@ -167,6 +196,15 @@ struct cow_options {
  * writes to the arena never reach the file unless committed. The file must
  * be a regular file.
  *
+ * Recovery: committed transactions are kept in a write-ahead log beside
+ * the file, "<path>.cowlog", until they are in the file and the file is
+ * durable. If a crash left such a log, the open replays its complete
+ * transactions in order into the file (stopping at the first torn or
+ * zeroed record: the tail of a commit that had not returned), makes the
+ * file durable, and proceeds. A clean cow_close() removes the log. The
+ * log's header records the file's device and inode: move a file together
+ * with a log that holds transactions only after recovering it.
+ *
  * @param[out] out  receives the arena; untouched on failure.
  * @param[in] path  the file.
  * @param[in] opt   options, or NULL for the defaults.
@@ -189,6 +227,11 @@ struct cow_options {
  *  - -EFBIG: opt.size (or the copy of COW_ISOLATE) exceeds RLIMIT_FSIZE
  *    or the file system's limit.
  *  - -ENOSPC: growing the file to opt.size failed.
+ *  - COW_ECORRUPT, COW_EFOREIGN, COW_EVERSION: the log beside the file
+ *    cannot be replayed (see the codes); nothing was changed.
+ *  - COW_ERECOVER: COW_READONLY and the log holds transactions.
+ *  - -EIO and other errnos of pread(2), pwrite(2), fdatasync(2) while
+ *    replaying the log (the log is kept: the next open retries).
  *  - any other errno from open(2), fstat(2), mmap(2), and for COW_ISOLATE
  *    from memfd_create(2), pread(2), pwrite(2).
  * A file created by this call is removed again when the call fails.
@@ -202,6 +245,11 @@ int cow_open(cow_arena **out, const char *path, const struct cow_options *opt);
  * lock is its own, not shared with the caller's descriptor or another
  * arena's): the caller may close fd at once. memfds work. COW_CREATE is
  * ignored. COW_ISOLATE copies into a memfd (no directory for a reflink).
+ * The log's place is found from the descriptor's path
+ * (/proc/self/fd). A file with no name (a memfd, or a file already
+ * unlinked) has nothing durable: its commits write the pages straight
+ * into it, atomically for the arena but not across crashes, as for an
+ * anonymous arena.
  *
  * @return 0, or a negative errno as cow_open(), and:
  *  - -EBADF: fd is not an open descriptor, or it is open read-only and
@@ -232,7 +280,13 @@ int cow_open_anon(cow_arena **out, size_t size, const struct cow_options *opt);
  * child it releases the child's copies only (see fork() above). Works on a
  * stale arena.
  *
- * @return 0 (reserved for errors of background I/O in later versions).
+ * Waits for the arena's background I/O: asynchronous commits are written
+ * and synced, the base is synced and the log removed. If background I/O
+ * failed, the log is kept (the next open recovers from it); the failure
+ * was, or would have been, reported by cow_sync() or cow_commit(). The
+ * last arena to close stops the process's I/O thread and ring.
+ *
+ * @return 0.
  */
 int cow_close(cow_arena *a);
 
@@ -283,7 +337,10 @@ int cow_grow(cow_arena *a, size_t new_size);
  *
  * One MADV_DONTNEED over the span from the first dirty page to the last,
  * so the call either drops every change or none. Its cost follows the page
- * tables present in that span, not the arena's size. Snapshots stay valid.
+ * tables present in that span, not the arena's size. Snapshots stay valid. After a
+ * commit the base is the committed content; if an asynchronous commit is
+ * still being written, this first waits until its pages are in the file's
+ * page cache.
  *
  * @return 0, or a negative errno:
  *  - -EINVAL: a is NULL.
@@ -291,6 +348,9 @@ int cow_grow(cow_arena *a, size_t new_size);
  *    COW_ISOLATE; see "Changes from outside"): the base it would return
  *    to is no longer the one the arena had. Nothing done.
  *  - -ECHILD: called in a fork child.
+ *  - -EIO (or the errno of the failed write): writing an earlier commit
+ *    into the file failed, so the file's pages are not the committed
+ *    content; the changes are kept. Reopen the file to recover.
  *  - -ENOMEM: no memory to scan for dirty pages.
  *  - other errnos from madvise(2) or the page scan, and, once a snapshot
  *    was taken with userfaultfd tracking, from its UFFDIO_WRITEPROTECT.
@@ -303,10 +363,14 @@ int cow_discard(cow_arena *a);
  * @param[in] addr  the range's start, page aligned, inside the arena.
  * @param[in] len   its length, a non-zero page multiple; addr + len must
  *                  not pass the arena's end.
+ * As cow_discard(), waits for asynchronous commits to reach the file's
+ * page cache first.
+ *
  * @return 0, or a negative errno:
  *  - -EINVAL: a or addr NULL, unaligned, zero length or out of range.
  *  - -ESTALE: the file changed behind the arena's back (as cow_discard()).
  *  - -ECHILD: called in a fork child.
+ *  - -EIO (or the errno of the failed write): as for cow_discard().
  *  - other errnos from madvise(2), and, once a snapshot was taken with
  *    userfaultfd tracking, from its UFFDIO_WRITEPROTECT.
  * Snapshots stay valid.
@@ -425,11 +489,98 @@ struct cow_stats {
 			       up to 256 spare ones kept for reuse while
 			       snapshots live (0 when none is live) */
 	size_t mappings;    /**< lines of /proc/self/maps this arena uses */
+	/** commits that succeeded since the open (asynchronous ones count
+	 * when captured); the sequence number of the newest commit whose
+	 * log record is durable (written, with COW_NOSYNC; for arenas
+	 * without a log, equal to commits) */
 	unsigned long long commits, commit_seq_durable;
-	size_t log_bytes;  /**< current size of the write-ahead log */
+	size_t log_bytes;  /**< bytes in use in the write-ahead log */
 	unsigned tracking; /**< COW_TRACK_* in use: NONE until the first
 			      snapshot, then UFFD_WP or COMPARE */
 };
+
+/** cow_commit() flags: return once the transaction is captured. */
+#define COW_COMMIT_ASYNC 0x01u
+
+/** @brief Commit: the arena's current content becomes its new base,
+ * atomically and durably.
+ *
+ * The dirty pages are written as one transaction to the write-ahead log
+ * beside the file ("<file>.cowlog", created by the first commit) and the
+ * log is made durable (fdatasync; skipped with COW_NOSYNC): that is when
+ * the commit happens. Then the pages are written into the file in place
+ * and the arena's private copies are dropped, so its memory use goes back
+ * down; the file's fdatasync and the log's reset follow in the background
+ * (io_uring). A crash at any instant leaves the file, after the recovery
+ * of the next cow_open(), with the content of the newest commit that
+ * returned 0 (or a newer one that was also complete) and never a mix.
+ *
+ * The commit records the arena's size: growth by cow_grow() is committed
+ * with it. A file whose length is not a page multiple keeps its length
+ * unless the arena grew (bytes written past the file's end are not
+ * committed). Note that cow_grow() extends the file at once (with zeros),
+ * so a grown but uncommitted arena leaves the file longer after a crash.
+ *
+ * With COW_COMMIT_ASYNC the call returns once the transaction is captured
+ * (its pages are copied): later stores do not change it. It becomes
+ * durable in the background, batched with other asynchronous commits
+ * into one log write and one fdatasync; cow_sync() waits for it. Its
+ * pages stay private (the arena cannot know whether they were written
+ * again since) until the next cow_commit() finds them unchanged and in
+ * the file. A crash loses at most the asynchronous commits after the
+ * last cow_sync() that returned 0, never a part of one.
+ *
+ * An anonymous arena, a memfd or an unlinked file has nothing durable:
+ * the commit writes the pages into its base in memory, drops the private
+ * copies, and is complete when it returns (also with COW_COMMIT_ASYNC).
+ *
+ * Snapshots taken before a commit stay valid. The caller pauses the
+ * arena's writers during the call.
+ *
+ * @param[in] a      the arena.
+ * @param[in] flags  0 or COW_COMMIT_ASYNC.
+ * @return 0, or a negative errno:
+ *  - -EINVAL: a NULL or unknown flags.
+ *  - -EROFS: the arena was opened with COW_READONLY.
+ *  - -ENOMEM: no memory for the transaction or the page scan.
+ *  - -ENOSPC, -EIO, -EDQUOT, -EFBIG: creating or appending to the log, or
+ *    writing the base of an arena without a log, failed. Nothing changed:
+ *    the previous commit is the base, the changes are still private, and
+ *    a later commit may succeed.
+ *  - an errno of io_uring_setup(2) (-EPERM where io_uring is disabled,
+ *    -EMFILE, -ENOMEM): the process's I/O ring cannot be set up. Nothing
+ *    changed.
+ *  - -EIO or another errno of a write or fdatasync that failed after the
+ *    log record was durable (writing the pages into the file, syncing the
+ *    file, resetting the log), or of an earlier asynchronous commit: the
+ *    committed data is safe in the log, but the arena accepts no more
+ *    commits (each returns this error; the content stays readable, and
+ *    if the file's pages could not be written, cow_discard() and
+ *    cow_revert() return it too). Close and reopen the file: the open
+ *    replays the log. A failed fsync is never retried.
+ *  - the error of an earlier asynchronous commit that failed before its
+ *    durable point (reported once, here or by cow_sync()); its changes
+ *    are still private and this call did nothing: call it again.
+ *  - other errnos from the page scan or madvise(2).
+ */
+int cow_commit(cow_arena *a, unsigned flags);
+
+/** @brief Wait until every commit so far is durable (its log record is
+ * on stable storage, or written with COW_NOSYNC) and written into the
+ * file's page cache (so the next cow_commit() can drop the private copies
+ * of asynchronous commits). Advances background I/O
+ * with COW_NOTHREAD. Returns at once for an arena without a log.
+ *
+ * @return 0, or a negative errno:
+ *  - -EINVAL: a is NULL.
+ *  - the errno of an asynchronous commit that failed (-ENOSPC, -EIO,
+ *    ...): that commit and the asynchronous ones after it did not
+ *    happen; their changes are still private (commit again). Reported
+ *    once.
+ *  - the errno of a failed write or sync after a durable point, as for
+ *    cow_commit(): returned by every later call.
+ */
+int cow_sync(cow_arena *a);
 
 /** @brief Fill *st with the arena's statistics.
  *

@@ -135,6 +135,7 @@ static int open_file(cow_arena **out, int fd, const struct cow_options *o,
 	size_t pgsz = page_size(), size, want = o ? o->size : 0;
 	unsigned flags = o ? o->flags : 0;
 	int readonly = flags & COW_READONLY, isolate = flags & COW_ISOLATE;
+	struct cow__commit *c = NULL;
 	struct cow_arena t;
 	struct stat st;
 	int base = fd, grown = 0, r;
@@ -146,25 +147,35 @@ static int open_file(cow_arena **out, int fd, const struct cow_options *o,
 		return -EISDIR;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	size = round_up((size_t)st.st_size, pgsz);
-	if (want && want <= size)
-		size = want;
-	if (!size && !want)
-		return -EINVAL;
-	if (want > size && readonly)
-		return -EROFS;
-	if (want > size && o->reserve && want > o->reserve)
-		return -EINVAL;
 	r = cow__guard_lock(fd, readonly);
 	if (r < 0)
 		return r;
+	/* Recovery replays the log beside the file (holding the lock, before
+	 * the file's state is recorded: it may write and extend the file). */
+	r = cow__commit_open(&c, fd, path, pgsz, flags);
+	if (r < 0)
+		goto err_unlock;
+	r = cow__sys_fstat(fd, &st);
+	if (r < 0)
+		goto err_commit;
+	size = round_up((size_t)st.st_size, pgsz);
+	if (want && want <= size)
+		size = want;
+	r = -EINVAL;
+	if (!size && !want)
+		goto err_commit;
+	if (want > size && o->reserve && want > o->reserve)
+		goto err_commit;
+	r = -EROFS;
+	if (want > size && readonly)
+		goto err_commit;
 	memset(&t, 0, sizeof(t));
 	cow__guard_ident_from(&st, &t.ident);
 	t.file_size = st.st_size;
 	if (isolate) {
 		r = cow__guard_isolate(fd, path, st.st_size, &base);
 		if (r < 0)
-			goto err_unlock;
+			goto err_commit;
 	}
 	if (want > size) {
 		/* The arena starts bigger than the file: grow it (or its
@@ -188,14 +199,18 @@ static int open_file(cow_arena **out, int fd, const struct cow_options *o,
 	t.file_fd = fd;
 	t.kind = COW__FILE;
 	r = arena_create(out, o, &t, size);
-	if (r == 0)
+	if (r == 0) {
+		cow__commit_attach(*out, c);
 		return 0;
+	}
 err_shrink:
 	if (grown && !isolate)
 		(void)cow__sys_ftruncate(fd, st.st_size);
 err_base:
 	if (base != fd)
 		cow__sys_close(base);
+err_commit:
+	cow__commit_free(c);
 err_unlock:
 	cow__guard_unlock(fd);
 	return r;
@@ -316,7 +331,8 @@ COW_API int cow_open_anon(cow_arena **out, size_t size,
 
 	if (!out || !size || !cow__aligned(size, page_size()))
 		return -EINVAL;
-	r = check_options(opt, COW_FIXED_ADDR, page_size());
+	r = check_options(opt, COW_FIXED_ADDR | COW_NOSYNC | COW_NOTHREAD,
+			  page_size());
 	if (r < 0)
 		return r;
 	if (opt && opt->size && opt->size != size)
@@ -360,6 +376,11 @@ COW_API int cow_close(cow_arena *a)
 		return 0;
 	cow__snap_close(a);
 	owner = cow__guard_owner(a) == 0;
+	/* Waits for background I/O; in a fork child only frees the copy. */
+	if (owner)
+		cow__commit_close(a);
+	else
+		cow__commit_free(a->commit);
 	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ==
 	    COW__STALE_UNRESERVED)
 		a->reserve = a->size;
@@ -485,6 +506,7 @@ COW_API int cow_discard(cow_arena *a)
 
 	if (!a)
 		return -EINVAL;
+	COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__guard_check(a));
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, span_add, &sp));
 	if (sp.end == 0)
@@ -518,6 +540,7 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(check_range(a, addr, len));
+	COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__guard_check(a));
 	COW_TRY(cow__track_unarm(a, (size_t)((char *)addr - a->base) / a->pgsz,
 				 len / a->pgsz));
@@ -581,6 +604,7 @@ COW_API int cow_stats(const cow_arena *ca, struct cow_stats *st)
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, count_pages,
 				 &s.dirty_pages));
 	COW_TRY(cow__count_mappings(a->base, a->reserve, &s.mappings));
+	cow__commit_stats(a, &s);
 	*st = s;
 	return 0;
 }
@@ -589,8 +613,22 @@ COW_API const char *cow_strerror(int err)
 {
 	const char *s;
 
+	static const char *const lib[] = {
+		[-COW_ECORRUPT - 4096] = "cowarena: the log beside the file "
+					 "is corrupt",
+		[-COW_EFOREIGN - 4096] = "cowarena: the log beside the file "
+					 "belongs to another file or page size",
+		[-COW_EVERSION - 4096] = "cowarena: the log beside the file "
+					 "has an unknown format version",
+		[-COW_ERECOVER - 4096] = "cowarena: the log holds committed "
+					 "transactions; open the file "
+					 "writable to recover them",
+	};
+
 	if (err == 0)
 		return "Success";
+	if (err <= COW_ECORRUPT && err >= COW_ERECOVER)
+		return lib[-err - 4096];
 	s = err < 0 && err > -4096 ? strerrordesc_np(-err) : NULL;
 	return s ? s : "Unknown error";
 }

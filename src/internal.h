@@ -17,8 +17,11 @@
 #define COW_API __attribute__((visibility("default")))
 
 /* Flags cow_open* accept; grows as features land. */
-#define COW__OPEN_FLAGS \
-	(COW_CREATE | COW_READONLY | COW_ISOLATE | COW_FIXED_ADDR)
+#define COW__OPEN_FLAGS                                      \
+	(COW_CREATE | COW_READONLY | COW_ISOLATE | COW_FIXED_ADDR | \
+	 COW_NOSYNC | COW_NOTHREAD)
+
+struct cow__commit;
 
 enum cow__kind {
 	COW__ANON = 0, /* base is a memfd of zeros owned by the arena */
@@ -77,7 +80,33 @@ struct cow_arena {
 	int uffd;	   /* userfaultfd of the written-page tracking, or -1 */
 	unsigned tracking; /* COW_TRACK_* */
 	struct cow__snaps *snaps; /* snapshot state; NULL before the first */
+	struct cow__commit *commit; /* log and background state; NULL: none */
+	unsigned long long direct_commits; /* commits without a log */
+	/* The arena wrote the file itself since the guard last recorded its
+	 * state (commit.c refreshes it on the caller's thread). */
+	int refresh;
 };
+
+/*
+ * commit.c: durable commits. cow__commit_open runs recovery on a file's
+ * log before the arena is mapped (the file's length may change) and
+ * returns the state the arena keeps (*out NULL for a base with nothing
+ * durable: an unlinked file or a memfd). path may be NULL (cow_open_fd).
+ * cow__commit_settle waits until every commit is in the base's page cache
+ * and then records the file's state (cow__guard_refresh) after the
+ * arena's own background writes: any operation that drops private copies
+ * or compares the file (discard, revert, rollback) calls it first, before
+ * cow__guard_check, so the dropped pages read the committed content and
+ * the arena's own writes are not taken for an outside change. It returns
+ * -ECHILD in a fork child.
+ */
+int cow__commit_open(struct cow__commit **out, int fd, const char *path,
+		     size_t pgsz, unsigned flags);
+void cow__commit_attach(struct cow_arena *a, struct cow__commit *c);
+void cow__commit_close(struct cow_arena *a);
+void cow__commit_free(struct cow__commit *c);
+int cow__commit_settle(struct cow_arena *a);
+void cow__commit_stats(struct cow_arena *a, struct cow_stats *st);
 
 /* reserve.c: address space */
 int cow__reserve(void *hint, size_t len, int fixed, char **out);

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,7 +20,9 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <unistd.h>
+#include <liburing.h>
 
 #include "sys.h"
 
@@ -132,6 +135,7 @@ int cow__sys_ftruncate(int fd, off_t len)
 		if (errno != EINTR)
 			return -errno;
 	}
+	cow__sys_trace(COW__SYS_FTRUNCATE, fd, NULL, 0, len);
 	return 0;
 }
 
@@ -175,16 +179,39 @@ static ssize_t write_full(int fd, const char *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
+static cow__sys_trace_fn trace_fn;
+
+void cow__sys_set_trace(cow__sys_trace_fn fn)
+{
+	__atomic_store_n(&trace_fn, fn, __ATOMIC_SEQ_CST);
+}
+
+void cow__sys_trace(enum cow__sys_kind kind, int fd, const struct iovec *iov,
+		    int cnt, off_t off)
+{
+	cow__sys_trace_fn fn = __atomic_load_n(&trace_fn, __ATOMIC_SEQ_CST);
+
+	if (fn)
+		fn(kind, fd, iov, cnt, off);
+}
+
 ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
+	struct iovec iov = {(void *)buf, len};
+	ssize_t r;
+
 	INJECT(COW__SYS_PWRITE);
-	return write_full(fd, buf, len, off);
+	r = write_full(fd, buf, len, off);
+	if (r >= 0)
+		cow__sys_trace(COW__SYS_PWRITE, fd, &iov, 1, off);
+	return r;
 }
 
 /* One pwritev; a short one is finished buffer by buffer. */
 ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	size_t total = 0, skip;
+	off_t start = off;
 	ssize_t r;
 
 	INJECT(COW__SYS_PWRITE);
@@ -209,6 +236,7 @@ ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 		skip = 0;
 		off += (off_t)l;
 	}
+	cow__sys_trace(COW__SYS_PWRITE, fd, iov, cnt, start);
 	return (ssize_t)total;
 }
 
@@ -217,7 +245,88 @@ ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 int cow__sys_fsync(int fd, int data_only)
 {
 	INJECT(COW__SYS_FSYNC);
-	return (data_only ? fdatasync(fd) : fsync(fd)) ? -errno : 0;
+	if (data_only ? fdatasync(fd) : fsync(fd))
+		return -errno;
+	cow__sys_trace(COW__SYS_FSYNC, fd, NULL, 0, 0);
+	return 0;
+}
+
+int cow__sys_fsync_path(const char *path)
+{
+	int fd = cow__sys_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int r;
+
+	if (fd < 0)
+		return fd;
+	r = cow__sys_fsync(fd, 0);
+	close(fd);
+	return r;
+}
+
+int cow__sys_getrandom(void *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = getrandom((char *)buf + done, len - done, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+int cow__sys_rename(const char *from, const char *to)
+{
+	INJECT(COW__SYS_OPEN);
+	return rename(from, to) ? -errno : 0;
+}
+
+ssize_t cow__sys_readlink(const char *path, char *buf, size_t len)
+{
+	ssize_t r;
+
+	INJECT(COW__SYS_OPEN);
+	r = readlink(path, buf, len);
+	return r < 0 ? -errno : r;
+}
+
+int cow__sys_uring_init(struct io_uring *ring, unsigned entries,
+			struct io_uring_params *p)
+{
+	INJECT(COW__SYS_URING);
+	return io_uring_queue_init_params(entries, ring, p);
+}
+
+int cow__sys_uring_submit(struct io_uring *ring)
+{
+	int r;
+
+	INJECT(COW__SYS_URING);
+	do
+		r = io_uring_submit(ring);
+	while (r == -EINTR);
+	return r;
+}
+
+/* Waits for a completion; not injected (the completion's result is, with
+ * COW__SYS_CQE, by the engine). */
+int cow__sys_uring_wait(struct io_uring *ring, struct io_uring_cqe **cqe)
+{
+	int r;
+
+	do
+		r = io_uring_wait_cqe(ring, cqe);
+	while (r == -EINTR);
+	return r;
+}
+
+void cow__sys_uring_exit(struct io_uring *ring)
+{
+	io_uring_queue_exit(ring);
 }
 
 int cow__sys_ioctl(int fd, unsigned long req, void *arg)

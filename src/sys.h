@@ -82,6 +82,31 @@ int cow__sys_sig_map_zero(void *addr, size_t len);
 int cow__sys_sig_unmap(void *addr, size_t len);
 void cow__sys_sig_default(int sig, int resend);
 
+int cow__sys_getrandom(void *buf, size_t len);
+int cow__sys_rename(const char *from, const char *to);
+int cow__sys_fsync_path(const char *path); /* open, fsync, close (dirs) */
+ssize_t cow__sys_readlink(const char *path, char *buf, size_t len);
+
+struct io_uring;
+struct io_uring_cqe;
+struct io_uring_params;
+int cow__sys_uring_init(struct io_uring *ring, unsigned entries,
+			struct io_uring_params *p);
+int cow__sys_uring_submit(struct io_uring *ring);
+int cow__sys_uring_wait(struct io_uring *ring, struct io_uring_cqe **cqe);
+void cow__sys_uring_exit(struct io_uring *ring);
+
+/*
+ * Tests: a hook that sees every write and sync that reached a file, after
+ * it succeeded (the io_uring engine reports its completions too). kind is
+ * COW__SYS_PWRITE, COW__SYS_FSYNC or COW__SYS_FTRUNCATE (len in off).
+ */
+typedef void (*cow__sys_trace_fn)(enum cow__sys_kind kind, int fd,
+				  const struct iovec *iov, int cnt, off_t off);
+void cow__sys_set_trace(cow__sys_trace_fn fn);
+void cow__sys_trace(enum cow__sys_kind kind, int fd, const struct iovec *iov,
+		    int cnt, off_t off);
+
 void *cow__malloc(size_t n);
 void *cow__calloc(size_t n, size_t sz);
 void *cow__realloc(void *p, size_t n);

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The io_uring engine: one ring and one reaper thread per process, shared
+ * by all arenas (invariant 1 of DESIGN.md: a fixed few mappings, created
+ * once). The ring is created by the first arena that needs it and torn
+ * down with the last; the thread runs while at least one arena without
+ * COW_NOTHREAD holds a reference, so nothing is left running after the
+ * last cow_close().
+ *
+ * Exactly one thread reaps at a time (the "reaping" flag): the reaper
+ * thread when there is one, else a caller waiting for its own I/O. Others
+ * wait on the condition variable, which is broadcast after every batch of
+ * completions. Completion callbacks run with the engine lock held.
+ *
+ * Each completion's result passes through the fault injector
+ * (COW__SYS_CQE), so tests can fail any write or sync as the kernel would.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <liburing.h>
+
+#include "internal.h"
+#include "io.h"
+
+#define SQ_ENTRIES 256u
+#define CQ_ENTRIES 4096u
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct io_uring ring;
+	unsigned long refs, thread_refs;
+	int thread_on, stop, reaping;
+	pthread_t thread;
+	unsigned npend; /* prepared, not yet submitted */
+	struct io_uring_sqe *pend_sqe[SQ_ENTRIES];
+	struct cow__io_op *pend_op[SQ_ENTRIES];
+} eng = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+void cow__io_lock(void)
+{
+	pthread_mutex_lock(&eng.lock);
+}
+
+void cow__io_unlock(void)
+{
+	pthread_mutex_unlock(&eng.lock);
+}
+
+void cow__io_group_init(struct cow__io_group *g, cow__io_done_fn done,
+			void *ctx)
+{
+	g->pending = 1;
+	g->err = 0;
+	g->done = done;
+	g->ctx = ctx;
+}
+
+static void group_put(struct cow__io_group *g, int err)
+{
+	if (err && !g->err)
+		g->err = err;
+	if (--g->pending == 0)
+		g->done(g->ctx, g->err);
+}
+
+void cow__io_group_release(struct cow__io_group *g)
+{
+	group_put(g, 0);
+}
+
+static void complete(struct cow__io_op *op, int res)
+{
+	int inj = cow__fault_check(COW__SYS_CQE);
+
+	if (inj)
+		res = inj;
+	if (res >= 0 && op->iov && (size_t)res < op->expect)
+		res = -ENOSPC; /* a short buffered write: out of room */
+	if (res >= 0)
+		cow__sys_trace(op->iov ? COW__SYS_PWRITE : COW__SYS_FSYNC,
+			       op->fd, op->iov, op->cnt, op->off);
+	group_put(op->g, res < 0 ? res : 0);
+}
+
+static void process_ready(void)
+{
+	struct io_uring_cqe *cqe;
+
+	while (io_uring_peek_cqe(&eng.ring, &cqe) == 0) {
+		struct cow__io_op *op = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		io_uring_cqe_seen(&eng.ring, cqe);
+		if (op)
+			complete(op, res);
+	}
+}
+
+/* With the lock held: reap one batch, or wait for whoever reaps. */
+static void reap_once(void)
+{
+	struct io_uring_cqe *cqe;
+
+	if (eng.reaping) {
+		pthread_cond_wait(&eng.cond, &eng.lock);
+		return;
+	}
+	eng.reaping = 1;
+	pthread_mutex_unlock(&eng.lock);
+	(void)cow__sys_uring_wait(&eng.ring, &cqe);
+	pthread_mutex_lock(&eng.lock);
+	process_ready();
+	eng.reaping = 0;
+	pthread_cond_broadcast(&eng.cond);
+}
+
+void cow__io_wait(void)
+{
+	reap_once();
+}
+
+void cow__io_poll(void)
+{
+	if (eng.reaping)
+		return;
+	process_ready();
+	pthread_cond_broadcast(&eng.cond);
+}
+
+static void *reaper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&eng.lock);
+	while (!eng.stop)
+		reap_once();
+	pthread_mutex_unlock(&eng.lock);
+	return NULL;
+}
+
+/* Wakes a thread blocked in the ring's wait: a no-op completion. Not
+ * injected: the thread must always be able to stop. */
+static void wake_ring(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&eng.ring);
+
+	if (!sqe) {
+		io_uring_submit(&eng.ring);
+		sqe = io_uring_get_sqe(&eng.ring);
+	}
+	if (sqe) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	io_uring_submit(&eng.ring);
+}
+
+static int thread_start(void)
+{
+	sigset_t all, old;
+	int r;
+
+	eng.stop = 0;
+	/* The thread takes no signals: they belong to the program. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&eng.thread, NULL, reaper, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)
+		eng.thread_on = 1;
+	return r;
+}
+
+static void thread_stop(void)
+{
+	eng.stop = 1;
+	wake_ring();
+	pthread_cond_broadcast(&eng.cond);
+	pthread_mutex_unlock(&eng.lock);
+	pthread_join(eng.thread, NULL);
+	pthread_mutex_lock(&eng.lock);
+	eng.thread_on = 0;
+	eng.stop = 0;
+}
+
+int cow__io_get(int thread)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&eng.lock);
+	if (eng.refs == 0) {
+		struct io_uring_params p;
+
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = CQ_ENTRIES;
+		r = cow__sys_uring_init(&eng.ring, SQ_ENTRIES, &p);
+		if (r < 0)
+			goto out;
+	}
+	if (thread && !eng.thread_on) {
+		r = thread_start();
+		if (r < 0) {
+			if (eng.refs == 0)
+				cow__sys_uring_exit(&eng.ring);
+			goto out;
+		}
+	}
+	eng.refs++;
+	eng.thread_refs += !!thread;
+out:
+	pthread_mutex_unlock(&eng.lock);
+	return r;
+}
+
+void cow__io_put(int thread)
+{
+	pthread_mutex_lock(&eng.lock);
+	if (thread && --eng.thread_refs == 0 && eng.thread_on)
+		thread_stop();
+	if (--eng.refs == 0) {
+		if (eng.thread_on)
+			thread_stop();
+		cow__sys_uring_exit(&eng.ring);
+	}
+	pthread_mutex_unlock(&eng.lock);
+}
+
+/* The prepared entries fail: they become no-ops nobody waits for. */
+static void fail_pending(int err)
+{
+	for (unsigned i = 0; i < eng.npend; i++) {
+		io_uring_prep_nop(eng.pend_sqe[i]);
+		io_uring_sqe_set_data(eng.pend_sqe[i], NULL);
+		group_put(eng.pend_op[i]->g, err);
+	}
+	eng.npend = 0;
+}
+
+int cow__io_submit(void)
+{
+	int r;
+
+	if (!eng.npend)
+		return 0;
+	r = cow__sys_uring_submit(&eng.ring);
+	if (r < 0) {
+		fail_pending(r);
+		return r;
+	}
+	eng.npend = 0;
+	return 0;
+}
+
+static struct io_uring_sqe *get_sqe(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&eng.ring);
+
+	if (sqe)
+		return sqe;
+	if (cow__io_submit() < 0)
+		return NULL;
+	return io_uring_get_sqe(&eng.ring);
+}
+
+static int queue(struct cow__io_op *op, struct io_uring_sqe *sqe, int link)
+{
+	if (link)
+		sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data(sqe, op);
+	op->g->pending++;
+	eng.pend_sqe[eng.npend] = sqe;
+	eng.pend_op[eng.npend] = op;
+	eng.npend++;
+	return 0;
+}
+
+int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
+		  const struct iovec *iov, int cnt, off_t off, int link)
+{
+	struct io_uring_sqe *sqe = get_sqe();
+
+	if (!sqe) {
+		if (!g->err)
+			g->err = -EAGAIN;
+		return g->err;
+	}
+	op->g = g;
+	op->fd = fd;
+	op->iov = iov;
+	op->cnt = cnt;
+	op->off = off;
+	op->expect = 0;
+	for (int i = 0; i < cnt; i++)
+		op->expect += iov[i].iov_len;
+	if (cnt == 1)
+		io_uring_prep_write(sqe, fd, iov[0].iov_base,
+				    (unsigned)iov[0].iov_len, (__u64)off);
+	else
+		io_uring_prep_writev(sqe, fd, iov, (unsigned)cnt, (__u64)off);
+	return queue(op, sqe, link);
+}
+
+int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
+		  int link)
+{
+	struct io_uring_sqe *sqe = get_sqe();
+
+	if (!sqe) {
+		if (!g->err)
+			g->err = -EAGAIN;
+		return g->err;
+	}
+	op->g = g;
+	op->fd = fd;
+	op->iov = NULL;
+	op->cnt = 0;
+	op->off = 0;
+	op->expect = 0;
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	return queue(op, sqe, link);
+}

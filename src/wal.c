@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The write-ahead log: format, checksums, creation, scanning, replay.
+ *
+ * Recovery replays the complete, checksum-valid transactions in order and
+ * stops at the first record that is torn, zeroed or invalid: a crash can
+ * leave the tail of the last (unsynced) write in any state. What must not
+ * happen is stopping early at a record that was durable: that is
+ * corruption in the middle, and replaying only the transactions before it
+ * would mix commits. Each commit record carries "synced_end", the log
+ * length that was already durable when it was written; so after the stop,
+ * the rest of the log is searched for a valid commit record whose
+ * synced_end lies past the stop. If one exists, the record at the stop was
+ * durable once and is now damaged: COW_ECORRUPT, nothing is replayed.
+ *
+ * A log is created complete under a temporary name and renamed into place
+ * (then the directory is synced), so a log file either does not exist or
+ * has a valid header. A header with the wrong identity (the base file's
+ * device and inode) or page size is COW_EFOREIGN when it holds
+ * transactions; an empty one is simply replaced.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "internal.h"
+#include "wal.h"
+
+_Static_assert(sizeof(struct cow__wal_hdr) == 64, "header layout");
+_Static_assert(sizeof(struct cow__wal_frame) == 64, "frame layout");
+_Static_assert(sizeof(struct cow__wal_commit) == 64, "commit layout");
+
+#define SCAN_CHUNK (1u << 20)
+
+void cow__wal_frame_seal(struct cow__wal_frame *f, uint64_t salt,
+			 const void *page, size_t pgsz)
+{
+	uint64_t h = XXH3_64bits_withSeed(f, offsetof(struct cow__wal_frame,
+						      sum), salt);
+
+	f->sum = XXH3_64bits_withSeed(page, pgsz, h);
+}
+
+void cow__wal_commit_seal(struct cow__wal_commit *c, uint64_t salt)
+{
+	c->sum = XXH3_64bits_withSeed(c, offsetof(struct cow__wal_commit, sum),
+				      salt);
+}
+
+uint64_t cow__wal_chain_start(uint64_t salt, uint64_t seq)
+{
+	return XXH3_64bits_withSeed(&seq, sizeof(seq), salt);
+}
+
+uint64_t cow__wal_chain(uint64_t prev, uint64_t frame_sum)
+{
+	return XXH3_64bits_withSeed(&frame_sum, sizeof(frame_sum), prev);
+}
+
+static uint64_t hdr_sum(const struct cow__wal_hdr *h)
+{
+	return XXH3_64bits(h, offsetof(struct cow__wal_hdr, sum));
+}
+
+int cow__wal_path(const char *base_path, char **out)
+{
+	size_t n = strlen(base_path);
+	char *p = cow__malloc(n + sizeof(".cowlog"));
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, base_path, n);
+	memcpy(p + n, ".cowlog", sizeof(".cowlog"));
+	*out = p;
+	return 0;
+}
+
+/* Where the log's bytes come from: a file or a buffer (the fuzz target). */
+struct src {
+	int fd;
+	const unsigned char *buf;
+	off_t size;
+};
+
+static int src_read(const struct src *s, off_t off, void *dst, size_t len)
+{
+	ssize_t r;
+
+	if (off < 0 || off > s->size || (off_t)len > s->size - off)
+		return 0; /* past the end: not there */
+	if (s->buf) {
+		memcpy(dst, s->buf + off, len);
+		return 1;
+	}
+	r = cow__sys_pread(s->fd, dst, len, off);
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == len;
+}
+
+static int is_zero(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (c[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Reads and checks the header. 1: valid, 0: no log (too short or all
+ * zeros), or a negative errno / COW_E*.
+ */
+static int read_header(const struct src *s, size_t pgsz,
+		       const struct stat *base, struct cow__wal_hdr *h)
+{
+	int r = src_read(s, 0, h, sizeof(*h));
+
+	if (r <= 0)
+		return r;
+	if (is_zero(h, sizeof(*h)))
+		return 0;
+	if (memcmp(h->magic, COW__WAL_MAGIC, 8))
+		return COW_ECORRUPT;
+	if (h->sum != hdr_sum(h))
+		return COW_ECORRUPT;
+	if (h->version != COW__WAL_VERSION)
+		return COW_EVERSION;
+	if (h->page_size != pgsz)
+		return COW_EFOREIGN;
+	if (base && (h->dev != (uint64_t)base->st_dev ||
+		     h->ino != (uint64_t)base->st_ino))
+		return COW_EFOREIGN;
+	return 1;
+}
+
+/* Reads a frame's header and page at off; 1 if it is valid for seq. */
+static int read_frame(const struct src *s, off_t off, const struct cow__wal_hdr *h,
+		      uint64_t seq, struct cow__wal_frame *f, void *page)
+{
+	uint64_t sum;
+	int r = src_read(s, off, f, sizeof(*f));
+
+	if (r <= 0)
+		return r;
+	if (f->magic != COW__WAL_FRAME_MAGIC || f->seq != seq ||
+	    f->page_size != h->page_size)
+		return 0;
+	r = src_read(s, off + (off_t)sizeof(*f), page, h->page_size);
+	if (r <= 0)
+		return r;
+	sum = f->sum;
+	cow__wal_frame_seal(f, h->salt, page, h->page_size);
+	return f->sum == sum;
+}
+
+static int commit_valid(const struct cow__wal_commit *c, uint64_t salt)
+{
+	struct cow__wal_commit t = *c;
+
+	if (c->magic != COW__WAL_COMMIT_MAGIC)
+		return 0;
+	cow__wal_commit_seal(&t, salt);
+	return t.sum == c->sum;
+}
+
+/*
+ * Is there a valid commit record past stop that says the log was durable
+ * beyond stop? Then the record at stop is damaged, not torn.
+ */
+static int durable_past(const struct src *s, const struct cow__wal_hdr *h,
+			off_t stop)
+{
+	unsigned char *buf = cow__malloc(SCAN_CHUNK);
+	off_t off = stop + COW__WAL_ALIGN;
+	int found = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (!found && off + (off_t)sizeof(struct cow__wal_commit) <= s->size) {
+		size_t n = SCAN_CHUNK;
+		int r;
+
+		if ((off_t)n > s->size - off)
+			n = (size_t)(s->size - off);
+		n -= n % COW__WAL_ALIGN;
+		r = src_read(s, off, buf, n);
+		if (r < 0) {
+			cow__free(buf);
+			return r;
+		}
+		for (size_t i = 0; r > 0 && i < n; i += COW__WAL_ALIGN) {
+			struct cow__wal_commit c;
+
+			memcpy(&c, buf + i, sizeof(c));
+			if (commit_valid(&c, h->salt) &&
+			    (off_t)c.synced_end > stop) {
+				found = 1;
+				break;
+			}
+		}
+		off += (off_t)n;
+	}
+	cow__free(buf);
+	return found;
+}
+
+/*
+ * One pass over the records. With fn, replays the frames of complete
+ * transactions up to limit (found by a first pass).
+ */
+static int parse(const struct src *s, const struct cow__wal_hdr *h,
+		 struct cow__wal_info *info, off_t limit, cow__wal_frame_fn fn,
+		 void *ctx)
+{
+	size_t pgsz = h->page_size;
+	off_t off = COW__WAL_HDR, fsz = (off_t)(sizeof(struct cow__wal_frame) +
+						pgsz);
+	uint64_t seq = h->start_seq, nframes = 0, chain;
+	off_t tx_start = off;
+	void *page = cow__malloc(pgsz);
+	int r = 0;
+
+	if (!page)
+		return -ENOMEM;
+	chain = cow__wal_chain_start(h->salt, seq);
+	info->end = off;
+	while (!limit || off < limit) {
+		struct cow__wal_frame f;
+		struct cow__wal_commit c;
+
+		r = src_read(s, off, &c, sizeof(c));
+		if (r <= 0)
+			break;
+		if (c.magic == COW__WAL_COMMIT_MAGIC) {
+			if (!commit_valid(&c, h->salt) || c.seq != seq ||
+			    c.nframes != nframes || c.frames_sum != chain ||
+			    !c.size || c.size % pgsz ||
+			    c.file_len > c.size)
+				break;
+			info->ntx++;
+			info->pages += nframes;
+			info->last_seq = seq;
+			info->size = c.size;
+			info->file_len = c.file_len;
+			off += (off_t)sizeof(c);
+			info->end = off;
+			if (fn) {
+				/* Second pass: replay this transaction. */
+				off_t p = tx_start;
+
+				for (uint64_t i = 0; i < nframes; i++) {
+					r = read_frame(s, p, h, seq, &f, page);
+					if (r <= 0) {
+						r = r < 0 ? r : COW_ECORRUPT;
+						goto out;
+					}
+					r = fn(ctx, f.page, page, c.file_len);
+					if (r < 0)
+						goto out;
+					p += fsz;
+				}
+			}
+			seq++;
+			nframes = 0;
+			chain = cow__wal_chain_start(h->salt, seq);
+			tx_start = off;
+			continue;
+		}
+		r = read_frame(s, off, h, seq, &f, page);
+		if (r <= 0)
+			break;
+		if (f.page > (UINT64_MAX >> 16)) /* no such arena */
+			break;
+		chain = cow__wal_chain(chain, f.sum);
+		nframes++;
+		off += fsz;
+	}
+	if (r >= 0)
+		r = 0;
+	info->stop = off;
+out:
+	cow__free(page);
+	return r;
+}
+
+static int scan_src(const struct src *s, size_t pgsz, const struct stat *base,
+		    struct cow__wal_info *info, cow__wal_frame_fn fn, void *ctx)
+{
+	struct cow__wal_hdr h;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	info->file_size = s->size;
+	r = read_header(s, pgsz, NULL, &h);
+	if (r <= 0)
+		return r;
+	info->present = 1;
+	info->salt = h.salt;
+	info->start_seq = h.start_seq;
+	info->last_seq = h.start_seq - 1;
+	r = parse(s, &h, info, 0, NULL, NULL);
+	if (r < 0)
+		return r;
+	r = durable_past(s, &h, info->stop);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return COW_ECORRUPT;
+	/* The identity only matters when there is something to replay: an
+	 * empty log of a copied file is just replaced. */
+	if (info->ntx && base) {
+		r = read_header(s, pgsz, base, &h);
+		if (r < 0)
+			return r;
+	}
+	if (fn && info->ntx) {
+		struct cow__wal_info again = {0};
+
+		r = parse(s, &h, &again, info->end, fn, ctx);
+		if (r < 0)
+			return r;
+		if (again.ntx != info->ntx)
+			return COW_ECORRUPT; /* changed under us */
+	}
+	return 0;
+}
+
+int cow__wal_parse_buf(const void *buf, size_t len, size_t pgsz,
+		       struct cow__wal_info *info)
+{
+	struct src s = {-1, buf, (off_t)len};
+
+	if (!pgsz || pgsz > (1u << 16) || (pgsz & (pgsz - 1)))
+		return -EINVAL;
+	return scan_src(&s, pgsz, NULL, info, NULL, NULL);
+}
+
+int cow__wal_scan(int fd, size_t pgsz, const struct stat *base,
+		  struct cow__wal_info *info, cow__wal_frame_fn fn, void *ctx)
+{
+	struct stat st;
+	struct src s = {fd, NULL, 0};
+
+	COW_TRY(cow__sys_fstat(fd, &st));
+	s.size = st.st_size;
+	return scan_src(&s, pgsz, base, info, fn, ctx);
+}
+
+struct replay {
+	int fd;
+	size_t pgsz;
+};
+
+/* Writes one page image into the base, never past the transaction's file
+ * length (the image's bytes past it are zeros anyway). */
+static int replay_frame(void *ctx, uint64_t page, const void *data,
+			uint64_t file_len)
+{
+	struct replay *rp = ctx;
+	uint64_t off = page * rp->pgsz;
+	size_t n = rp->pgsz;
+	ssize_t r;
+
+	if (off >= file_len)
+		return 0;
+	if (file_len - off < n)
+		n = (size_t)(file_len - off);
+	r = cow__sys_pwrite(rp->fd, data, n, (off_t)off);
+	return r < 0 ? (int)r : 0;
+}
+
+int cow__wal_new_header(struct cow__wal *w, uint64_t start_seq,
+			struct cow__wal_hdr *h)
+{
+	uint64_t salt;
+
+	COW_TRY(cow__sys_getrandom(&salt, sizeof(salt)));
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, COW__WAL_MAGIC, 8);
+	h->version = COW__WAL_VERSION;
+	h->page_size = (uint32_t)w->pgsz;
+	h->salt = salt;
+	h->dev = w->dev;
+	h->ino = w->ino;
+	h->start_seq = start_seq;
+	h->sum = hdr_sum(h);
+	return 0;
+}
+
+/* Fsyncs the directory that holds path. */
+static int sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int r;
+
+	if (!slash)
+		return cow__sys_fsync_path(".");
+	if (slash == path)
+		return cow__sys_fsync_path("/");
+	dir = cow__malloc((size_t)(slash - path) + 1);
+	if (!dir)
+		return -ENOMEM;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = 0;
+	r = cow__sys_fsync_path(dir);
+	cow__free(dir);
+	return r;
+}
+
+int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
+		  size_t pgsz, int readonly, struct cow__wal_info *info)
+{
+	struct stat st;
+	struct replay rp = {basefd, pgsz};
+	int fd, r;
+
+	memset(info, 0, sizeof(*info));
+	w->fd = -1;
+	w->pgsz = pgsz;
+	COW_TRY(cow__sys_fstat(basefd, &st));
+	w->dev = (uint64_t)st.st_dev;
+	w->ino = (uint64_t)st.st_ino;
+	COW_TRY(cow__wal_path(base_path, &w->path));
+	fd = cow__sys_open(w->path, readonly ? O_RDONLY | O_CLOEXEC :
+					       O_RDWR | O_CLOEXEC, 0);
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0) {
+		r = fd;
+		goto err;
+	}
+	r = cow__wal_scan(fd, pgsz, &st, info, NULL, NULL);
+	if (r < 0)
+		goto err_fd;
+	if (info->ntx && readonly) {
+		r = COW_ERECOVER;
+		goto err_fd;
+	}
+	if (info->ntx && !readonly) {
+		/* Extend first (the base may have lost a growth that the
+		 * commit recorded), then replay, then make it durable. */
+		if ((off_t)info->file_len > st.st_size) {
+			r = cow__sys_ftruncate(basefd, (off_t)info->file_len);
+			if (r < 0)
+				goto err_fd;
+		}
+		r = cow__wal_scan(fd, pgsz, &st, info, replay_frame, &rp);
+		if (r < 0)
+			goto err_fd;
+		r = cow__sys_fsync(basefd, 1);
+		if (r < 0)
+			goto err_fd;
+	}
+	/* The log stays on disk until the first commit replaces it with a
+	 * new one (renamed over it): replaying it again after a crash before
+	 * then gives the same content. */
+	cow__sys_close(fd);
+	return (int)info->ntx;
+
+err_fd:
+	cow__sys_close(fd);
+err:
+	cow__free(w->path);
+	w->path = NULL;
+	return r;
+}
+
+/* Writes zeros over [from, to) of fd. */
+static int write_zeros(int fd, off_t from, off_t to)
+{
+	static const char zeros[65536];
+	struct iovec iov[16];
+
+	while (from < to) {
+		int n = 0;
+		size_t total = 0;
+
+		while (n < 16 && from + (off_t)total < to) {
+			size_t l = sizeof(zeros);
+
+			if ((off_t)l > to - from - (off_t)total)
+				l = (size_t)(to - from - (off_t)total);
+			iov[n].iov_base = (void *)zeros;
+			iov[n].iov_len = l;
+			total += l;
+			n++;
+		}
+		ssize_t r = cow__sys_pwritev(fd, iov, n, from);
+
+		if (r < 0)
+			return (int)r;
+		from += (off_t)total;
+	}
+	return 0;
+}
+
+#define PREALLOC_MIN ((off_t)1 << 20)
+
+int cow__wal_reserve(struct cow__wal *w, size_t len)
+{
+	off_t want = w->end + (off_t)len, to;
+
+	if (want <= w->alloc)
+		return 0;
+	to = w->alloc * 2 > want ? w->alloc * 2 : want;
+	to = (to + PREALLOC_MIN - 1) & ~(PREALLOC_MIN - 1);
+	COW_TRY(write_zeros(w->fd, w->alloc, to));
+	w->alloc = to;
+	return 0;
+}
+
+int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
+{
+	size_t n = strlen(w->path);
+	char *tmp = cow__malloc(n + 5);
+	struct cow__wal_hdr h;
+	char sector[COW__WAL_HDR];
+	int fd, r;
+
+	if (!tmp)
+		return -ENOMEM;
+	memcpy(tmp, w->path, n);
+	memcpy(tmp + n, ".tmp", 5);
+	r = cow__wal_new_header(w, start_seq, &h);
+	if (r < 0)
+		goto out;
+	fd = cow__sys_open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	memset(sector, 0, sizeof(sector));
+	memcpy(sector, &h, sizeof(h));
+	r = (int)cow__sys_pwrite(fd, sector, sizeof(sector), 0);
+	if (r >= 0)
+		r = write_zeros(fd, COW__WAL_HDR, PREALLOC_MIN);
+	if (r >= 0 && !nosync)
+		r = cow__sys_fsync(fd, 0);
+	if (r >= 0)
+		r = cow__sys_rename(tmp, w->path);
+	if (r >= 0 && !nosync)
+		r = sync_dir(w->path);
+	if (r < 0) {
+		cow__sys_close(fd);
+		cow__sys_unlink(tmp);
+		goto out;
+	}
+	w->fd = fd;
+	w->salt = h.salt;
+	w->start_seq = start_seq;
+	w->end = COW__WAL_HDR;
+	w->alloc = PREALLOC_MIN;
+	w->synced = COW__WAL_HDR;
+	r = 0;
+out:
+	cow__free(tmp);
+	return r;
+}
+
+void cow__wal_close(struct cow__wal *w, int clean)
+{
+	if (w->fd >= 0 && clean) {
+		/* Everything is in the base: zero the header first, so that
+		 * if the unlink is lost the log reads as empty. */
+		static const char zeros[sizeof(struct cow__wal_hdr)];
+
+		(void)cow__sys_pwrite(w->fd, zeros, sizeof(zeros), 0);
+		cow__sys_unlink(w->path);
+	}
+	cow__sys_close(w->fd);
+	w->fd = -1;
+	cow__free(w->path);
+	w->path = NULL;
+}

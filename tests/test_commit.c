@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: MIT
+/* Commits on every backing: synchronous and asynchronous, reopen, growth,
+ * read-only, bad input, and every write, sync and completion failing. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "../src/sys.h"
+
+#define PG 4096UL
+#define NPG 32
+#define SZ (NPG * PG)
+
+/* Threads of the process, not counting the kernel's io_uring workers
+ * (iou-wrk-*, iou-sqp-*), which belong to the kernel and leave on their
+ * own. */
+static size_t count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char p[300], comm[64] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(p, "r");
+		if (f) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = 0;
+			fclose(f);
+		}
+		n += strncmp(comm, "iou-", 4) != 0;
+	}
+	closedir(d);
+	return n;
+}
+
+static int log_exists(const char *path)
+{
+	char p[300];
+
+	snprintf(p, sizeof(p), "%s.cowlog", path);
+	return access(p, F_OK) == 0;
+}
+
+static void unlink_log(const char *path)
+{
+	char p[300];
+
+	snprintf(p, sizeof(p), "%s.cowlog", path);
+	unlink(p);
+}
+
+/* Stamps a pattern depending on gen into the given pages (and ref). */
+static void stamp(cow_arena *a, unsigned char *ref, const size_t *pages,
+		  size_t n, unsigned gen)
+{
+	unsigned char *p = cow_base(a);
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < PG; j += 64) {
+			unsigned char v = (unsigned char)(gen * 31 + pages[i] +
+							  j / 64);
+			p[pages[i] * PG + j] = v;
+			if (ref)
+				ref[pages[i] * PG + j] = v;
+		}
+}
+
+static size_t dirty_pages(cow_arena *a)
+{
+	struct cow_stats st;
+
+	assert_int_equal(cow_stats(a, &st), 0);
+	return st.dirty_pages;
+}
+
+/* Reopens a file backing (after closing) and compares with ref. */
+static void reopen_check(struct th_arena *t, const unsigned char *ref,
+			 const struct cow_options *o)
+{
+	if (t->b == TH_ANON || t->b == TH_MEMFD)
+		return;
+	cow_close(t->a);
+	t->a = NULL;
+	assert_false(log_exists(t->path)); /* a clean close removes it */
+	assert_int_equal(cow_open(&t->a, t->path, o), 0);
+	assert_true(th_equal(t, ref, SZ));
+}
+
+static void commit_basic(unsigned flags)
+{
+	struct cow_options o = {.flags = flags};
+
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(SZ);
+		size_t pages[] = {0, 1, 2, 7, 8, 31};
+		size_t fds = th_count_fds(), thr = count_threads();
+		struct th_arena t;
+		struct cow_stats st;
+
+		assert_int_equal(th_open(&t, b, SZ, &o), 0);
+		th_base_ref(b, ref, SZ);
+		stamp(t.a, ref, pages, 6, 1);
+		assert_int_equal(dirty_pages(t.a), 6);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_int_equal(dirty_pages(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		/* discard and revert return to the committed content */
+		stamp(t.a, NULL, pages, 6, 2);
+		assert_int_equal(cow_discard(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		stamp(t.a, NULL, pages, 3, 3);
+		assert_int_equal(cow_revert(t.a, cow_base(t.a), SZ), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		assert_int_equal(st.commits, 1);
+		assert_int_equal(st.commit_seq_durable, 1);
+		assert_int_equal(st.dirty_pages, 0);
+		/* the file holds the commit */
+		if (b == TH_TMPFS || b == TH_EXT4) {
+			int fd = open(t.path, O_RDONLY);
+			unsigned char *buf = malloc(SZ);
+
+			assert_true(fd >= 0);
+			assert_int_equal(pread(fd, buf, SZ, 0), SZ);
+			assert_memory_equal(buf, ref, SZ);
+			close(fd);
+			free(buf);
+			assert_true(log_exists(t.path));
+		}
+		/* a second commit on top */
+		stamp(t.a, ref, pages + 2, 3, 4);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		reopen_check(&t, ref, &o);
+		th_close(&t);
+		assert_int_equal(th_count_fds(), fds);
+		assert_int_equal(count_threads(), thr);
+		free(ref);
+	}
+}
+
+static void test_commit_basic(void **state)
+{
+	(void)state;
+	commit_basic(0);
+}
+
+static void test_commit_nothread(void **state)
+{
+	(void)state;
+	commit_basic(COW_NOTHREAD);
+}
+
+static void test_commit_nosync(void **state)
+{
+	(void)state;
+	commit_basic(COW_NOSYNC);
+}
+
+static void commit_async(unsigned flags)
+{
+	struct cow_options o = {.flags = flags};
+
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(SZ);
+		struct th_arena t;
+		struct cow_stats st;
+
+		assert_int_equal(th_open(&t, b, SZ, &o), 0);
+		th_base_ref(b, ref, SZ);
+		for (unsigned g = 1; g <= 50; g++) {
+			size_t pages[3] = {g % NPG, (g * 7) % NPG,
+					   (g * 13 + 1) % NPG};
+
+			stamp(t.a, ref, pages, 3, g);
+			assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+			/* later stores do not change the captured commit */
+			stamp(t.a, NULL, pages, 1, g + 1000);
+			assert_int_equal(cow_discard(t.a), 0);
+			assert_true(th_equal(&t, ref, SZ));
+		}
+		assert_int_equal(cow_sync(t.a), 0);
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		assert_int_equal(st.commits, 50);
+		if (b != TH_ANON && b != TH_MEMFD)
+			assert_int_equal(st.commit_seq_durable, 50);
+		/* a synchronous commit drops every copy */
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_int_equal(dirty_pages(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		reopen_check(&t, ref, &o);
+		th_close(&t);
+		free(ref);
+	}
+}
+
+static void test_commit_async(void **state)
+{
+	(void)state;
+	commit_async(0);
+}
+
+static void test_commit_async_nothread(void **state)
+{
+	(void)state;
+	commit_async(COW_NOTHREAD);
+}
+
+/* Async commits without discard: the next commit drops unchanged pages. */
+static void test_async_drop(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(SZ);
+		size_t p1[] = {1, 2, 3}, p2[] = {10, 11};
+		struct th_arena t;
+
+		assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+		th_base_ref(b, ref, SZ);
+		stamp(t.a, ref, p1, 3, 1);
+		assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+		assert_int_equal(cow_sync(t.a), 0);
+		stamp(t.a, ref, p2, 2, 2);
+		assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+		assert_int_equal(cow_sync(t.a), 0);
+		/* p1 was in the base and unchanged: no longer private */
+		if (b != TH_ANON && b != TH_MEMFD)
+			assert_in_range(dirty_pages(t.a), 2, 2);
+		else
+			assert_int_equal(dirty_pages(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		reopen_check(&t, ref, NULL);
+		th_close(&t);
+		free(ref);
+	}
+}
+
+static void test_grow_commit(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = calloc(1, 2 * SZ);
+		size_t pages[] = {0, NPG + 3};
+		struct th_arena t;
+
+		assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+		th_base_ref(b, ref, SZ);
+		assert_int_equal(cow_grow(t.a, 2 * SZ), 0);
+		stamp(t.a, ref, pages, 2, 5);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		if (b == TH_TMPFS || b == TH_EXT4) {
+			cow_close(t.a);
+			assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+			assert_int_equal(cow_size(t.a), 2 * SZ);
+		}
+		assert_true(th_equal(&t, ref, 2 * SZ));
+		th_close(&t);
+		free(ref);
+	}
+}
+
+/* A file whose length is not a page multiple keeps it. */
+static void test_unaligned_commit(void **state)
+{
+	char path[256];
+	unsigned char *p;
+	cow_arena *a;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	fd = th_make_file(TH_EXT4, 5000, path, sizeof(path));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	p = cow_base(a);
+	p[4000] = 0xab;
+	p[4999] = 0xcd;
+	p[5000] = 0xee; /* past the end: not committed */
+	assert_int_equal(cow_commit(a, 0), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 5000);
+	assert_int_equal(p[4000], 0xab);
+	assert_int_equal(p[5000], 0);
+	cow_close(a);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	p = cow_base(a);
+	assert_int_equal(p[4000], 0xab);
+	assert_int_equal(p[4999], 0xcd);
+	assert_int_equal(p[5000], 0);
+	cow_close(a);
+	unlink(path);
+}
+
+static void test_commit_bad_input(void **state)
+{
+	struct cow_options ro = {.flags = COW_READONLY};
+	struct th_arena t;
+
+	(void)state;
+	assert_int_equal(cow_commit(NULL, 0), -EINVAL);
+	assert_int_equal(cow_sync(NULL), -EINVAL);
+	assert_int_equal(th_open(&t, TH_EXT4, SZ, &ro), 0);
+	assert_int_equal(cow_commit(t.a, 0), -EROFS);
+	assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), -EROFS);
+	assert_int_equal(cow_commit(t.a, 2), -EINVAL);
+	assert_int_equal(cow_sync(t.a), 0);
+	th_close(&t);
+	assert_int_equal(th_open(&t, TH_ANON, SZ, NULL), 0);
+	assert_int_equal(cow_commit(t.a, ~0u), -EINVAL);
+	th_close(&t);
+	assert_string_equal(cow_strerror(COW_ECORRUPT),
+			    "cowarena: the log beside the file is corrupt");
+	assert_non_null(strstr(cow_strerror(COW_EFOREIGN), "another file"));
+	assert_non_null(strstr(cow_strerror(COW_EVERSION), "version"));
+	assert_non_null(strstr(cow_strerror(COW_ERECOVER), "recover"));
+	assert_string_equal(cow_strerror(-4200), "Unknown error");
+}
+
+static void fill_gen(cow_arena *a, unsigned char *ref, unsigned gen)
+{
+	size_t pages[] = {0, 3, 4, 5, 17, 30, 31};
+
+	stamp(a, ref, pages, 7, gen);
+}
+
+/*
+ * Fails the Nth system call (any kind, including io_uring completions)
+ * of a commit, for every N: the commit fails or succeeds, nothing is
+ * lost, and reopening gives the old or the new content - the new one
+ * whenever the commit reported success.
+ */
+static void fault_sweep(enum th_backing b, unsigned oflags, unsigned cflags)
+{
+	struct cow_options o = {.flags = oflags};
+	unsigned char *ref1 = malloc(SZ), *ref2 = malloc(SZ);
+	int done = 0, failures = 0;
+
+	for (unsigned long n = 1; !done && n < 400; n++) {
+		struct th_arena t;
+		unsigned long before;
+		int r, r2, fired;
+
+		assert_int_equal(th_open(&t, b, SZ, &o), 0);
+		th_base_ref(b, ref1, SZ);
+		fill_gen(t.a, ref1, 1);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		memcpy(ref2, ref1, SZ);
+		fill_gen(t.a, ref2, 2);
+		before = cow__fault_calls(COW__SYS_ANY);
+		cow__fault_inject(COW__SYS_ANY, n, EIO, 0);
+		r = cow_commit(t.a, cflags);
+		if (r == 0 && (cflags & COW_COMMIT_ASYNC))
+			r = cow_sync(t.a);
+		fired = cow__fault_calls(COW__SYS_ANY) - before >= n;
+		cow__fault_reset();
+		if (!fired)
+			assert_int_equal(r, 0);
+		done = !fired;
+		failures += r < 0;
+		/* nothing lost: the arena shows the new content */
+		assert_true(th_equal(&t, ref2, SZ));
+		r2 = cow_commit(t.a, 0);
+		if (r2 == 0)
+			r = 0;
+		assert_true(th_equal(&t, ref2, SZ));
+		if (b == TH_ANON || b == TH_MEMFD) {
+			assert_int_equal(r2, 0);
+			assert_int_equal(cow_discard(t.a), 0);
+			assert_true(th_equal(&t, ref2, SZ));
+			th_close(&t);
+			continue;
+		}
+		cow_close(t.a);
+		assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+		if (r == 0) {
+			assert_true(th_equal(&t, ref2, SZ));
+		} else if (memcmp(cow_base(t.a), ref2, SZ)) {
+			assert_true(th_equal(&t, ref1, SZ));
+		}
+		th_close(&t);
+		unlink_log(t.path);
+	}
+	assert_true(done);
+	assert_true(failures > 0);
+	free(ref1);
+	free(ref2);
+}
+
+static void test_fault_sweep_sync(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++)
+		fault_sweep(b, COW_NOTHREAD, 0);
+	fault_sweep(TH_EXT4, 0, 0);
+}
+
+static void test_fault_sweep_async(void **state)
+{
+	(void)state;
+	fault_sweep(TH_EXT4, COW_NOTHREAD, COW_COMMIT_ASYNC);
+	fault_sweep(TH_TMPFS, 0, COW_COMMIT_ASYNC);
+}
+
+/* Each io_uring completion failing in turn, as the kernel would report a
+ * failed write or fdatasync. */
+static void test_fault_cqe(void **state)
+{
+	(void)state;
+	for (int b = TH_TMPFS; b <= TH_EXT4; b++) {
+		for (unsigned long n = 1; n < 64; n++) {
+			unsigned char *ref = malloc(SZ);
+			struct th_arena t;
+			unsigned long before;
+			int r, fired;
+
+			assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+			th_base_ref(b, ref, SZ);
+			fill_gen(t.a, ref, 1);
+			before = cow__fault_calls(COW__SYS_CQE);
+			cow__fault_inject(COW__SYS_CQE, n, EIO, 0);
+			r = cow_commit(t.a, 0);
+			if (r == 0)
+				r = cow_sync(t.a);
+			cow_close(t.a);
+			fired = cow__fault_calls(COW__SYS_CQE) - before >= n;
+			cow__fault_reset();
+			assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+			if (r == 0 || memcmp(cow_base(t.a), ref, SZ)) {
+				if (r == 0)
+					assert_true(th_equal(&t, ref, SZ));
+				else
+					th_base_ref(b, ref, SZ);
+				assert_true(th_equal(&t, ref, SZ));
+			}
+			th_close(&t);
+			unlink_log(t.path);
+			free(ref);
+			if (!fired)
+				break;
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_commit_basic),
+		cmocka_unit_test(test_commit_nothread),
+		cmocka_unit_test(test_commit_nosync),
+		cmocka_unit_test(test_commit_async),
+		cmocka_unit_test(test_commit_async_nothread),
+		cmocka_unit_test(test_async_drop),
+		cmocka_unit_test(test_grow_commit),
+		cmocka_unit_test(test_unaligned_commit),
+		cmocka_unit_test(test_commit_bad_input),
+		cmocka_unit_test(test_fault_sweep_sync),
+		cmocka_unit_test(test_fault_sweep_async),
+		cmocka_unit_test(test_fault_cqe),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
