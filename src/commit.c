@@ -312,6 +312,7 @@ static void apply_done(void *ctx, int err)
 struct pref {
 	size_t page, order;
 	const char *src;
+	const struct txn *t;
 };
 
 static int pref_cmp(const void *x, const void *y)
@@ -951,25 +952,15 @@ static int latest_build(struct cow__commit *c, struct latest *l)
 			l->v[k].page = t->pages[j];
 			l->v[k].order = k;
 			l->v[k].src = t->src[j];
+			l->v[k].t = t;
 		}
 	qsort(l->v, n, sizeof(*l->v), pref_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (i + 1 >= n || l->v[i + 1].page != l->v[i].page)
 			l->v[l->n++] = l->v[i];
-	/* Mark which copies are in the base already (order = 1). */
-	for (size_t i = 0; i < l->n; i++) {
-		const char *src = l->v[i].src;
-
-		l->v[i].order = 0;
-		for (struct txn *t = c->head; t; t = t->next) {
-			if (t->state != TX_APPLIED || !t->async || !t->nframes)
-				continue;
-			if ((src >= t->copy &&
-			     src < t->copy + t->nframes * c->pgsz) ||
-			    src == t->tail)
-				l->v[i].order = 1;
-		}
-	}
+	/* From here on order says whether the copy is in the base. */
+	for (size_t i = 0; i < l->n; i++)
+		l->v[i].order = l->v[i].t->state == TX_APPLIED;
 	return 0;
 }
 
