@@ -614,13 +614,13 @@ COW_API const char *cow_strerror(int err)
 	const char *s;
 
 	static const char *const lib[] = {
-		[-COW_ECORRUPT - 4096] = "cowarena: the log beside the file "
+		[-COW_ECORRUPT - 4096] = "the write-ahead log beside the file "
 					 "is corrupt",
-		[-COW_EFOREIGN - 4096] = "cowarena: the log beside the file "
+		[-COW_EFOREIGN - 4096] = "the write-ahead log beside the file "
 					 "belongs to another file or page size",
-		[-COW_EVERSION - 4096] = "cowarena: the log beside the file "
+		[-COW_EVERSION - 4096] = "the write-ahead log beside the file "
 					 "has an unknown format version",
-		[-COW_ERECOVER - 4096] = "cowarena: the log holds committed "
+		[-COW_ERECOVER - 4096] = "the write-ahead log holds committed "
 					 "transactions; open the file "
 					 "writable to recover them",
 	};

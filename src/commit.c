@@ -90,7 +90,14 @@ struct batch {
 struct cow__commit {
 	struct cow__wal wal;
 	size_t pgsz;
-	int basefd; /* the real file: the log's base, written and synced */
+	/*
+	 * The real file, written and synced through the ring: a descriptor
+	 * of its own (a new open file description), not the one holding the
+	 * arena's lock. Requests in flight keep their file referenced until
+	 * the kernel tears the ring down, which after a crash finishes some
+	 * time after the process is gone; the lock must not wait for that.
+	 */
+	int basefd;
 	int copyfd; /* COW_ISOLATE: the private copy, also written; or -1 */
 	off_t real_len; /* the real file's length */
 	struct cow_arena *arena;
@@ -635,8 +642,11 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 	}
 	c = cow__calloc(1, sizeof(*c));
 	r = c ? 0 : -ENOMEM;
-	if (c)
+	if (c) {
+		c->basefd = -1;
+		c->wal.fd = -1;
 		c->reset_sector = cow__malloc(COW__WAL_HDR);
+	}
 	if (c && !c->reset_sector)
 		r = -ENOMEM;
 	if (r == 0)
@@ -649,7 +659,16 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 		return r;
 	}
 	c->pgsz = pgsz;
-	c->basefd = fd;
+	c->basefd = -1;
+	if (!(flags & COW_READONLY)) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		r = cow__sys_open(link, O_RDWR | O_CLOEXEC, 0);
+		if (r < 0) {
+			cow__commit_free(c);
+			return r;
+		}
+		c->basefd = r;
+	}
 	c->flags = flags;
 	c->nosync = !!(flags & COW_NOSYNC);
 	c->copyfd = -1;
@@ -697,6 +716,7 @@ void cow__commit_free(struct cow__commit *c)
 		txn_free(t);
 	}
 	cow__wal_close(&c->wal, 0);
+	cow__sys_close(c->basefd);
 	cow__free(c->reset_sector);
 	cow__free(c);
 }

@@ -102,21 +102,6 @@ static void cleanup(const char *path)
 	unlink(path);
 }
 
-/* Opens, retrying while a dead child's io_uring still holds the lock. */
-static int open_retry(cow_arena **a, const char *path,
-		      const struct cow_options *o)
-{
-	int r;
-
-	for (int i = 0; i < 2000; i++) {
-		r = cow_open(a, path, o);
-		if (r != -EBUSY)
-			return r;
-		usleep(1000);
-	}
-	return r;
-}
-
 static void unbase(const char *path)
 {
 	unsigned char *buf = malloc(SZ);
@@ -142,8 +127,8 @@ static void test_replay(void **state)
 	unbase(path);
 	log_name(path, l, sizeof(l));
 	assert_int_equal(access(l, F_OK), 0);
-	assert_int_equal(open_retry(&a, path, &ro), COW_ERECOVER);
-	assert_int_equal(open_retry(&a, path, NULL), 0);
+	assert_int_equal(cow_open(&a, path, &ro), COW_ERECOVER);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
 	assert_true(has_gen(a, 3));
 	assert_int_equal(cow_stats(a, &st), 0);
 	assert_int_equal(st.commit_seq_durable, 3);
@@ -201,7 +186,7 @@ static void test_torn_tail(void **state)
 		/* As if the in-place writes never reached the disk: the
 		 * file gets its first content back, the log replays tx 1. */
 		unbase(path);
-		assert_int_equal(open_retry(&a, path, NULL), 0);
+		assert_int_equal(cow_open(&a, path, NULL), 0);
 		assert_true(has_gen(a, 1));
 		cow_close(a);
 		cleanup(path);
@@ -220,7 +205,7 @@ static void test_corrupt_middle(void **state)
 	make_pending(path, 3);
 	poke(path, COW__WAL_HDR + 64 + 10, 1, -1); /* tx 1, page 0 */
 	assert_int_equal(stat(path, &st1), 0);
-	assert_int_equal(open_retry(&a, path, NULL), COW_ECORRUPT);
+	assert_int_equal(cow_open(&a, path, NULL), COW_ECORRUPT);
 	assert_int_equal(stat(path, &st2), 0);
 	assert_int_equal(st1.st_mtim.tv_nsec, st2.st_mtim.tv_nsec);
 	/* a damaged header */
@@ -244,7 +229,7 @@ static void test_foreign_version(void **state)
 	log_name(p2, l2, sizeof(l2));
 	/* p1's log beside p2 */
 	assert_int_equal(link(l1, l2), 0);
-	assert_int_equal(open_retry(&a, p2, NULL), COW_EFOREIGN);
+	assert_int_equal(cow_open(&a, p2, NULL), COW_EFOREIGN);
 	unlink(l2);
 	/* an unknown version */
 	fd = open(l1, O_RDWR);
@@ -254,7 +239,7 @@ static void test_foreign_version(void **state)
 	h.sum = XXH3_64bits(&h, offsetof(struct cow__wal_hdr, sum));
 	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), sizeof(h));
 	close(fd);
-	assert_int_equal(open_retry(&a, p1, NULL), COW_EVERSION);
+	assert_int_equal(cow_open(&a, p1, NULL), COW_EVERSION);
 	cleanup(p1);
 	cleanup(p2);
 }
