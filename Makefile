@@ -45,7 +45,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
 
 .PHONY: all lib test demo bench bench-deps deps asan ubsan tsan check-all \
-	coverage install uninstall format format-check clean
+	coverage fuzz install uninstall format format-check clean
 
 all: lib $(BUILD)/cowarena $(EXAMPLES)
 
@@ -150,6 +150,20 @@ asan ubsan: deps
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan CFLAGS="$(SAN_FLAGS)" \
 		EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" test
+
+# libFuzzer on the log parser for FUZZ_TIME seconds, from the seed corpus
+# in tests/fuzz/wal-corpus (clang, Debian package clang). A crash fails.
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-Iinclude -Isrc $(PKG_CFLAGS)
+fuzz: deps
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_wal \
+		tests/fuzz/fuzz_wal.c src/wal.c src/sys.c $(LIBS)
+	cp tests/fuzz/wal-corpus/* $(BUILD)/fuzz/corpus/
+	$(BUILD)/fuzz/fuzz_wal -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+		$(BUILD)/fuzz/corpus
 
 # Everything CI runs: the tests plain, under ASan+UBSan and under TSan, then
 # a bounded fuzz run (FUZZ_TIME seconds) when the Makefile has a fuzz target.
