@@ -11,9 +11,12 @@
  *      coalesced runs, buffered: they land in the page cache);
  *   3. drop the private copies (MADV_DONTNEED): the arena reads the new
  *      base;
- *   4. in the background, fdatasync the base and, when no later commit
- *      was appended meanwhile, reset the log (a new header with a new
- *      salt, synced): every record of the old log is then invalid.
+ *   4. later, in the background: once the log holds CKPT_BYTES (and at
+ *      close), appends pause, the base is fdatasync'ed and the log reset
+ *      (a new header with a new salt, synced: every record of the old log
+ *      is then invalid). Syncing the base once per checkpoint, not per
+ *      commit, keeps a commit's cost at one fdatasync: a crash before the
+ *      checkpoint replays the log, which holds every commit since.
  * A synchronous commit returns after 3. An asynchronous one returns once
  * the pages are copied (captured); 1 and 2 run in the background and
  * batch every transaction captured meanwhile into one log write and one
@@ -51,7 +54,17 @@
 #include "io.h"
 #include "wal.h"
 
-#define LOG_LIMIT ((off_t)64 << 20) /* reset the log before passing it */
+/* The log is checkpointed (the base synced, the log reset) once it holds
+ * this much: appends pause meanwhile. Tests lower it to reach the
+ * checkpoint often (cow__commit_ckpt_bytes). */
+#define CKPT_DEFAULT ((off_t)4 << 20)
+static off_t ckpt_bytes = CKPT_DEFAULT;
+#define CKPT_BYTES __atomic_load_n(&ckpt_bytes, __ATOMIC_RELAXED)
+
+void cow__commit_ckpt_bytes(off_t n)
+{
+	__atomic_store_n(&ckpt_bytes, n ? n : CKPT_DEFAULT, __ATOMIC_RELAXED);
+}
 #define BATCH_BYTES ((size_t)16 << 20)	/* most bytes per log write */
 #define MAX_IOV 1024
 #define MAX_RUN ((size_t)1 << 30) /* bytes per in-place write */
@@ -85,6 +98,7 @@ struct batch {
 	struct cow__io_group g;
 	struct cow__io_op *ops;
 	struct iovec *iov;
+	size_t niov;
 };
 
 struct cow__commit {
@@ -112,6 +126,7 @@ struct cow__commit {
 	uint64_t seq_next, seq_logged, seq_applied, seq_base;
 	unsigned long long commits;
 	int sync_busy, reset_busy, closing, in_kick, kick_again;
+	int direct; /* the next apply runs on the caller's thread */
 	uint64_t sync_target;
 	int fatal;     /* data safe in the log; no more commits */
 	int torn;      /* the base's page cache may be partly applied */
@@ -334,15 +349,19 @@ static int pref_cmp(const void *x, const void *y)
 /*
  * Writes the batch's pages in place: the newest image of each page, sorted
  * and coalesced into runs, one write per run, none linked to another (the
- * writes go to the page cache; ordering them only serialises them).
+ * writes go to the page cache; ordering them only serialises them). With
+ * c->direct (a synchronous commit that found the log idle) the writes are
+ * made on the caller's thread.
  */
 static void start_apply(struct cow__commit *c, struct batch *b)
 {
 	size_t n = 0, k = 0, pgsz = c->pgsz;
 	struct txn *t = b->first;
+	int direct = c->direct;
 	off_t file_len = 0;
 	struct pref *v;
 
+	c->direct = 0;
 	for (size_t i = 0; i < b->ntx; i++, t = t->next) {
 		n += t->nframes;
 		file_len = t->file_len;
@@ -404,6 +423,20 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 			j++;
 		} while (j < k && v[j].page == v[j - 1].page + 1 &&
 			 j - i < MAX_IOV && bytes < MAX_RUN);
+		if (direct) {
+			ssize_t w = cow__sys_pwritev(c->basefd, &b->iov[i],
+						     (int)(j - i), off);
+
+			if (w >= 0 && c->copyfd >= 0)
+				w = cow__sys_pwritev(c->copyfd, &b->iov[i],
+						     (int)(j - i), off);
+			if (w < 0) {
+				b->g.err = (int)w;
+				break;
+			}
+			i = j;
+			continue;
+		}
 		if (cow__io_write(&b->ops[nops++], &b->g, c->basefd,
 				  &b->iov[i], (int)(j - i), off, 0) < 0)
 			break;
@@ -471,9 +504,9 @@ static void seal_txn(struct cow__commit *c, struct txn *t)
 	cow__wal_commit_seal(&t->rec, c->wal.salt);
 }
 
-/* Appends the unsent transactions (up to BATCH_BYTES) in one write and
- * one fdatasync. */
-static void start_log(struct cow__commit *c)
+/* Takes the unsent transactions (up to BATCH_BYTES) as the next log
+ * write: sealed, their room reserved, c->log_b set. NULL if none. */
+static struct batch *log_prepare(struct cow__commit *c)
 {
 	struct batch *b = cow__calloc(1, sizeof(*b));
 	size_t bytes = 0, niov = 0, nops, k = 0;
@@ -482,7 +515,7 @@ static void start_log(struct cow__commit *c)
 
 	if (!b) {
 		fail_from(c, c->unsent, -ENOMEM);
-		return;
+		return NULL;
 	}
 	b->c = c;
 	b->first = c->unsent;
@@ -495,6 +528,7 @@ static void start_log(struct cow__commit *c)
 		b->last_seq = t->seq;
 	}
 	nops = (niov + MAX_IOV - 1) / MAX_IOV + 1;
+	b->niov = niov;
 	b->iov = cow__calloc(niov, sizeof(*b->iov));
 	b->ops = cow__calloc(nops, sizeof(*b->ops));
 	r = b->iov && b->ops ? 0 : -ENOMEM;
@@ -503,7 +537,7 @@ static void start_log(struct cow__commit *c)
 	if (r < 0) {
 		fail_from(c, b->first, r);
 		batch_free(b);
-		return;
+		return NULL;
 	}
 	t = b->first;
 	for (size_t i = 0; i < b->ntx; i++, t = t->next) {
@@ -524,30 +558,72 @@ static void start_log(struct cow__commit *c)
 	b->end = b->start + (off_t)bytes;
 	c->wal.end = b->end;
 	c->log_b = b;
+	return b;
+}
+
+/* Appends the unsent transactions in one write and one fdatasync, through
+ * the ring (linked: a later part never lands without the earlier, and the
+ * sync follows them all). */
+static void start_log(struct cow__commit *c)
+{
+	struct batch *b = log_prepare(c);
+	off_t off;
+	size_t op = 0;
+
+	if (!b)
+		return;
+	off = b->start;
 	cow__io_group_init(&b->g, log_done, b);
-	{
-		off_t off = b->start;
-		size_t op = 0;
+	for (size_t i = 0; i < b->niov; i += MAX_IOV) {
+		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
+		size_t len = 0;
 
-		for (size_t i = 0; i < niov; i += MAX_IOV) {
-			int cnt = (int)(niov - i < MAX_IOV ? niov - i : MAX_IOV);
-			size_t len = 0;
-
-			for (int j = 0; j < cnt; j++)
-				len += b->iov[i + (size_t)j].iov_len;
-			/* Linked: a later part never lands without the
-			 * earlier, and the sync follows them all. */
-			if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd,
-					  &b->iov[i], cnt, off,
-					  i + MAX_IOV < niov || !c->nosync) < 0)
-				goto out;
-			off += (off_t)len;
-		}
-		if (!c->nosync)
-			(void)cow__io_fsync(&b->ops[op], &b->g, c->wal.fd, 0);
+		for (int j = 0; j < cnt; j++)
+			len += b->iov[i + (size_t)j].iov_len;
+		if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd, &b->iov[i],
+				  cnt, off, i + MAX_IOV < b->niov || !c->nosync) <
+		    0)
+			goto out;
+		off += (off_t)len;
 	}
+	if (!c->nosync)
+		(void)cow__io_fsync(&b->ops[op], &b->g, c->wal.fd, 0);
 out:
 	cow__io_group_release(&b->g);
+}
+
+/*
+ * The same on the caller's thread, for a synchronous commit that finds
+ * the log idle: pwritev and fdatasync directly cost no hand-over to the
+ * ring's thread and back, which is most of a small commit's latency.
+ * With the engine lock held; drops it during the I/O.
+ */
+static void log_direct(struct cow__commit *c)
+{
+	struct batch *b = log_prepare(c);
+	off_t off;
+	int r = 0;
+
+	if (!b)
+		return;
+	cow__io_unlock();
+	off = b->start;
+	for (size_t i = 0; r == 0 && i < b->niov; i += MAX_IOV) {
+		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
+		ssize_t n = cow__sys_pwritev(c->wal.fd, &b->iov[i], cnt, off);
+
+		r = n < 0 ? (int)n : 0;
+		off += n < 0 ? 0 : n;
+	}
+	if (r == 0 && !c->nosync)
+		r = cow__sys_fsync(c->wal.fd, 1);
+	cow__io_lock();
+	/* The apply that follows at once is this commit's alone: its
+	 * buffered writes take microseconds, a trip through the ring's
+	 * thread several times that. */
+	c->direct = !c->apply_b && !c->logged;
+	log_done(b, r);
+	c->direct = 0;
 }
 
 /* Is everything logged applied and in the durable base? */
@@ -567,6 +643,8 @@ static void kick(struct cow__commit *c)
 	}
 	c->in_kick = 1;
 	do {
+		int full;
+
 		c->kick_again = 0;
 		if (!c->apply_b && c->logged && !c->fatal) {
 			struct batch *b = c->logged;
@@ -576,18 +654,17 @@ static void kick(struct cow__commit *c)
 				c->logged_tail = NULL;
 			start_apply(c, b);
 		}
-		if (!c->nosync && !c->sync_busy && !c->fatal &&
+		full = c->wal.end >= CKPT_BYTES;
+		if ((full || c->closing) && !c->nosync && !c->sync_busy &&
+		    !c->fatal && !c->apply_b && !c->logged && !c->log_b &&
 		    c->seq_applied > c->seq_base)
 			start_sync(c);
 		if (c->log_b || c->reset_busy || c->fatal || c->wal.fd < 0)
 			continue;
-		if (c->unsent && c->wal.end < LOG_LIMIT) {
+		if (c->unsent && !full)
 			start_log(c);
-		} else if (c->wal.end > COW__WAL_HDR && base_caught_up(c) &&
-			   (c->unsent || !c->closing)) {
-			/* Over the limit, or idle: start a new log. */
+		else if (full && base_caught_up(c) && (c->unsent || !c->closing))
 			start_reset(c);
-		}
 	} while (c->kick_again);
 	c->in_kick = 0;
 	(void)cow__io_submit();
@@ -1178,7 +1255,11 @@ static int commit_log(struct cow_arena *a, int async)
 	txn_enqueue(c, t);
 	c->size = a->size;
 	c->file_len = a->file_size;
-	kick(c);
+	if (!async && c->unsent == t && !c->log_b && !c->reset_busy &&
+	    c->wal.end < CKPT_BYTES)
+		log_direct(c);
+	else
+		kick(c);
 	if (async) {
 		c->commits++;
 		cow__io_unlock();

@@ -14,6 +14,7 @@
 
 #include "helpers.h"
 #include "../src/sys.h"
+void cow__commit_ckpt_bytes(off_t n);
 
 #define PG 4096UL
 #define NPG 32
@@ -449,6 +450,17 @@ static void test_fault_sweep_sync(void **state)
 	fault_sweep(TH_EXT4, 0, 0);
 }
 
+/* The same with checkpoints (base sync and log reset) every commit or
+ * two: their failures too. */
+static void test_fault_sweep_ckpt(void **state)
+{
+	(void)state;
+	cow__commit_ckpt_bytes(16 << 10);
+	fault_sweep(TH_EXT4, COW_NOTHREAD, 0);
+	fault_sweep(TH_TMPFS, 0, COW_COMMIT_ASYNC);
+	cow__commit_ckpt_bytes(0);
+}
+
 static void test_fault_sweep_async(void **state)
 {
 	(void)state;
@@ -511,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_commit_bad_input),
 		cmocka_unit_test(test_fault_sweep_sync),
 		cmocka_unit_test(test_fault_sweep_async),
+		cmocka_unit_test(test_fault_sweep_ckpt),
 		cmocka_unit_test(test_fault_cqe),
 	};
 

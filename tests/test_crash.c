@@ -19,6 +19,8 @@
 
 #include "helpers.h"
 
+void cow__commit_ckpt_bytes(off_t n);
+
 #define PG 4096UL
 #define NPG 16
 #define SZ (NPG * PG)
@@ -152,11 +154,22 @@ static void test_kill_sweep_async(void **state)
 	sweep(1, 150);
 }
 
+/* With a small log: kills land in checkpoints (base sync, log reset). */
+static void test_kill_sweep_ckpt(void **state)
+{
+	(void)state;
+	cow__commit_ckpt_bytes(200 << 10);
+	sweep(0, 100);
+	sweep(1, 100);
+	cow__commit_ckpt_bytes(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill_sweep_sync),
 		cmocka_unit_test(test_kill_sweep_async),
+		cmocka_unit_test(test_kill_sweep_ckpt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
