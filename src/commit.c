@@ -65,7 +65,7 @@ void cow__commit_ckpt_bytes(off_t n)
 {
 	__atomic_store_n(&ckpt_bytes, n ? n : CKPT_DEFAULT, __ATOMIC_RELAXED);
 }
-#define BATCH_BYTES ((size_t)16 << 20)	/* most bytes per log write */
+#define BATCH_BYTES ((size_t)16 << 20) /* most bytes per log write */
 #define MAX_IOV 1024
 #define MAX_RUN ((size_t)1 << 30) /* bytes per in-place write */
 
@@ -112,15 +112,15 @@ struct cow__commit {
 	 * time after the process is gone; the lock must not wait for that.
 	 */
 	int basefd;
-	int copyfd; /* COW_ISOLATE: the private copy, also written; or -1 */
+	int copyfd;	/* COW_ISOLATE: the private copy, also written; or -1 */
 	off_t real_len; /* the real file's length */
 	struct cow_arena *arena;
 	unsigned flags;
 	int engine; /* holds an engine reference */
 	int nosync;
-	struct txn *head, *tail; /* live transactions, in order */
-	struct txn *unsent;	 /* first not yet in a log write */
-	struct batch *log_b;	 /* log write in flight */
+	struct txn *head, *tail;	    /* live transactions, in order */
+	struct txn *unsent;		    /* first not yet in a log write */
+	struct batch *log_b;		    /* log write in flight */
 	struct batch *logged, *logged_tail; /* waiting for their apply */
 	struct batch *apply_b;		    /* apply in flight */
 	uint64_t seq_next, seq_logged, seq_applied, seq_base;
@@ -437,12 +437,12 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 			i = j;
 			continue;
 		}
-		if (cow__io_write(&b->ops[nops++], &b->g, c->basefd,
-				  &b->iov[i], (int)(j - i), off, 0) < 0)
+		if (cow__io_write(&b->ops[nops++], &b->g, c->basefd, &b->iov[i],
+				  (int)(j - i), off, 0) < 0)
 			break;
 		if (c->copyfd >= 0 &&
-		    cow__io_write(&b->ops[nops++], &b->g, c->copyfd,
-				  &b->iov[i], (int)(j - i), off, 0) < 0)
+		    cow__io_write(&b->ops[nops++], &b->g, c->copyfd, &b->iov[i],
+				  (int)(j - i), off, 0) < 0)
 			break;
 		i = j;
 	}
@@ -581,8 +581,8 @@ static void start_log(struct cow__commit *c)
 		for (int j = 0; j < cnt; j++)
 			len += b->iov[i + (size_t)j].iov_len;
 		if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd, &b->iov[i],
-				  cnt, off, i + MAX_IOV < b->niov || !c->nosync) <
-		    0)
+				  cnt, off,
+				  i + MAX_IOV < b->niov || !c->nosync) < 0)
 			goto out;
 		off += (off_t)len;
 	}
@@ -663,7 +663,8 @@ static void kick(struct cow__commit *c)
 			continue;
 		if (c->unsent && !full)
 			start_log(c);
-		else if (full && base_caught_up(c) && (c->unsent || !c->closing))
+		else if (full && base_caught_up(c) &&
+			 (c->unsent || !c->closing))
 			start_reset(c);
 	} while (c->kick_again);
 	c->in_kick = 0;
@@ -882,9 +883,9 @@ static int check_guard(struct cow_arena *a)
 		pending = own_writes_pending(c);
 		cow__io_unlock();
 		if (pending)
-			return __atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ?
-				       -ESTALE :
-				       0;
+			return __atomic_load_n(&a->stale, __ATOMIC_ACQUIRE)
+				   ? -ESTALE
+				   : 0;
 	}
 	COW_TRY(refresh_guard(a));
 	return cow__guard_check_commit(a);
@@ -1079,8 +1080,8 @@ static const struct pref *latest_find(const struct latest *l, size_t page)
 }
 
 /* Builds the transaction of the pages in cap (page indexes). */
-static struct txn *txn_build(struct cow_arena *a, const size_t *cap,
-			     size_t n, int async)
+static struct txn *txn_build(struct cow_arena *a, const size_t *cap, size_t n,
+			     int async)
 {
 	struct txn *t = cow__calloc(1, sizeof(*t));
 	size_t pgsz = a->pgsz;
@@ -1105,9 +1106,9 @@ static struct txn *txn_build(struct cow_arena *a, const size_t *cap,
 		if (off + (off_t)pgsz > a->file_size) {
 			/* Past the file's end the image holds zeros: only
 			 * the file's bytes are committed. */
-			size_t keep = off < a->file_size ?
-					      (size_t)(a->file_size - off) :
-					      0;
+			size_t keep = off < a->file_size
+					  ? (size_t)(a->file_size - off)
+					  : 0;
 
 			t->tail = cow__calloc(1, pgsz);
 			if (!t->tail)
@@ -1187,8 +1188,8 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 		     p < rs->v[i].offset + rs->v[i].length; p++) {
 			const struct pref *f = latest_find(&l, p);
 
-			if (f && !memcmp(a->base + p * a->pgsz, f->src,
-					 a->pgsz)) {
+			if (f &&
+			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz)) {
 				if (f->order && (r = runs_add(drop, p, 1)) < 0)
 					goto out;
 				continue;

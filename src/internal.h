@@ -17,7 +17,7 @@
 #define COW_API __attribute__((visibility("default")))
 
 /* Flags cow_open* accept; grows as features land. */
-#define COW__OPEN_FLAGS                                      \
+#define COW__OPEN_FLAGS                                             \
 	(COW_CREATE | COW_READONLY | COW_ISOLATE | COW_FIXED_ADDR | \
 	 COW_NOSYNC | COW_NOTHREAD)
 

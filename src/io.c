@@ -38,8 +38,8 @@ static struct {
 	struct io_uring_sqe *pend_sqe[SQ_ENTRIES];
 	struct cow__io_op *pend_op[SQ_ENTRIES];
 } eng = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.cond = PTHREAD_COND_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
 };
 
 void cow__io_lock(void)

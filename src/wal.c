@@ -39,8 +39,8 @@ _Static_assert(sizeof(struct cow__wal_commit) == 64, "commit layout");
 void cow__wal_frame_seal(struct cow__wal_frame *f, uint64_t salt,
 			 const void *page, size_t pgsz)
 {
-	uint64_t h = XXH3_64bits_withSeed(f, offsetof(struct cow__wal_frame,
-						      sum), salt);
+	uint64_t h =
+	    XXH3_64bits_withSeed(f, offsetof(struct cow__wal_frame, sum), salt);
 
 	f->sum = XXH3_64bits_withSeed(page, pgsz, h);
 }
@@ -140,8 +140,9 @@ static int read_header(const struct src *s, size_t pgsz,
 }
 
 /* Reads a frame's header and page at off; 1 if it is valid for seq. */
-static int read_frame(const struct src *s, off_t off, const struct cow__wal_hdr *h,
-		      uint64_t seq, struct cow__wal_frame *f, void *page)
+static int read_frame(const struct src *s, off_t off,
+		      const struct cow__wal_hdr *h, uint64_t seq,
+		      struct cow__wal_frame *f, void *page)
 {
 	uint64_t sum;
 	int r = src_read(s, off, f, sizeof(*f));
@@ -182,7 +183,8 @@ static int durable_past(const struct src *s, const struct cow__wal_hdr *h,
 
 	if (!buf)
 		return -ENOMEM;
-	while (!found && off + (off_t)sizeof(struct cow__wal_commit) <= s->size) {
+	while (!found &&
+	       off + (off_t)sizeof(struct cow__wal_commit) <= s->size) {
 		size_t n = SCAN_CHUNK;
 		int r;
 
@@ -219,8 +221,8 @@ static int parse(const struct src *s, const struct cow__wal_hdr *h,
 		 void *ctx)
 {
 	size_t pgsz = h->page_size;
-	off_t off = COW__WAL_HDR, fsz = (off_t)(sizeof(struct cow__wal_frame) +
-						pgsz);
+	off_t off = COW__WAL_HDR,
+	      fsz = (off_t)(sizeof(struct cow__wal_frame) + pgsz);
 	uint64_t seq = h->start_seq, nframes = 0, chain;
 	off_t tx_start = off;
 	void *page = cow__malloc(pgsz);
@@ -240,8 +242,7 @@ static int parse(const struct src *s, const struct cow__wal_hdr *h,
 		if (c.magic == COW__WAL_COMMIT_MAGIC) {
 			if (!commit_valid(&c, h->salt) || c.seq != seq ||
 			    c.nframes != nframes || c.frames_sum != chain ||
-			    !c.size || c.size % pgsz ||
-			    c.file_len > c.size)
+			    !c.size || c.size % pgsz || c.file_len > c.size)
 				break;
 			info->ntx++;
 			info->pages += nframes;
@@ -428,8 +429,8 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 	w->dev = (uint64_t)st.st_dev;
 	w->ino = (uint64_t)st.st_ino;
 	COW_TRY(cow__wal_path(base_path, &w->path));
-	fd = cow__sys_open(w->path, readonly ? O_RDONLY | O_CLOEXEC :
-					       O_RDWR | O_CLOEXEC, 0);
+	fd = cow__sys_open(
+	    w->path, readonly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CLOEXEC, 0);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0) {

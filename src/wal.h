@@ -30,7 +30,7 @@ struct cow__wal_hdr {
 	uint32_t version;
 	uint32_t page_size;
 	uint64_t salt;
-	uint64_t dev, ino; /* identity of the base file */
+	uint64_t dev, ino;  /* identity of the base file */
 	uint64_t start_seq; /* sequence number of the first transaction */
 	uint64_t reserved;
 	uint64_t sum; /* XXH3 of the bytes before it */
@@ -70,14 +70,14 @@ struct cow__wal {
 
 /* What a scan found. */
 struct cow__wal_info {
-	int present;	/* a log with a valid header */
+	int present; /* a log with a valid header */
 	uint64_t salt, start_seq;
-	uint64_t ntx;	/* complete, valid transactions */
-	uint64_t last_seq; /* of the last one (start_seq - 1 if none) */
+	uint64_t ntx;		 /* complete, valid transactions */
+	uint64_t last_seq;	 /* of the last one (start_seq - 1 if none) */
 	uint64_t size, file_len; /* of the last one */
-	uint64_t pages;	/* frames in the complete transactions */
-	off_t end;	/* the byte after the last complete transaction */
-	off_t stop;	/* where parsing stopped */
+	uint64_t pages;		 /* frames in the complete transactions */
+	off_t end;  /* the byte after the last complete transaction */
+	off_t stop; /* where parsing stopped */
 	off_t file_size;
 };
 

@@ -38,8 +38,7 @@ static int usage(FILE *f, int status)
 }
 
 /* Scans FILE's log. 0 and info->present = 0: no log; else COW_E* etc. */
-static int scan_log(const char *file, struct cow__wal_info *info,
-		    int *exists)
+static int scan_log(const char *file, struct cow__wal_info *info, int *exists)
 {
 	struct stat sb;
 	char *log;
