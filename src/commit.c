@@ -919,6 +919,11 @@ static int runs_add(void *ctx, size_t first, size_t n)
 {
 	struct runs *rs = ctx;
 
+	if (rs->n &&
+	    rs->v[rs->n - 1].offset + rs->v[rs->n - 1].length == first) {
+		rs->v[rs->n - 1].length += n; /* continues the last run */
+		return 0;
+	}
 	if (rs->n == rs->cap) {
 		size_t cap = rs->cap ? rs->cap * 2 : 16;
 		struct cow_range *v = cow__realloc(rs->v, cap * sizeof(*v));
