@@ -337,9 +337,9 @@ int cow_grow(cow_arena *a, size_t new_size);
  *
  * One MADV_DONTNEED over the span from the first dirty page to the last,
  * so the call either drops every change or none. Its cost follows the page
- * tables present in that span, not the arena's size. Snapshots stay valid. After a
- * commit the base is the committed content; if an asynchronous commit is
- * still being written, this first waits until its pages are in the file's
+ * tables present in that span, not the arena's size. Snapshots stay valid.
+ * After a commit the base is the committed content; if an asynchronous commit
+ * is still being written, this first waits until its pages are in the file's
  * page cache.
  *
  * @return 0, or a negative errno:

@@ -79,7 +79,7 @@ struct cow_arena {
 	size_t mapped;
 	int uffd;	   /* userfaultfd of the written-page tracking, or -1 */
 	unsigned tracking; /* COW_TRACK_* */
-	struct cow__snaps *snaps; /* snapshot state; NULL before the first */
+	struct cow__snaps *snaps;   /* snapshot state; NULL before the first */
 	struct cow__commit *commit; /* log and background state; NULL: none */
 	unsigned long long direct_commits; /* commits without a log */
 	/* The arena wrote the file itself since the guard last recorded its

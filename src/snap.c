@@ -269,6 +269,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 
 	if (!a || !out)
 		return -EINVAL;
+	COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__guard_check(a));
 	fresh = !a->snaps;
 	COW_TRY(tracking_start(a));
@@ -554,6 +555,7 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 
 	if (!a || !s || s->owner != a)
 		return -EINVAL;
+	COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__guard_check(a));
 	st = a->snaps;
 	r = harvest(a, &w, 0);

@@ -347,6 +347,52 @@ static void test_commit_isolate(void **state)
 	free(ref);
 }
 
+/* Snapshots taken before a commit stay valid: rollback returns to them,
+ * discard to the commit. */
+static void test_commit_snapshots(void **state)
+{
+	unsigned char *r0 = malloc(SZ), *r1 = malloc(SZ), *r2 = malloc(SZ);
+	size_t pa[] = {1, 2, 3}, pb[] = {2, 3, 9, 20};
+
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		for (unsigned cf = 0; cf <= COW_COMMIT_ASYNC; cf++) {
+			struct th_arena t;
+			cow_snap *s0, *s1;
+
+			assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+			th_base_ref(b, r0, SZ);
+			assert_int_equal(cow_snapshot(t.a, &s0), 0);
+			memcpy(r1, r0, SZ);
+			stamp(t.a, r1, pa, 3, 1);
+			assert_int_equal(cow_snapshot(t.a, &s1), 0);
+			memcpy(r2, r1, SZ);
+			stamp(t.a, r2, pb, 4, 2);
+			assert_int_equal(cow_commit(t.a, cf), 0);
+			stamp(t.a, NULL, pa, 3, 3);
+			assert_int_equal(cow_rollback(t.a, s1), 0);
+			assert_true(th_equal(&t, r1, SZ));
+			assert_int_equal(cow_rollback(t.a, s0), 0);
+			assert_true(th_equal(&t, r0, SZ));
+			assert_int_equal(cow_discard(t.a), 0);
+			assert_true(th_equal(&t, r2, SZ));
+			cow_snap_release(s0);
+			cow_snap_release(s1);
+			assert_int_equal(cow_sync(t.a), 0);
+			if (b == TH_TMPFS || b == TH_EXT4) {
+				cow_close(t.a);
+				assert_int_equal(cow_open(&t.a, t.path, NULL),
+						 0);
+				assert_true(th_equal(&t, r2, SZ));
+			}
+			th_close(&t);
+		}
+	}
+	free(r0);
+	free(r1);
+	free(r2);
+}
+
 static void test_commit_bad_input(void **state)
 {
 	struct cow_options ro = {.flags = COW_READONLY};
@@ -520,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_grow_commit),
 		cmocka_unit_test(test_unaligned_commit),
 		cmocka_unit_test(test_commit_isolate),
+		cmocka_unit_test(test_commit_snapshots),
 		cmocka_unit_test(test_commit_bad_input),
 		cmocka_unit_test(test_fault_sweep_sync),
 		cmocka_unit_test(test_fault_sweep_async),
