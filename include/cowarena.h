@@ -324,6 +324,9 @@ size_t cow_reserved(const cow_arena *a);
  *    extended).
  *  - -ESTALE: the file changed behind the arena's back (see "Changes
  *    from outside"); nothing done.
+ *  - -EIO (or the errno of the failed write): writing an earlier
+ *    asynchronous commit into the file failed (see cow_commit()); a grow
+ *    first waits for those writes.
  *  - -ECHILD: called in a fork child (see fork() above).
  *  - -EFBIG: new_size exceeds RLIMIT_FSIZE (checked first: no SIGXFSZ is
  *    raised) or the file system's limit.

@@ -429,6 +429,9 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 		return -EINVAL;
 	if (new_size > a->reserve)
 		return -ENOSPC;
+	/* Commits still being written move the file's mtime by the arena's
+	 * own hand: let them finish before the guard compares. */
+	COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__guard_check(a));
 	if (new_size == a->size)
 		return 0;

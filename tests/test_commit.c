@@ -266,6 +266,9 @@ static void test_grow_commit(void **state)
 
 		assert_int_equal(th_open(&t, b, SZ, NULL), 0);
 		th_base_ref(b, ref, SZ);
+		/* an asynchronous commit still being written, then grow */
+		stamp(t.a, ref, pages, 1, 4);
+		assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
 		assert_int_equal(cow_grow(t.a, 2 * SZ), 0);
 		stamp(t.a, ref, pages, 2, 5);
 		assert_int_equal(cow_commit(t.a, 0), 0);
