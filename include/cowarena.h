@@ -431,6 +431,9 @@ ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
  *  - -EINVAL: a or out NULL.
  *  - -ESTALE: the file changed behind the arena's back (see "Changes from
  *    outside" above).
+ *  - -EIO (or the errno of the failed write): writing an earlier
+ *    asynchronous commit into the file failed (see cow_commit()); this
+ *    call first waits for those writes.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory for the page copies or the snapshot.
  *  - -EMFILE, -ENFILE: no descriptor for the first snapshot's userfaultfd.
@@ -459,6 +462,9 @@ int cow_snapshot(cow_arena *a, cow_snap **out);
  *  - -EINVAL: a or s NULL, or s is a snapshot of another arena.
  *  - -ESTALE: the file changed behind the arena's back (see "Changes from
  *    outside" above).
+ *  - -EIO (or the errno of the failed write): writing an earlier
+ *    asynchronous commit into the file failed (see cow_commit()); this
+ *    call first waits for those writes.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory for the plan of the pages to restore.
  *  - errnos from the PAGEMAP_SCAN ioctl that reads which pages were
