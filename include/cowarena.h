@@ -520,7 +520,7 @@ struct cow_stats {
  * the commit happens. Then the pages are written into the file in place
  * and the arena's private copies are dropped, so its memory use goes back
  * down. The file's fdatasync and the log's reset follow in the background
- * (io_uring), once per 4 MiB of log and at cow_close(): until then a crash
+ * (io_uring), once per 16 MiB of log and at cow_close(): until then a crash
  * is repaired by replaying the log. A crash at any instant leaves the file,
  * after the recovery of the next cow_open(), with the content of the newest
  * commit that returned 0 (or a newer one that was also complete) and never a

@@ -57,7 +57,7 @@
 /* The log is checkpointed (the base synced, the log reset) once it holds
  * this much: appends pause meanwhile. Tests lower it to reach the
  * checkpoint often (cow__commit_ckpt_bytes). */
-#define CKPT_DEFAULT ((off_t)4 << 20)
+#define CKPT_DEFAULT ((off_t)16 << 20)
 static off_t ckpt_bytes = CKPT_DEFAULT;
 #define CKPT_BYTES __atomic_load_n(&ckpt_bytes, __ATOMIC_RELAXED)
 

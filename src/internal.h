@@ -107,7 +107,7 @@ void cow__commit_close(struct cow_arena *a);
 void cow__commit_free(struct cow__commit *c);
 int cow__commit_settle(struct cow_arena *a);
 void cow__commit_stats(struct cow_arena *a, struct cow_stats *st);
-/* Tests: checkpoint the log at n bytes (0: the default, 4 MiB). */
+/* Tests: checkpoint the log at n bytes (0: the default, 16 MiB). */
 void cow__commit_ckpt_bytes(off_t n);
 
 /* reserve.c: address space */
