@@ -203,7 +203,9 @@ struct cow_options {
  * zeroed record: the tail of a commit that had not returned), makes the
  * file durable, and proceeds. A clean cow_close() removes the log. The
  * log's header records the file's device and inode: move a file together
- * with a log that holds transactions only after recovering it.
+ * with a log that holds transactions only after recovering it. A file
+ * created by COW_CREATE starts without a log (one left beside a file of
+ * that name that no longer exists is removed).
  *
  * @param[out] out  receives the arena; untouched on failure.
  * @param[in] path  the file.

@@ -23,6 +23,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "wal.h"
 
 COW_API const char *cow_version(void)
 {
@@ -249,6 +250,10 @@ COW_API int cow_open(cow_arena **out, const char *path,
 			r = cow__sys_ftruncate(fd, (off_t)opt->size);
 			if (r < 0)
 				goto err;
+			/* A log left beside a file that no longer exists
+			 * belongs to nothing: it must not block the new one
+			 * (COW_EFOREIGN). */
+			cow__wal_unlink(path);
 		}
 	}
 	if (fd < 0)

@@ -565,6 +565,16 @@ out:
 	return r;
 }
 
+void cow__wal_unlink(const char *base_path)
+{
+	char *p;
+
+	if (cow__wal_path(base_path, &p) == 0) {
+		cow__sys_unlink(p);
+		cow__free(p);
+	}
+}
+
 void cow__wal_close(struct cow__wal *w, int clean)
 {
 	if (w->fd >= 0 && clean) {

@@ -113,6 +113,8 @@ int cow__wal_reserve(struct cow__wal *w, size_t len);
 /* Fills hdr with a fresh header (new salt) for w. */
 int cow__wal_new_header(struct cow__wal *w, uint64_t start_seq,
 			struct cow__wal_hdr *hdr);
+/* Removes the log beside base_path, if any (best effort). */
+void cow__wal_unlink(const char *base_path);
 /* Closes the log; unlinks it if clean (everything applied). */
 void cow__wal_close(struct cow__wal *w, int clean);
 

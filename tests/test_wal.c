@@ -230,6 +230,15 @@ static void test_foreign_version(void **state)
 	/* p1's log beside p2 */
 	assert_int_equal(link(l1, l2), 0);
 	assert_int_equal(cow_open(&a, p2, NULL), COW_EFOREIGN);
+	/* a file created anew ignores the log of the one that was there */
+	{
+		struct cow_options co = {.flags = COW_CREATE, .size = SZ};
+
+		unlink(p2);
+		assert_int_equal(cow_open(&a, p2, &co), 0);
+		assert_int_equal(access(l2, F_OK), -1);
+		cow_close(a);
+	}
 	unlink(l2);
 	/* an unknown version */
 	fd = open(l1, O_RDWR);
