@@ -120,14 +120,11 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena
 		$(TEST_HELPERS) $(BUILD)/libcowarena.a \
 		$$(pkg-config --libs cmocka) $(LIBS)
 
-# The whole archive: bench/cowapi.h declares the snapshot and commit calls
-# weak, and a weak reference alone would not pull their object in.
 BENCH_LIBS = $(shell pkg-config --libs lmdb sqlite3 2>/dev/null || \
 	echo -llmdb -lsqlite3) -lm
 $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a | $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS_ALL) -o $@ $< \
-		$(BENCH_HELPERS) -Wl,--whole-archive $(BUILD)/libcowarena.a \
-		-Wl,--no-whole-archive $(LIBS) $(BENCH_LIBS)
+		$(BENCH_HELPERS) $(BUILD)/libcowarena.a $(LIBS) $(BENCH_LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS)

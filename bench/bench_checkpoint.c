@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "cowapi.h"
+#include "cowarena.h"
 #include "mptrack.h"
 
 #ifndef MADV_POPULATE_READ
@@ -272,7 +272,7 @@ static double run_one(void *arg, int c)
 
 	switch (c) {
 	case C_COW:
-		return x->a ? cycle_cow(x) : BENCH_NA;
+		return cycle_cow(x);
 	case C_FORK:
 		return cycle_fork(x);
 	case C_MEMCPY:
@@ -357,23 +357,18 @@ static void setup(struct ctx *x)
 		if (x->populate)
 			madvise(x->map, x->size, MADV_POPULATE_READ);
 	}
-	x->a = NULL;
-	if (bench_have_snapshots()) {
-		if (x->anon) {
-			r = cow_open_anon(&x->a, x->size, NULL);
-			BENCH_CHECK(r == 0, "cow_open_anon: %s",
-				    cow_strerror(r));
-			for (size_t p = 0; p < x->npages; p++)
-				bench_fill_page(cow_base(x->a), p, SEED);
-			root_snapshot(x);
-		} else {
-			o.size = x->size;
-			r = cow_open_fd(&x->a, x->fd, &o);
-			BENCH_CHECK(r == 0, "cow_open_fd: %s", cow_strerror(r));
-			if (x->populate)
-				madvise(cow_base(x->a), x->size,
-					MADV_POPULATE_READ);
-		}
+	if (x->anon) {
+		r = cow_open_anon(&x->a, x->size, NULL);
+		BENCH_CHECK(r == 0, "cow_open_anon: %s", cow_strerror(r));
+		for (size_t p = 0; p < x->npages; p++)
+			bench_fill_page(cow_base(x->a), p, SEED);
+		root_snapshot(x);
+	} else {
+		o.size = x->size;
+		r = cow_open_fd(&x->a, x->fd, &o);
+		BENCH_CHECK(r == 0, "cow_open_fd: %s", cow_strerror(r));
+		if (x->populate)
+			madvise(cow_base(x->a), x->size, MADV_POPULATE_READ);
 	}
 	if (x->size <= ((size_t)4 << 30)) {
 		x->full = xmap(x->size, PROT_READ | PROT_WRITE,
@@ -440,9 +435,6 @@ static void table_size(size_t size, int anon)
 		munmap(x.kbuf, x.k * x.pg);
 		mptrack_free(&x.mp);
 	}
-	if (!x.a)
-		bench_note(t, "cowarena: this build of the library has no "
-			      "snapshots (cow_snapshot): its column is empty.");
 	if (x.root)
 		bench_note(t,
 			   "cowarena: the cycles run under one snapshot "

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "cowapi.h"
+#include "cowarena.h"
 #include "mptrack.h"
 
 #define SEED 0x5eed0005u
@@ -189,7 +189,7 @@ static void table_maps(void)
 	struct bench_table *t;
 	struct mptrack mp;
 	cow_arena *a;
-	cow_snap *s = NULL;
+	cow_snap *s;
 	char *m, *b;
 	double v;
 	int rows[5], r;
@@ -224,25 +224,20 @@ static void table_maps(void)
 	}
 	CELL(1, M_COW, maps_in(b, reserve));
 	CELL(1, M_MPROT, maps_in(m, size));
-	if (bench_have_snapshots()) {
-		r = cow_snapshot(a, &s);
-		BENCH_CHECK(r == 0, "cow_snapshot: %s", cow_strerror(r));
-	}
+	r = cow_snapshot(a, &s);
+	BENCH_CHECK(r == 0, "cow_snapshot: %s", cow_strerror(r));
 	mptrack_arm(&mp, m, size);
 	for (size_t p = 0; p < np; p += 2) {
 		b[p * pg] = 2;
 		m[p * pg] = 2;
 	}
-	if (s)
-		CELL(2, M_COW, maps_in(b, reserve));
+	CELL(2, M_COW, maps_in(b, reserve));
 	CELL(2, M_MPROT, maps_in(m, size));
-	if (s) {
-		r = cow_rollback(a, s);
-		BENCH_CHECK(r == 0, "cow_rollback: %s", cow_strerror(r));
-		BENCH_CHECK(b[0] == 1 && b[pg] == 0, "rollback content");
-		CELL(3, M_COW, maps_in(b, reserve));
-		cow_snap_release(s);
-	}
+	r = cow_rollback(a, s);
+	BENCH_CHECK(r == 0, "cow_rollback: %s", cow_strerror(r));
+	BENCH_CHECK(b[0] == 1 && b[pg] == 0, "rollback content");
+	CELL(3, M_COW, maps_in(b, reserve));
+	cow_snap_release(s);
 	/* The tracker's rollback makes the range writable in one call: the
 	 * count before that is what it needs while rolling back. */
 	for (size_t i = 0; i < mp.n; i++)
@@ -255,9 +250,6 @@ static void table_maps(void)
 	CELL(4, M_COW, maps_in(b, reserve));
 	CELL(4, M_MPROT, maps_in(m, size));
 #undef CELL
-	if (!s)
-		bench_note(t, "cowarena: this build of the library has no "
-			      "snapshots: checkpoint rows are empty.");
 	bench_note(t,
 		   "cowarena counts its whole reservation (%zu MiB); "
 		   "vm.max_map_count bounds the total per process.",
@@ -321,8 +313,6 @@ static double mem_cow(struct sctx *x)
 	struct cow_stats st0, st;
 	int r;
 
-	if (!x->a)
-		return BENCH_NA;
 	r = cow_snapshot(x->a, &s[0]);
 	BENCH_CHECK(r == 0, "cow_snapshot: %s", cow_strerror(r));
 	r = cow_stats(x->a, &st0);
@@ -450,12 +440,10 @@ static void table_memory(void)
 	madvise(x.m, x.size, MADV_NOHUGEPAGE);
 	for (size_t p = 0; p < x.npages; p++)
 		bench_fill_page(x.m, p, SEED);
-	if (bench_have_snapshots()) {
-		r = cow_open_anon(&x.a, x.size, NULL);
-		BENCH_CHECK(r == 0, "cow_open_anon: %s", cow_strerror(r));
-		for (size_t p = 0; p < x.npages; p++)
-			bench_fill_page(cow_base(x.a), p, SEED);
-	}
+	r = cow_open_anon(&x.a, x.size, NULL);
+	BENCH_CHECK(r == 0, "cow_open_anon: %s", cow_strerror(r));
+	for (size_t p = 0; p < x.npages; p++)
+		bench_fill_page(cow_base(x.a), p, SEED);
 	t = bench_table("scale-memory",
 			"Memory held per checkpoint of a 64 MiB state, k "
 			"pages written after it",
@@ -469,9 +457,6 @@ static void table_memory(void)
 			      &x);
 		mptrack_free(&x.mp);
 	}
-	if (!x.a)
-		bench_note(t, "cowarena: this build of the library has no "
-			      "snapshots: its column is empty.");
 	bench_note(t,
 		   "cowarena: growth of saved_bytes over %zu more live "
 		   "snapshots, each followed by k writes to other pages, "

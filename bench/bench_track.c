@@ -31,7 +31,7 @@
 
 #include "bench.h"
 #include "compat.h"
-#include "cowapi.h"
+#include "cowarena.h"
 #include "mptrack.h"
 
 #ifndef MADV_POPULATE_READ
@@ -182,8 +182,6 @@ static double run_first(void *arg, int c)
 
 	switch (c) {
 	case F_COW:
-		if (!x->a)
-			return BENCH_NA;
 		fprepare(x, cow_base(x->a));
 		r = cow_snapshot(x->a, &s);
 		BENCH_CHECK(r == 0, "cow_snapshot: %s", cow_strerror(r));
@@ -259,11 +257,9 @@ static void table_first_write(void)
 	x.vec = calloc(x.vlen, sizeof(*x.vec));
 	BENCH_CHECK(x.vec != NULL, "out of memory");
 	mptrack_init(&x.mp, x.n);
-	if (bench_have_snapshots()) {
-		o.size = x.size;
-		r = cow_open_fd(&x.a, x.memfd, &o);
-		BENCH_CHECK(r == 0, "cow_open_fd: %s", cow_strerror(r));
-	}
+	o.size = x.size;
+	r = cow_open_fd(&x.a, x.memfd, &o);
+	BENCH_CHECK(r == 0, "cow_open_fd: %s", cow_strerror(r));
 	bench_size_label(sz, sizeof(sz), x.size);
 	snprintf(title, sizeof(title),
 		 "First write to a page after a checkpoint, per page "
@@ -280,9 +276,6 @@ static void table_first_write(void)
 						 "(copy-on-write fault too)",
 					0),
 			      bench_opt.reps, run_first, &x);
-	if (!x.a)
-		bench_note(t, "cowarena: this build of the library has no "
-			      "snapshots (cow_snapshot): its column is empty.");
 	if (x.uffd < 0)
 		bench_note(t, "uffd-wp: userfaultfd is not available here.");
 	bench_note(t, "Time of the writes / pages written (one byte per "
