@@ -124,6 +124,18 @@ err_free:
 	return r;
 }
 
+/* fstat, and only regular files: a directory is -EISDIR, others -EINVAL. */
+static int stat_regular(int fd, struct stat *st)
+{
+	int r = cow__sys_fstat(fd, st);
+
+	if (r < 0)
+		return r;
+	if (S_ISDIR(st->st_mode))
+		return -EISDIR;
+	return S_ISREG(st->st_mode) ? 0 : -EINVAL;
+}
+
 /*
  * Opens an arena on the file fd (owned by the caller until success): locks
  * it, records its state, makes the private copy for COW_ISOLATE, grows it
@@ -141,13 +153,9 @@ static int open_file(cow_arena **out, int fd, const struct cow_options *o,
 	struct stat st;
 	int base = fd, grown = 0, r;
 
-	r = cow__sys_fstat(fd, &st);
+	r = stat_regular(fd, &st);
 	if (r < 0)
 		return r;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
 	r = cow__guard_lock(fd, readonly);
 	if (r < 0)
 		return r;
@@ -288,13 +296,9 @@ static int reopen(int fd, int readonly)
 	struct stat st;
 	int r;
 
-	r = cow__sys_fstat(fd, &st);
+	r = stat_regular(fd, &st);
 	if (r < 0)
 		return r;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	return cow__sys_open(link, O_CLOEXEC | (readonly ? O_RDONLY : O_RDWR),
 			     0);
