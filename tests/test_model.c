@@ -2,20 +2,24 @@
 /*
  * Model-based test of snapshots and rollback: random writes, reads, grows,
  * snapshots, rollbacks to a random live snapshot, releases, discards,
- * reverts of random ranges and commits (made with the commit hooks), on
- * every backing and with both write-tracking methods; the whole arena and
- * its dirty pages are checked against a plain reference after every
- * operation. The seed is printed; COW_SEED=n replays a run, COW_OPS=n sets
- * the number of operations per run, COW_TRACE=1 prints each operation.
+ * reverts of random ranges, synchronous and asynchronous commits and
+ * cow_sync(), on every backing and with both write-tracking methods; the
+ * whole arena and its dirty pages are checked against a plain reference
+ * after every operation, and a file arena, closed and reopened at the end,
+ * must hold exactly the last committed content. The seed is printed;
+ * COW_SEED=n replays a run, COW_OPS=n sets the number of operations per
+ * run, COW_TRACE=1 prints each operation.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "helpers.h"
 #include "internal.h"
@@ -24,6 +28,11 @@
 #define START_PAGES 32
 #define MAX_PAGES 64
 #define MAX_SNAPS 12
+
+/* priv[]: whether a page holds a private copy: */
+#define P_NO 0
+#define P_YES 1
+#define P_MAYBE 2 /* either: settled by the next check (see check_dirty) */
 
 struct msnap {
 	cow_snap *s;
@@ -34,9 +43,16 @@ struct msnap {
 
 struct model {
 	struct th_arena t;
-	unsigned char *ref, *base;
+	unsigned char *ref;  /* the arena's content */
+	unsigned char *base; /* the committed content (the file's, for every
+				page up to file_size) */
 	unsigned char priv[MAX_PAGES]; /* pages holding a private copy */
-	size_t size;
+	/* private only because an asynchronous commit kept them: equal to
+	 * the base, and dropped by a later commit once written */
+	unsigned char kept[MAX_PAGES];
+	size_t size, file_size;
+	int logged; /* a file arena: commits go through the log */
+	unsigned long long commits;
 	struct msnap snaps[MAX_SNAPS];
 	int nsnaps;
 	unsigned long long rng;
@@ -71,7 +87,8 @@ static void op_write(struct model *m)
 		len = m->size - off;
 	memset(p + off, v, len);
 	memset(m->ref + off, v, len);
-	memset(m->priv + off / PG, 1, (off + len - 1) / PG - off / PG + 1);
+	memset(m->priv + off / PG, P_YES, (off + len - 1) / PG - off / PG + 1);
+	memset(m->kept + off / PG, 0, (off + len - 1) / PG - off / PG + 1);
 }
 
 static void op_read(struct model *m)
@@ -95,7 +112,10 @@ static void op_grow(struct model *m)
 	assert_int_equal(cow_grow(m->t.a, np * PG), 0);
 	memcpy(m->ref + m->size, m->base + m->size, np * PG - m->size);
 	memset(m->priv + pages, 0, np - pages);
+	memset(m->kept + pages, 0, np - pages);
 	m->size = np * PG;
+	if (m->size > m->file_size)
+		m->file_size = m->size;
 }
 
 static void op_snapshot(struct model *m)
@@ -110,6 +130,12 @@ static void op_snapshot(struct model *m)
 	s->img = malloc(m->size);
 	memcpy(s->img, m->ref, m->size);
 	memcpy(s->priv, m->priv, sizeof(s->priv));
+	/* A page kept by an asynchronous commit equals the base: the
+	 * snapshot may count it as the base (a rollback drops it) or save
+	 * it (a rollback copies it back). */
+	for (size_t i = 0; i < MAX_PAGES; i++)
+		if (m->kept[i])
+			s->priv[i] = P_MAYBE;
 	m->nsnaps++;
 }
 
@@ -124,6 +150,7 @@ static void op_rollback(struct model *m)
 	m->size = s->size;
 	memcpy(m->ref, s->img, s->size);
 	memcpy(m->priv, s->priv, sizeof(m->priv));
+	memset(m->kept, 0, sizeof(m->kept));
 }
 
 static void op_release(struct model *m)
@@ -143,6 +170,7 @@ static void op_discard(struct model *m)
 	assert_int_equal(cow_discard(m->t.a), 0);
 	memcpy(m->ref, m->base, m->size);
 	memset(m->priv, 0, sizeof(m->priv));
+	memset(m->kept, 0, sizeof(m->kept));
 }
 
 static void op_revert(struct model *m)
@@ -156,46 +184,50 @@ static void op_revert(struct model *m)
 	assert_int_equal(cow_revert(m->t.a, p + pg * PG, n * PG), 0);
 	memcpy(m->ref + pg * PG, m->base + pg * PG, n * PG);
 	memset(m->priv + pg, 0, n);
+	memset(m->kept + pg, 0, n);
+}
+
+/*
+ * A commit through the public API: the content becomes the base. Snapshots
+ * that read a committed page from the old base now hold it as a saved
+ * copy. A synchronous commit drops every private copy; an asynchronous one
+ * on a file keeps them, but drops a page equal to its newest committed copy
+ * once that copy is written into the file: whether it is yet is up to the
+ * background I/O, so a page equal to the old base may go either way.
+ */
+static void op_commit(struct model *m, unsigned flags)
+{
+	for (int k = 0; k < m->nsnaps; k++)
+		for (size_t pg = 0; pg < m->snaps[k].size / PG; pg++)
+			if (pg < m->size / PG && m->priv[pg])
+				m->snaps[k].priv[pg] = P_YES;
+	assert_int_equal(cow_commit(m->t.a, flags), 0);
+	m->commits++;
+	if (m->logged && (flags & COW_COMMIT_ASYNC)) {
+		for (size_t pg = 0; pg < m->size / PG; pg++)
+			if (m->priv[pg]) {
+				int same = !memcmp(m->ref + pg * PG,
+						   m->base + pg * PG, PG);
+
+				m->priv[pg] = same ? P_MAYBE : P_YES;
+				m->kept[pg] = 1;
+			}
+		memcpy(m->base, m->ref, m->size);
+	} else {
+		memcpy(m->base, m->ref, m->size);
+		memset(m->priv, 0, sizeof(m->priv));
+		memset(m->kept, 0, sizeof(m->kept));
+	}
+}
+
+/* Waits for the asynchronous commits: nothing visible changes. */
+static void op_sync(struct model *m)
+{
+	assert_int_equal(cow_sync(m->t.a), 0);
 }
 
 /* The pages the arena reports dirty are exactly those written since they
- * last held the base. */
-/*
- * A commit, made with the hooks the commit path calls: the dirty pages are
- * written into the base (the file, or the memfd of an anonymous arena) and
- * dropped; snapshots that read them from the base keep the old content.
- */
-static void op_commit(struct model *m)
-{
-	struct cow_range r[MAX_PAGES];
-	ssize_t n = cow_dirty(m->t.a, r, MAX_PAGES);
-	char *p = cow_base(m->t.a);
-	void *tok;
-
-	assert_in_range(n, 0, MAX_PAGES);
-	assert_int_equal(cow__snap_commit_prepare(m->t.a, &tok), 0);
-	for (ssize_t i = 0; i < n; i++) {
-		assert_int_equal(pwrite(m->t.a->fd, p + r[i].offset,
-					r[i].length, (off_t)r[i].offset),
-				 (ssize_t)r[i].length);
-		assert_int_equal(
-		    madvise(p + r[i].offset, r[i].length, MADV_DONTNEED), 0);
-		memcpy(m->base + r[i].offset, p + r[i].offset, r[i].length);
-		/* A snapshot that read these pages from the base now holds
-		 * the old base as a private copy. */
-		for (int k = 0; k < m->nsnaps; k++)
-			for (size_t pg = r[i].offset / PG;
-			     pg < (r[i].offset + r[i].length) / PG; pg++)
-				if (pg < m->snaps[k].size / PG)
-					m->snaps[k].priv[pg] = 1;
-	}
-	cow__snap_commit_finish(m->t.a, tok, 1);
-	/* a commit records the file it wrote as the arena's own change */
-	if (m->t.a->file_fd >= 0)
-		assert_int_equal(cow__guard_refresh(m->t.a), 0);
-	memset(m->priv, 0, sizeof(m->priv));
-}
-
+ * last held the base; a page that may go either way is settled here. */
 static void check_dirty(struct model *m, unsigned long op)
 {
 	struct cow_range r[MAX_PAGES];
@@ -205,6 +237,12 @@ static void check_dirty(struct model *m, unsigned long op)
 	assert_in_range(n, 0, MAX_PAGES);
 	for (ssize_t i = 0; i < n; i++)
 		memset(got + r[i].offset / PG, 1, r[i].length / PG);
+	for (size_t i = 0; i < m->size / PG; i++)
+		if (m->priv[i] == P_MAYBE) {
+			m->priv[i] = got[i];
+			if (!got[i])
+				m->kept[i] = 0;
+		}
 	if (memcmp(got, m->priv, m->size / PG)) {
 		fprintf(stderr, "# %s: dirty pages wrong after op %lu (seed "
 				"%llu)\n",
@@ -232,6 +270,30 @@ static void check(struct model *m, unsigned long op)
 	}
 }
 
+/* A file arena closed and opened again holds the last committed content
+ * (the file keeps the length of its largest growth). */
+static void check_reopen(struct model *m)
+{
+	struct stat sb;
+	int fd;
+
+	assert_int_equal(cow_close(m->t.a), 0);
+	m->t.a = NULL;
+	fd = open(m->t.path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	close(fd);
+	assert_int_equal(sb.st_size, (off_t)m->file_size);
+	assert_int_equal(cow_open(&m->t.a, m->t.path, NULL), 0);
+	assert_int_equal(cow_size(m->t.a), m->file_size);
+	if (memcmp(cow_base(m->t.a), m->base, m->file_size)) {
+		fprintf(stderr, "# %s: reopened file is not the last commit "
+				"(seed %llu)\n",
+			th_backing_names[m->t.b], seed_base);
+		assert_true(th_equal(&m->t, m->base, m->file_size));
+	}
+}
+
 static void run_model(enum th_backing b, int compare)
 {
 	struct cow_options o = {.reserve = MAX_PAGES * PG};
@@ -243,7 +305,8 @@ static void run_model(enum th_backing b, int compare)
 		1;
 	cow__track_force_compare(compare);
 	assert_int_equal(th_open(&m.t, b, START_PAGES * PG, &o), 0);
-	m.size = START_PAGES * PG;
+	m.size = m.file_size = START_PAGES * PG;
+	m.logged = b == TH_TMPFS || b == TH_EXT4;
 	m.ref = calloc(MAX_PAGES, PG);
 	m.base = calloc(MAX_PAGES, PG);
 	th_base_ref(b, m.base, START_PAGES * PG);
@@ -269,10 +332,16 @@ static void run_model(enum th_backing b, int compare)
 			op_release(&m);
 		else if (k < 91)
 			op_discard(&m);
-		else if (k < 98)
+		else if (k < 96)
 			op_revert(&m);
+		else if (k < 97)
+			op_commit(&m, 0);
+		else if (k < 99)
+			op_commit(&m, COW_COMMIT_ASYNC);
+		else if (rnd(&m, 3) == 0)
+			op_sync(&m);
 		else
-			op_commit(&m);
+			op_write(&m);
 		check(&m, i);
 	}
 	assert_int_equal(cow_stats(m.t.a, &st), 0);
@@ -280,11 +349,14 @@ static void run_model(enum th_backing b, int compare)
 	assert_int_equal(st.tracking,
 			 compare ? COW_TRACK_COMPARE : COW_TRACK_UFFD_WP);
 	assert_in_range(st.mappings, 1, 3);
+	assert_int_equal(st.commits, m.commits);
 	while (m.nsnaps)
 		op_release(&m);
 	assert_int_equal(cow_stats(m.t.a, &st), 0);
 	assert_int_equal(st.saved_pages, 0);
 	assert_int_equal(st.saved_bytes, 0);
+	if (m.logged)
+		check_reopen(&m);
 	th_close(&m.t);
 	cow__track_force_compare(0);
 	free(m.ref);
