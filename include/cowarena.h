@@ -326,8 +326,9 @@ size_t cow_reserved(const cow_arena *a);
  *    extended).
  *  - -ESTALE: the file changed behind the arena's back (see "Changes
  *    from outside"); nothing done.
- *  - -EIO (or the errno of the failed write): writing an earlier
- *    asynchronous commit into the file failed (see cow_commit()); a grow
+ *  - -EIO (or the errno of the failure): writing an earlier commit's
+ *    pages into the file failed after its durable point (see
+ *    cow_commit()): returned until the file is reopened; a grow
  *    first waits for those writes.
  *  - -ECHILD: called in a fork child (see fork() above).
  *  - -EFBIG: new_size exceeds RLIMIT_FSIZE (checked first: no SIGXFSZ is
@@ -433,8 +434,9 @@ ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
  *  - -EINVAL: a or out NULL.
  *  - -ESTALE: the file changed behind the arena's back (see "Changes from
  *    outside" above).
- *  - -EIO (or the errno of the failed write): writing an earlier
- *    asynchronous commit into the file failed (see cow_commit()); this
+ *  - -EIO (or the errno of the failure): writing an earlier commit's
+ *    pages into the file failed after its durable point (see
+ *    cow_commit()): returned until the file is reopened; this
  *    call first waits for those writes.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory for the page copies or the snapshot.
@@ -464,8 +466,9 @@ int cow_snapshot(cow_arena *a, cow_snap **out);
  *  - -EINVAL: a or s NULL, or s is a snapshot of another arena.
  *  - -ESTALE: the file changed behind the arena's back (see "Changes from
  *    outside" above).
- *  - -EIO (or the errno of the failed write): writing an earlier
- *    asynchronous commit into the file failed (see cow_commit()); this
+ *  - -EIO (or the errno of the failure): writing an earlier commit's
+ *    pages into the file failed after its durable point (see
+ *    cow_commit()): returned until the file is reopened; this
  *    call first waits for those writes.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory for the plan of the pages to restore.

@@ -1157,16 +1157,23 @@ static void txn_enqueue(struct cow__commit *c, struct txn *t)
 		c->unsent = t;
 }
 
-/* Makes the engine and the log ready for the first commit. */
+/* Makes the engine and the log ready for the first commit. On failure
+ * nothing is held: an engine taken here is given back. */
 static int commit_ready(struct cow__commit *c)
 {
+	int took = 0, r = 0;
+
 	if (!c->engine) {
 		COW_TRY(cow__io_get(!(c->flags & COW_NOTHREAD)));
-		c->engine = 1;
+		c->engine = took = 1;
 	}
 	if (c->wal.fd < 0)
-		COW_TRY(cow__wal_create(&c->wal, c->seq_next, c->nosync));
-	return 0;
+		r = cow__wal_create(&c->wal, c->seq_next, c->nosync);
+	if (r < 0 && took) {
+		cow__io_put(!(c->flags & COW_NOTHREAD));
+		c->engine = 0;
+	}
+	return r;
 }
 
 /* Which dirty pages go into the transaction: not those equal to their

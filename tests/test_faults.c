@@ -21,6 +21,7 @@
 #define PG 4096UL
 #define SZ (32 * PG)
 #define MAX_STEPS 200
+#define NPG_RUNS 32
 
 void cow__track_force_pagemap(int on);
 
@@ -203,6 +204,311 @@ static void test_discard_persistent(void **state)
 	}
 }
 
+/*
+ * Snapshots, rollback, commits and cow_sync, with snapshots live and
+ * commits on the files: each call with its 1st, 2nd, ... underlying call
+ * failing once. The engine runs on the caller's thread (COW_NOTHREAD), so
+ * the Nth call is the same in every run.
+ */
+enum cop {
+	C_FIRST_COMMIT, /* the first commit: sets up the engine and the log */
+	C_COMMIT,
+	C_COMMIT_ASYNC, /* captured, then cow_sync(): the whole commit */
+	C_SYNC,		/* an asynchronous commit captured before */
+	C_SNAP_PENDING, /* cow_snapshot with that commit still unwritten */
+	C_ROLLBACK_PENDING,
+	C_NOPS
+};
+
+static const char *const cop_names[C_NOPS] = {
+	"first commit", "commit", "async commit", "sync", "snapshot",
+	"rollback"};
+
+/* What a failed call must leave as it was, beyond struct state. */
+struct cstate {
+	struct state s;
+	struct cow_range runs[NPG_RUNS];
+	ssize_t nruns;
+	struct cow_stats st;
+	unsigned char *file; /* the file's bytes (file backings) */
+};
+
+static unsigned char *read_file(const char *path, size_t len)
+{
+	unsigned char *buf = malloc(len);
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, 0), (ssize_t)len);
+	close(fd);
+	return buf;
+}
+
+static void ctake(struct cstate *c, struct th_arena *t)
+{
+	struct stat sb;
+
+	/* first: a large malloc may add a mapping of its own */
+	c->file = NULL;
+	if (t->path[0]) {
+		assert_int_equal(stat(t->path, &sb), 0);
+		c->file = read_file(t->path, (size_t)sb.st_size);
+	}
+	take(&c->s, t);
+	c->nruns = cow_dirty(t->a, c->runs, NPG_RUNS);
+	assert_in_range(c->nruns, 0, NPG_RUNS);
+	assert_int_equal(cow_stats(t->a, &c->st), 0);
+}
+
+static void csame(const struct cstate *c, struct th_arena *t)
+{
+	struct cow_range runs[NPG_RUNS];
+	struct cow_stats st;
+
+	same(&c->s, t);
+	assert_int_equal(cow_dirty(t->a, runs, NPG_RUNS), c->nruns);
+	assert_memory_equal(runs, c->runs, (size_t)c->nruns * sizeof(*runs));
+	assert_int_equal(cow_stats(t->a, &st), 0);
+	assert_int_equal(st.snapshots, c->st.snapshots);
+	assert_int_equal(st.mappings, c->st.mappings);
+	assert_int_equal(st.tracking, c->st.tracking);
+}
+
+static size_t saved_pages(struct th_arena *t)
+{
+	struct cow_stats st;
+
+	assert_int_equal(cow_stats(t->a, &st), 0);
+	return st.saved_pages;
+}
+
+static void cfree(struct cstate *c)
+{
+	free(c->s.content);
+	free(c->file);
+}
+
+/* Writes generation gen into a few pages (and ref). */
+static void gen_write(struct th_arena *t, unsigned char *ref, unsigned gen)
+{
+	static const size_t pages[] = {0, 1, 5, 6, 7, 20, 31};
+	unsigned char *p = cow_base(t->a);
+
+	for (size_t i = 0; i < sizeof(pages) / sizeof(*pages); i++)
+		for (size_t j = 0; j < PG; j += 512) {
+			size_t off = pages[i] * PG + j;
+
+			p[off] = (unsigned char)(gen * 17 + off / 512);
+			ref[off] = p[off];
+		}
+}
+
+/* The asynchronous commit of C_COMMIT_ASYNC was captured (its failure
+ * came from cow_sync()). */
+static int captured;
+
+static int cop_run(struct th_arena *t, enum cop op, cow_snap *s0,
+		   cow_snap **s)
+{
+	int r;
+
+	switch (op) {
+	case C_FIRST_COMMIT:
+	case C_COMMIT:
+		return cow_commit(t->a, 0);
+	case C_COMMIT_ASYNC:
+		r = cow_commit(t->a, COW_COMMIT_ASYNC);
+		captured = r == 0;
+		return r < 0 ? r : cow_sync(t->a);
+	case C_SYNC:
+		return cow_sync(t->a);
+	case C_SNAP_PENDING:
+		return cow_snapshot(t->a, s);
+	default:
+		return cow_rollback(t->a, s0);
+	}
+}
+
+/*
+ * Sets up: gen 1 committed (except before the first commit), snapshot s0,
+ * gen 2 written (ref2: the content now; img0: s0's). For C_SYNC and the
+ * pending ones gen 2 is then committed asynchronously, not yet written.
+ */
+static void cop_setup(struct th_arena *t, enum th_backing b, enum cop op,
+		      cow_snap **s0, unsigned char *img0, unsigned char *ref2)
+{
+	struct cow_options o = {.flags = COW_NOTHREAD};
+
+	assert_int_equal(th_open(t, b, SZ, &o), 0);
+	th_base_ref(b, ref2, SZ);
+	gen_write(t, ref2, 1);
+	if (op != C_FIRST_COMMIT)
+		assert_int_equal(cow_commit(t->a, 0), 0);
+	assert_int_equal(cow_snapshot(t->a, s0), 0);
+	memcpy(img0, ref2, SZ);
+	gen_write(t, ref2, 2);
+	if (op >= C_SYNC)
+		assert_int_equal(cow_commit(t->a, COW_COMMIT_ASYNC), 0);
+}
+
+static void sweep_commit_one(enum th_backing b, enum cop op)
+{
+	unsigned char *img0 = malloc(SZ), *ref2 = malloc(SZ);
+	int file = b == TH_TMPFS || b == TH_EXT4;
+	int fired = 1, failed = 0, fatal = 0;
+	unsigned long n;
+
+	for (n = 1; fired && n <= MAX_STEPS; n++) {
+		struct th_arena t;
+		struct cstate c;
+		cow_snap *s0, *s = NULL;
+		unsigned long calls;
+		int r, lost = 0, fatal_now = 0;
+
+		size_t fds0 = th_count_fds();
+
+		cop_setup(&t, b, op, &s0, img0, ref2);
+		ctake(&c, &t);
+		calls = cow__fault_calls(COW__SYS_ANY);
+		cow__fault_inject(COW__SYS_ANY, n, EIO, 0);
+		r = cop_run(&t, op, s0, &s);
+		fired = cow__fault_calls(COW__SYS_ANY) >= calls + n;
+		cow__fault_reset();
+		if (!fired)
+			assert_int_equal(r, 0);
+		if (r < 0) {
+			unsigned char *f2 = NULL;
+			size_t sp;
+			int r2;
+
+			failed++;
+			if (getenv("COW_TRACE"))
+				fprintf(stderr, "# %s %s: call %lu: %d\n",
+					th_backing_names[b], cop_names[op], n,
+					r);
+			assert_true(r == -EIO || r == -ENOMEM);
+			if (op == C_FIRST_COMMIT) {
+				/* The log and the I/O ring the first commit
+				 * set up stay (until cow_close()). */
+				size_t fds = th_count_fds();
+
+				assert_in_range(fds, c.s.fds, c.s.fds + 2);
+				if (fds > c.s.fds) {
+					c.s.fds = fds;
+					c.s.all_maps = th_count_maps();
+				}
+			}
+#ifdef __SANITIZE_ADDRESS__
+			/* The commit a snapshot or rollback waited for freed
+			 * its buffers: ASan's allocator maps memory anew. */
+			if (op >= C_SNAP_PENDING)
+				c.s.all_maps = th_count_maps();
+#endif
+			csame(&c, &t);
+			if (file)
+				f2 = read_file(t.path, (size_t)c.s.file_len);
+			sp = saved_pages(&t);
+			r2 = cop_run(&t, op, s0, &s);
+			if (r2 < 0) {
+				/* Failed after the durable point: the
+				 * documented refusal, every time. */
+				fatal++;
+				fatal_now = 1;
+				assert_true(file);
+				assert_int_equal(r2, r);
+				assert_int_equal(cow_commit(t.a, 0), r);
+				assert_int_equal(cow_sync(t.a), r);
+				assert_true(th_equal(&t, ref2, SZ));
+				/* When the file's pages could not be written,
+				 * every call that needs the base says so. */
+				r2 = cow_rollback(t.a, s0);
+				if (r2 < 0) {
+					assert_int_equal(r2, r);
+					assert_int_equal(cow_discard(t.a), r);
+					assert_int_equal(cow_snapshot(t.a, &s),
+							 r);
+					assert_true(th_equal(&t, ref2, SZ));
+				} else {
+					assert_true(th_equal(&t, img0, SZ));
+				}
+				free(f2);
+				goto reopen;
+			} else {
+				/* Failed before the durable point: the
+				 * snapshots hold no copy of an old base
+				 * (a captured commit gave them one), and the
+				 * file was not written (snapshot and rollback
+				 * may have written the commit before them). */
+				if (!(op == C_COMMIT_ASYNC && captured))
+					assert_int_equal(sp, c.st.saved_pages);
+				if (file && op <= C_SYNC)
+					assert_memory_equal(
+					    f2, c.file, (size_t)c.s.file_len);
+				/* An asynchronous commit that failed did not
+				 * happen: its changes are private, commit
+				 * them again. */
+				if (file && op == C_SYNC)
+					assert_int_equal(cow_commit(t.a, 0), 0);
+			}
+			free(f2);
+		}
+		/* the call (or its retry) did its whole job */
+		if (op == C_ROLLBACK_PENDING) {
+			assert_true(th_equal(&t, img0, SZ));
+		} else {
+			assert_true(th_equal(&t, ref2, SZ));
+			if (op == C_SNAP_PENDING) {
+				assert_non_null(s);
+				memset(cow_base(t.a), 'q', PG);
+				assert_int_equal(cow_rollback(t.a, s), 0);
+				assert_true(th_equal(&t, ref2, SZ));
+			}
+			/* the snapshot from before survived */
+			assert_int_equal(cow_rollback(t.a, s0), 0);
+			assert_true(th_equal(&t, img0, SZ));
+		}
+		assert_int_equal(cow_stats(t.a, &c.st), 0);
+		assert_int_equal(c.st.snapshots, 1 + (s != NULL));
+	reopen:
+		/* Snapshot and rollback wait for the asynchronous commit
+		 * before them; if it failed, the next cow_sync() says so
+		 * and it did not happen. */
+		if (file && op >= C_SNAP_PENDING && !fatal_now) {
+			int r3 = cow_sync(t.a);
+
+			assert_true(r3 == 0 || (fired && r3 == -EIO));
+			lost = r3 < 0;
+		}
+		if (file) {
+			/* reopen: the last commit (gen 2) */
+			assert_int_equal(cow_close(t.a), 0);
+			assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+			assert_true(th_equal(&t, lost ? img0 : ref2, SZ));
+		}
+		th_close(&t);
+		cfree(&c);
+		/* everything is released */
+		assert_int_equal(th_count_fds(), fds0);
+	}
+	assert_false(fired);
+	/* cow_sync() makes no call where there is no log */
+	assert_int_equal(failed > 0, op != C_SYNC || file);
+	if (getenv("COW_TRACE"))
+		fprintf(stderr, "# %s %s: %lu steps, %d failed, %d fatal\n",
+			th_backing_names[b], cop_names[op], n - 1, failed,
+			fatal);
+	free(img0);
+	free(ref2);
+}
+
+static void test_sweep_commit(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++)
+		for (int op = 0; op < C_NOPS; op++)
+			sweep_commit_one(b, op);
+}
+
 /* Opening: a failure leaves no descriptor, mapping or created file. */
 static int open_one(int b, const char *path, int memfd, cow_arena **a)
 {
@@ -274,6 +580,7 @@ int main(void)
 		cmocka_unit_test(test_sweep_calls),
 		cmocka_unit_test(test_discard_persistent),
 		cmocka_unit_test(test_sweep_open),
+		cmocka_unit_test(test_sweep_commit),
 	};
 
 	return cmocka_run_group_tests_name("faults", tests, NULL, NULL);
