@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
+#include "../src/sys.h"
 
 #define PG 4096UL
 #define NPG 64
@@ -144,6 +146,109 @@ static void test_fork_child_sigbus(void **state)
 	th_close(&t);
 }
 
+/*
+ * fork while asynchronous commits are being written (by the I/O thread,
+ * or with COW_NOTHREAD in the kernel's ring): the child's calls on the
+ * inherited arena say -ECHILD and make no call that could reach a file
+ * (no write, sync, truncation, open, lock or ring submission), its memory
+ * is its own copy; the parent's cow_sync() then succeeds and a reopen
+ * shows the last commit.
+ */
+#define BIG_NPG 512 /* 2 MiB per commit: still being written at the fork */
+#define BIG (BIG_NPG * PG)
+
+static const enum cow__sys_kind file_kinds[] = {
+	COW__SYS_PWRITE, COW__SYS_FSYNC, COW__SYS_FTRUNCATE, COW__SYS_OPEN,
+	COW__SYS_FCNTL,	 COW__SYS_URING, COW__SYS_MADVISE,   COW__SYS_IOCTL};
+#define NKINDS (sizeof(file_kinds) / sizeof(*file_kinds))
+
+static void count_calls(unsigned long *n)
+{
+	for (size_t i = 0; i < NKINDS; i++)
+		n[i] = cow__fault_calls(file_kinds[i]);
+}
+
+static int child_writes; /* files written in the child (trace hook) */
+
+static void child_trace(enum cow__sys_kind kind, int fd,
+			const struct iovec *iov, int cnt, off_t off)
+{
+	(void)kind, (void)fd, (void)iov, (void)cnt, (void)off;
+	child_writes++;
+}
+
+static int child_async(void *arg)
+{
+	struct child_ctx *c = arg;
+	cow_arena *a = c->t->a;
+	unsigned char *p = cow_base(a);
+	unsigned long before[NKINDS], after[NKINDS];
+	cow_snap *s = NULL;
+
+	cow__sys_set_trace(child_trace);
+	count_calls(before);
+	TH_CHECK(memcmp(p, c->ref, BIG) == 0);
+	TH_CHECK(cow_commit(a, 0) == -ECHILD);
+	TH_CHECK(cow_commit(a, COW_COMMIT_ASYNC) == -ECHILD);
+	TH_CHECK(cow_sync(a) == -ECHILD);
+	TH_CHECK(cow_snapshot(a, &s) == -ECHILD && s == NULL);
+	TH_CHECK(cow_discard(a) == -ECHILD);
+	TH_CHECK(cow_grow(a, 2 * BIG) == -ECHILD);
+	memset(p + 3 * PG, 'c', 2 * PG); /* its own copy */
+	TH_CHECK(p[3 * PG] == 'c' && p[5 * PG] == c->ref[5 * PG]);
+	TH_CHECK(cow_close(a) == 0);
+	count_calls(after);
+	TH_CHECK(memcmp(before, after, sizeof(before)) == 0);
+	TH_CHECK(child_writes == 0);
+	return 0;
+}
+
+static void fork_async(enum th_backing b, unsigned flags)
+{
+	struct cow_options o = {.flags = flags};
+	unsigned char *ref = malloc(BIG);
+	struct child_ctx c;
+	struct th_arena t;
+	struct cow_stats st;
+	unsigned char *p;
+	cow_arena *a2;
+
+	assert_int_equal(th_open(&t, b, BIG, &o), 0);
+	p = cow_base(t.a);
+	for (unsigned gen = 1; gen <= 3; gen++) {
+		for (size_t i = 0; i < BIG; i += 512)
+			p[i] = (unsigned char)(gen * 7 + i / 512);
+		assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+	}
+	memcpy(ref, p, BIG);
+	c = (struct child_ctx){&t, ref};
+	th_assert_exit0(th_in_child(child_async, &c));
+	/* the parent's arena is as it was, and its commits complete */
+	assert_memory_equal(p, ref, BIG);
+	assert_int_equal(cow_sync(t.a), 0);
+	assert_int_equal(cow_stats(t.a, &st), 0);
+	assert_int_equal(st.commits, 3);
+	if (t.path[0]) {
+		assert_int_equal(st.commit_seq_durable, st.commits);
+		/* the child left the lock alone */
+		assert_int_equal(cow_open(&a2, t.path, NULL), -EBUSY);
+		assert_int_equal(cow_close(t.a), 0);
+		assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+	}
+	assert_true(th_equal(&t, ref, BIG));
+	th_close(&t);
+	free(ref);
+}
+
+static void test_fork_async_commits(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++)
+		fork_async(b, 0);
+	fork_async(TH_EXT4, COW_NOTHREAD);
+	fork_async(TH_TMPFS, COW_NOTHREAD);
+}
+
 struct worker {
 	enum th_backing b;
 	unsigned seed;
@@ -242,6 +347,7 @@ int main(void)
 	    cmocka_unit_test(test_fork_child_rules),
 	    cmocka_unit_test(test_fork_child_outlives),
 	    cmocka_unit_test(test_fork_child_sigbus),
+	    cmocka_unit_test(test_fork_async_commits),
 	    cmocka_unit_test(test_threads_arenas),
 	};
 
