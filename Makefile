@@ -186,7 +186,7 @@ coverage: deps
 		fi; }
 	@mkdir -p build/cov/obj && rm -f build/cov/obj/*.gcda
 	@$(MAKE) --no-print-directory BUILD=build/cov CFLAGS="-O0 -g" \
-		EXTRA_CFLAGS="--coverage -DCOW_COVERAGE" EXTRA_LDFLAGS="--coverage" test \
+		EXTRA_CFLAGS="--coverage -fprofile-update=atomic -DCOW_COVERAGE" EXTRA_LDFLAGS="--coverage" test \
 		>build/coverage-test.log 2>&1 || { tail -n 30 build/coverage-test.log; exit 1; }
 	@tail -n 1 build/coverage-test.log
 	@gcovr -r . --filter 'src/' --exclude 'src/cli/' build/cov/obj
