@@ -280,15 +280,19 @@ static int queue(struct cow__io_op *op, struct io_uring_sqe *sqe, int link)
 	return 0;
 }
 
-int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
-		  const struct iovec *iov, int cnt, off_t off, int link)
+/* Takes a submission entry and fills in op; NULL (and g->err set to
+ * -EAGAIN unless the group already failed) when the ring is full. */
+static struct io_uring_sqe *op_start(struct cow__io_op *op,
+				     struct cow__io_group *g, int fd,
+				     const struct iovec *iov, int cnt,
+				     off_t off)
 {
 	struct io_uring_sqe *sqe = get_sqe();
 
 	if (!sqe) {
 		if (!g->err)
 			g->err = -EAGAIN;
-		return g->err;
+		return NULL;
 	}
 	op->g = g;
 	op->fd = fd;
@@ -296,6 +300,16 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 	op->cnt = cnt;
 	op->off = off;
 	op->expect = 0;
+	return sqe;
+}
+
+int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
+		  const struct iovec *iov, int cnt, off_t off, int link)
+{
+	struct io_uring_sqe *sqe = op_start(op, g, fd, iov, cnt, off);
+
+	if (!sqe)
+		return g->err;
 	for (int i = 0; i < cnt; i++)
 		op->expect += iov[i].iov_len;
 	if (cnt == 1)
@@ -309,19 +323,10 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  int link)
 {
-	struct io_uring_sqe *sqe = get_sqe();
+	struct io_uring_sqe *sqe = op_start(op, g, fd, NULL, 0, 0);
 
-	if (!sqe) {
-		if (!g->err)
-			g->err = -EAGAIN;
+	if (!sqe)
 		return g->err;
-	}
-	op->g = g;
-	op->fd = fd;
-	op->iov = NULL;
-	op->cnt = 0;
-	op->off = 0;
-	op->expect = 0;
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 	return queue(op, sqe, link);
 }
