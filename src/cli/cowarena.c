@@ -89,6 +89,18 @@ static void print_log(const struct cow__wal_info *li, int exists, int r)
 		       (unsigned long long)li->start_seq);
 }
 
+/*
+ * The commands that take one FILE: with "--help" (exit 0) or wrong
+ * arguments (exit 2, text on stderr) prints text and returns 1.
+ */
+static int usage_file_cmd(int argc, char **argv, const char *text)
+{
+	if (argc == 2 && strcmp(argv[1], "--help"))
+		return 0;
+	fputs(text, argc == 2 ? stdout : stderr);
+	return 1;
+}
+
 static int cmd_info(int argc, char **argv)
 {
 	struct cow__wal_info li;
@@ -99,16 +111,14 @@ static int cmd_info(int argc, char **argv)
 	cow_arena *a;
 	int r;
 
-	if (argc != 2 || !strcmp(argv[1], "--help")) {
-		fprintf(argc == 2 ? stdout : stderr,
-			"usage: cowarena info FILE\n"
-			"Prints the file's size and its arena state: the "
-			"write-ahead log beside it\n"
-			"(FILE.cowlog), the last durable commit and the "
-			"transactions waiting to be\n"
-			"replayed into the file.\n");
+	if (usage_file_cmd(argc, argv,
+			   "usage: cowarena info FILE\n"
+			   "Prints the file's size and its arena state: the "
+			   "write-ahead log beside it\n"
+			   "(FILE.cowlog), the last durable commit and the "
+			   "transactions waiting to be\n"
+			   "replayed into the file.\n"))
 		return argc == 2 ? 0 : 2;
-	}
 	if (stat(argv[1], &sb)) {
 		fprintf(stderr, "cowarena: %s: %s\n", argv[1], strerror(errno));
 		return 1;
@@ -259,19 +269,18 @@ static int cmd_verify(int argc, char **argv)
 	struct cow__wal_info li;
 	int exists, r;
 
-	if (argc != 2 || !strcmp(argv[1], "--help")) {
-		fprintf(argc == 2 ? stdout : stderr,
-			"usage: cowarena verify FILE\n"
-			"Checks every record of the write-ahead log beside "
-			"FILE (FILE.cowlog):\n"
-			"checksums, sequence, and that nothing after a damaged "
-			"record was durable.\n"
-			"Exit status 0: sound (no log, or complete "
-			"transactions followed at most\n"
-			"by the torn tail of an interrupted commit); 1: "
-			"corrupt, foreign or unreadable.\n");
+	if (usage_file_cmd(
+		argc, argv,
+		"usage: cowarena verify FILE\n"
+		"Checks every record of the write-ahead log beside "
+		"FILE (FILE.cowlog):\n"
+		"checksums, sequence, and that nothing after a damaged "
+		"record was durable.\n"
+		"Exit status 0: sound (no log, or complete "
+		"transactions followed at most\n"
+		"by the torn tail of an interrupted commit); 1: "
+		"corrupt, foreign or unreadable.\n"))
 		return argc == 2 ? 0 : 2;
-	}
 	r = scan_log(argv[1], &li, &exists);
 	if (r < 0) {
 		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
@@ -300,16 +309,15 @@ static int cmd_recover(int argc, char **argv)
 	cow_arena *a;
 	int exists, r;
 
-	if (argc != 2 || !strcmp(argv[1], "--help")) {
-		fprintf(argc == 2 ? stdout : stderr,
-			"usage: cowarena recover FILE\n"
-			"Replays the complete transactions of the log beside "
-			"FILE into FILE, makes\n"
-			"it durable and removes the log (as opening it "
-			"writable would). Needs the\n"
-			"file to be writable and not open in another arena.\n");
+	if (usage_file_cmd(
+		argc, argv,
+		"usage: cowarena recover FILE\n"
+		"Replays the complete transactions of the log beside "
+		"FILE into FILE, makes\n"
+		"it durable and removes the log (as opening it "
+		"writable would). Needs the\n"
+		"file to be writable and not open in another arena.\n"))
 		return argc == 2 ? 0 : 2;
-	}
 	r = scan_log(argv[1], &li, &exists);
 	if (r < 0) {
 		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
