@@ -16,11 +16,60 @@
 const char *const th_backing_names[TH_NBACKINGS] = { "anon", "memfd", "tmpfs",
 						     "ext4" };
 
+/*
+ * Each test process works in directories of its own, made on first use and
+ * removed with everything in them when it exits: a file or log left by an
+ * earlier run (a killed test, a crash) can never meet this run's files.
+ */
+static char dirs[2][256];
+static pid_t dirs_owner;
+
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[512];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void rm_dirs(void)
+{
+	if (getpid() != dirs_owner) /* a forked child leaves them alone */
+		return;
+	for (int i = 0; i < 2; i++)
+		if (dirs[i][0])
+			rm_dir(dirs[i]);
+}
+
 const char *th_dir(enum th_backing b)
 {
-	if (b == TH_TMPFS)
-		return "/dev/shm";
-	return getenv("COW_TEST_DIR") ? getenv("COW_TEST_DIR") : "/var/tmp";
+	int i = b == TH_TMPFS;
+	const char *root = getenv("COW_TEST_DIR") ? getenv("COW_TEST_DIR")
+						   : "/var/tmp";
+
+	if (dirs[i][0])
+		return dirs[i];
+	snprintf(dirs[i], sizeof(dirs[i]), "%s/cowarena-test.XXXXXX",
+		 i ? "/dev/shm" : root);
+	if (!mkdtemp(dirs[i])) {
+		perror(dirs[i]);
+		abort();
+	}
+	if (!dirs_owner) {
+		dirs_owner = getpid();
+		atexit(rm_dirs);
+	}
+	return dirs[i];
 }
 
 unsigned char th_base_byte(enum th_backing b, size_t off)
@@ -97,8 +146,13 @@ void th_close(struct th_arena *t)
 {
 	cow_close(t->a);
 	t->a = NULL;
-	if (t->path[0])
+	if (t->path[0]) {
+		char log[sizeof(t->path) + 8];
+
 		unlink(t->path);
+		snprintf(log, sizeof(log), "%s.cowlog", t->path);
+		unlink(log);
+	}
 	t->path[0] = 0;
 }
 
@@ -168,6 +222,9 @@ int th_in_child(int (*fn)(void *), void *arg)
 	int status = -1;
 	pid_t pid;
 
+	/* made here, so the parent removes them (the child leaves by _exit) */
+	th_dir(TH_EXT4);
+	th_dir(TH_TMPFS);
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
