@@ -451,13 +451,10 @@ static int drop_plan(struct cow_arena *a, const struct cow_snap *s,
 {
 	const struct drop *l = &pl->drop[pl->ndrop - 1];
 	size_t first = pl->drop[0].first, end = l->first + l->n;
-	int armed = 0;
 
-	for (size_t i = 0; i < pl->ndrop; i++)
-		armed |= pl->drop[i].armed;
 	if (!holds_any(s, first, end)) {
-		if (armed)
-			COW_TRY(cow__track_unarm(a, first, end - first));
+		/* Clean pages between the runs may be armed file pages. */
+		COW_TRY(cow__track_unarm(a, first, end - first));
 		return drop_range(a, first, end - first);
 	}
 	for (size_t i = 0; i < pl->ndrop; i++)

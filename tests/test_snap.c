@@ -323,6 +323,83 @@ static void test_discard_revert(void **state)
 	}
 }
 
+/* The runs cow_dirty reports, as a string of page numbers: "5 6 ". */
+static const char *dirty_pages_of(cow_arena *a)
+{
+	static char out[256];
+	struct cow_range r[NPG];
+	ssize_t n = cow_dirty(a, r, NPG);
+	size_t len = 0;
+
+	assert_in_range(n, 0, NPG);
+	out[0] = 0;
+	for (ssize_t i = 0; i < n; i++)
+		for (size_t pg = r[i].offset / PG;
+		     pg < (r[i].offset + r[i].length) / PG; pg++)
+			len += (size_t)snprintf(out + len, sizeof(out) - len,
+						"%zu ", pg);
+	return out;
+}
+
+/*
+ * Pages only read are base pages: never saved, never dirty, whether they
+ * were read before or after a snapshot, and dropping runs around them
+ * (rollback, discard, revert) leaves them clean.
+ */
+static void test_read_pages(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 2; c++) {
+		for (int b = 0; b < TH_NBACKINGS; b++) {
+			unsigned char *ref = malloc(SZ);
+			struct th_arena t;
+			cow_snap *s0, *s1;
+			volatile char *p;
+
+			cow__track_force_compare(c);
+			assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+			p = cow_base(t.a);
+			th_base_ref(b, ref, SZ);
+			for (size_t i = 0; i < NPG; i++)
+				(void)p[i * PG];
+			assert_int_equal(cow_snapshot(t.a, &s0), 0);
+			assert_int_equal(stats(t.a).saved_pages, 0);
+			p[PG] = 'a';
+			p[10 * PG] = 'b';
+			for (size_t i = 0; i < NPG; i++)
+				(void)p[i * PG];
+			assert_string_equal(dirty_pages_of(t.a), "1 10 ");
+			assert_int_equal(cow_rollback(t.a, s0), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			assert_string_equal(dirty_pages_of(t.a), "");
+			p[5 * PG] = 'c';
+			ref[5 * PG] = 'c';
+			assert_int_equal(cow_snapshot(t.a, &s1), 0);
+			assert_int_equal(stats(t.a).saved_pages, 1);
+			for (size_t i = 0; i < NPG; i++)
+				(void)p[i * PG];
+			p[3 * PG] = 'd';
+			p[20 * PG] = 'e';
+			assert_int_equal(cow_rollback(t.a, s1), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			assert_string_equal(dirty_pages_of(t.a), "5 ");
+			assert_int_equal(cow_revert(t.a, (void *)p, SZ / 2), 0);
+			assert_string_equal(dirty_pages_of(t.a), "");
+			p[30 * PG] = 'f';
+			assert_int_equal(cow_discard(t.a), 0);
+			assert_string_equal(dirty_pages_of(t.a), "");
+			assert_int_equal(cow_rollback(t.a, s1), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			assert_string_equal(dirty_pages_of(t.a), "5 ");
+			cow_snap_release(s1);
+			cow_snap_release(s0);
+			th_close(&t);
+			cow__track_force_compare(0);
+			free(ref);
+		}
+	}
+}
+
 /*
  * A commit, simulated with the hooks the commit path calls: the dirty
  * pages are written into the base (the file, or the memfd of an anonymous
@@ -757,6 +834,7 @@ int main(void)
 	    cmocka_unit_test(test_shared_copies),
 	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_discard_revert),
+	    cmocka_unit_test(test_read_pages),
 	    cmocka_unit_test(test_commit_hooks),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_fallback_selected),
