@@ -1031,57 +1031,64 @@ out:
 	return r;
 }
 
-/* The newest captured copy of each page of the live transactions. */
+/*
+ * The newest captured copy of each dirty page in the live transactions:
+ * v[i] for the i-th page of the runs (t NULL: none). Built in one pass
+ * over the queued frames, oldest first, so that the newest wins: no sort,
+ * however many asynchronous commits are queued.
+ */
 struct latest {
-	size_t n;
-	struct pref *v; /* sorted by page; order = applied flag */
+	struct pref *v; /* order = applied flag */
+	size_t *start;	/* index in v of each run's first page */
 };
 
-static int latest_build(struct cow__commit *c, struct latest *l)
+/* Index in v of page, or SIZE_MAX when no run holds it. */
+static size_t latest_index(const struct runs *rs, const size_t *start,
+			   size_t page)
 {
-	size_t n = 0, k = 0;
-
-	l->n = 0;
-	l->v = NULL;
-	for (struct txn *t = c->head; t; t = t->next)
-		n += t->async ? t->nframes : 0;
-	if (!n)
-		return 0;
-	l->v = cow__calloc(n, sizeof(*l->v));
-	if (!l->v)
-		return -ENOMEM;
-	for (struct txn *t = c->head; t; t = t->next)
-		for (size_t j = 0; t->async && j < t->nframes; j++, k++) {
-			l->v[k].page = t->pages[j];
-			l->v[k].order = k;
-			l->v[k].src = t->src[j];
-			l->v[k].t = t;
-		}
-	qsort(l->v, n, sizeof(*l->v), pref_cmp);
-	for (size_t i = 0; i < n; i++)
-		if (i + 1 >= n || l->v[i + 1].page != l->v[i].page)
-			l->v[l->n++] = l->v[i];
-	/* From here on order says whether the copy is in the base. */
-	for (size_t i = 0; i < l->n; i++)
-		l->v[i].order = l->v[i].t->state == TX_APPLIED;
-	return 0;
-}
-
-static const struct pref *latest_find(const struct latest *l, size_t page)
-{
-	size_t lo = 0, hi = l->n;
+	size_t lo = 0, hi = rs->n;
 
 	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
+		size_t mid = lo + (hi - lo) / 2;
+		const struct cow_range *r = &rs->v[mid];
 
-		if (l->v[mid].page == page)
-			return &l->v[mid];
-		if (l->v[mid].page < page)
+		if (page < r->offset)
+			hi = mid;
+		else if (page >= r->offset + r->length)
 			lo = mid + 1;
 		else
-			hi = mid;
+			return start[mid] + (page - r->offset);
 	}
-	return NULL;
+	return SIZE_MAX;
+}
+
+static int latest_build(struct cow__commit *c, const struct runs *rs,
+			size_t npages, struct latest *l)
+{
+	size_t k = 0;
+
+	l->v = cow__calloc(npages ? npages : 1, sizeof(*l->v));
+	l->start = cow__calloc(rs->n ? rs->n : 1, sizeof(*l->start));
+	if (!l->v || !l->start)
+		return -ENOMEM;
+	for (size_t i = 0; i < rs->n; i++) {
+		l->start[i] = k;
+		k += rs->v[i].length;
+	}
+	for (struct txn *t = c->head; t; t = t->next)
+		for (size_t j = 0; t->async && j < t->nframes; j++) {
+			size_t i = latest_index(rs, l->start, t->pages[j]);
+
+			if (i == SIZE_MAX)
+				continue;
+			l->v[i].page = t->pages[j];
+			l->v[i].src = t->src[j];
+			l->v[i].t = t;
+		}
+	for (size_t i = 0; i < npages; i++)
+		if (l->v[i].t)
+			l->v[i].order = l->v[i].t->state == TX_APPLIED;
+	return 0;
 }
 
 /* Builds the transaction of the pages in cap (page indexes). */
@@ -1183,7 +1190,7 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 			struct runs *drop)
 {
 	struct latest l;
-	size_t n = 0;
+	size_t n = 0, k = 0;
 	int r;
 
 	for (size_t i = 0; i < rs->n; i++)
@@ -1192,24 +1199,22 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 	*cap = cow__malloc((n ? n : 1) * sizeof(**cap));
 	if (!*cap)
 		return -ENOMEM;
-	r = latest_build(c, &l);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < rs->n; i++)
+	r = latest_build(c, rs, n, &l);
+	for (size_t i = 0; r == 0 && i < rs->n; i++)
 		for (size_t p = rs->v[i].offset;
-		     p < rs->v[i].offset + rs->v[i].length; p++) {
-			const struct pref *f = latest_find(&l, p);
+		     p < rs->v[i].offset + rs->v[i].length; p++, k++) {
+			const struct pref *f = &l.v[k];
 
-			if (f &&
+			if (f->t &&
 			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz)) {
 				if (f->order && (r = runs_add(drop, p, 1)) < 0)
-					goto out;
+					break;
 				continue;
 			}
 			(*cap)[(*ncap)++] = p;
 		}
-out:
 	cow__free(l.v);
+	cow__free(l.start);
 	return r;
 }
 
