@@ -2,17 +2,22 @@
 /*
  * Snapshot tree and rollback.
  *
- * A snapshot is its size and a sorted map page -> saved copy for every page
- * that was private when it was taken; pages it does not map held the base.
+ * A snapshot is its size and a map page -> saved copy for every page that
+ * was private when it was taken; pages it does not map held the base.
  * Copies are shared (pagestore.c): a snapshot allocates copies only for the
  * pages written since the last snapshot or rollback, and shares the rest.
  * The arena keeps the same kind of map for its current state, `cur`: for
  * each private page not written since it was last recorded, the copy that
- * equals its content. So the pages that differ between now and a snapshot
- * S are the written ones, W, plus those where cur and S disagree: rollback
- * restores only those (and drops the pages past S's size), and never walks
- * the arena's pages. Snapshots are independent of each other, so any live
- * one can be the target, in any order, as often as wanted: a tree.
+ * equals its content. The maps are persistent tries (ptrie.c): a snapshot
+ * is one more reference on cur's root once the written pages are in it,
+ * and maps that grew from each other share all but the paths to the pages
+ * that changed in between. So the pages that differ between now and a
+ * snapshot S are the written ones, W, plus those where cur and S disagree,
+ * found by walking only the nodes they do not share: rollback restores
+ * only those (and drops the pages past S's size), and neither it, nor a
+ * snapshot, nor a release walks the arena's pages or a whole map.
+ * Snapshots are independent of each other, so any live one can be the
+ * target, in any order, as often as wanted: a tree.
  *
  * W comes from the written-page tracking: userfaultfd write-protect
  * (track.c), or where that is unavailable, comparing each private page with
@@ -27,9 +32,10 @@
  *
  * A commit replaces the base content of the pages that are dirty at that
  * moment. Snapshots that read those pages from the base must keep the old
- * content: cow__snap_commit_prepare() saves what they need (it may fail
- * and then changes nothing) and cow__snap_commit_finish() attaches it once
- * the commit is the new base, or frees it when the commit failed.
+ * content: cow__snap_commit_prepare() saves what they need and builds
+ * their new maps (it may fail and then changes nothing), and
+ * cow__snap_commit_finish() installs those once the commit is the new
+ * base, or frees them when the commit failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,28 +45,19 @@
 
 #include "internal.h"
 #include "pagestore.h"
-
-struct pent {
-	size_t page;
-	struct cow__page *copy;
-};
-
-/* Pages and their copies, sorted by page. */
-struct pmap {
-	size_t n;
-	struct pent *v;
-};
+#include "ptrie.h"
 
 struct cow_snap {
 	struct cow_arena *owner;
 	struct cow_snap *prev, *next;
-	size_t size; /* the arena's size when taken, bytes */
-	struct pmap map;
+	size_t size;		/* the arena's size when taken, bytes */
+	struct cow__pnode *map; /* one reference */
 };
 
 struct cow__snaps {
 	struct cow__pagestore ps;
-	struct pmap cur;
+	struct cow__ptrie trie; /* the shape of every map of the arena */
+	struct cow__pnode *cur; /* one reference */
 	int rescan; /* cur is incomplete: take every private page as written */
 	struct cow_snap *head;
 	size_t count;
@@ -104,52 +101,23 @@ static char *page_addr(const struct cow_arena *a, size_t page)
 	return a->base + page * a->pgsz;
 }
 
-static void pmap_clear(struct cow__snaps *st, struct pmap *m)
-{
-	for (size_t i = 0; i < m->n; i++)
-		cow__page_unref(&st->ps, m->v[i].copy);
-	m->n = 0;
-}
-
-/* The copy m holds for page, or NULL (the base). */
-static struct cow__page *pmap_find(const struct pmap *m, size_t page)
-{
-	size_t lo = 0, hi = m->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (m->v[mid].page == page)
-			return m->v[mid].copy;
-		if (m->v[mid].page < page)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 /* The fallback tracking: a private page is written unless it equals the
  * copy cur holds for it. */
 struct compare {
 	const struct cow_arena *a;
-	const struct pmap *cur;
-	size_t i;
 	struct pages *w;
 };
 
 static int compare_run(void *ctx, size_t first, size_t n)
 {
 	struct compare *c = ctx;
+	const struct cow__snaps *st = c->a->snaps;
 
 	for (size_t p = first; p < first + n; p++) {
-		const struct pmap *m = c->cur;
+		const struct cow__page *copy =
+		    cow__ptrie_get(&st->trie, st->cur, p);
 
-		while (c->i < m->n && m->v[c->i].page < p)
-			c->i++;
-		if (c->i < m->n && m->v[c->i].page == p &&
-		    !memcmp(m->v[c->i].copy->data, page_addr(c->a, p),
-			    c->a->pgsz))
+		if (copy && !memcmp(copy->data, page_addr(c->a, p), c->a->pgsz))
 			continue;
 		COW_TRY(pages_add(c->w, p, 1));
 	}
@@ -164,7 +132,7 @@ static int compare_run(void *ctx, size_t first, size_t n)
 static int harvest(struct cow_arena *a, struct pages *w, int arm)
 {
 	size_t npages = a->size / a->pgsz;
-	struct compare c = {a, &a->snaps->cur, 0, w};
+	struct compare c = {a, w};
 	unsigned how = (a->snaps->rescan ? COW__WRITTEN_ALL : 0) |
 		       (arm ? COW__WRITTEN_ARM : 0);
 	int r;
@@ -192,6 +160,9 @@ static int tracking_start(struct cow_arena *a)
 	if (!st)
 		return -ENOMEM;
 	st->ps.pgsz = a->pgsz;
+	/* The reservation never changes: every page the arena can have. */
+	st->trie.height = cow__ptrie_height(a->reserve / a->pgsz);
+	st->trie.ps = &st->ps;
 	st->rescan = 1; /* nothing recorded yet: every private page counts */
 	r = cow__track_uffd_open(a);
 	if (r == 0) {
@@ -211,50 +182,12 @@ static void tracking_stop(struct cow_arena *a)
 	if (a->uffd >= 0)
 		cow__track_uffd_close(a);
 	if (a->snaps) {
-		pmap_clear(a->snaps, &a->snaps->cur);
+		cow__pnode_unref(&a->snaps->trie, a->snaps->cur);
 		cow__page_trim(&a->snaps->ps);
-		cow__free(a->snaps->cur.v);
 		cow__free(a->snaps);
 	}
 	a->snaps = NULL;
 	a->tracking = COW_TRACK_NONE;
-}
-
-/* Number of entries in cur after the pages of w are added to it. */
-static size_t merged_count(const struct pmap *cur, const struct pages *w)
-{
-	size_t i = 0, j = 0, n = 0;
-
-	while (i < cur->n || j < w->n) {
-		if (j < w->n && i < cur->n && cur->v[i].page == w->v[j])
-			i++, j++;
-		else if (j < w->n && (i == cur->n || w->v[j] < cur->v[i].page))
-			j++;
-		else
-			i++;
-		n++;
-	}
-	return n;
-}
-
-/* Builds into out the merge of cur with w's new copies; the replaced
- * copies of cur lose their reference. */
-static void merge_cur(struct cow__snaps *st, const struct pages *w,
-		      struct cow__page **copies, struct pent *out)
-{
-	const struct pmap *cur = &st->cur;
-	size_t i = 0, j = 0, n = 0;
-
-	while (i < cur->n || j < w->n) {
-		if (j < w->n && (i == cur->n || w->v[j] <= cur->v[i].page)) {
-			if (i < cur->n && cur->v[i].page == w->v[j])
-				cow__page_unref(&st->ps, cur->v[i++].copy);
-			out[n].page = w->v[j];
-			out[n++].copy = copies[j++];
-		} else {
-			out[n++] = cur->v[i++];
-		}
-	}
 }
 
 COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
@@ -263,8 +196,8 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 	struct pages w = {0};
 	struct cow__snaps *st;
 	struct cow_snap *sn = NULL;
-	struct pent *cur = NULL;
-	size_t n, spare;
+	struct cow__pnode *cur;
+	size_t spare;
 	int fresh, r;
 
 	if (!a || !out)
@@ -285,26 +218,21 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 	for (size_t i = 0; i < w.n; i++)
 		if (!(copies[i] = cow__page_new(&st->ps)))
 			goto err;
-	n = merged_count(&st->cur, &w);
-	cur = alloc_array(n, sizeof(*cur));
 	sn = cow__calloc(1, sizeof(*sn));
-	if (!cur || !sn)
+	if (!sn)
 		goto err;
-	sn->map.v = alloc_array(n, sizeof(*sn->map.v));
-	if (!sn->map.v)
+	r = cow__ptrie_insert(&st->trie, st->cur, w.v, copies, w.n, &cur);
+	if (r < 0)
 		goto err;
 
 	/* Nothing can fail from here on. */
-	for (size_t i = 0; i < w.n; i++)
+	for (size_t i = 0; i < w.n; i++) {
 		memcpy(copies[i]->data, page_addr(a, w.v[i]), a->pgsz);
-	merge_cur(st, &w, copies, cur);
-	cow__free(st->cur.v);
-	st->cur.v = cur;
-	st->cur.n = n;
-	memcpy(sn->map.v, cur, n * sizeof(*cur));
-	sn->map.n = n;
-	for (size_t i = 0; i < n; i++)
-		cow__page_ref(cur[i].copy);
+		cow__page_unref(&st->ps, copies[i]); /* cur holds it now */
+	}
+	cow__pnode_unref(&st->trie, st->cur);
+	st->cur = cur;
+	sn->map = cow__pnode_ref(cur);
 	sn->owner = a;
 	sn->size = a->size;
 	sn->next = st->head;
@@ -324,9 +252,6 @@ err:
 			cow__page_unref(&st->ps, copies[i]);
 	cow__page_trim_to(&st->ps, spare); /* hold what was held before */
 	cow__free(copies);
-	cow__free(cur);
-	if (sn)
-		cow__free(sn->map.v);
 	cow__free(sn);
 	cow__free(w.v);
 	st->rescan = 1; /* the harvest may have armed unrecorded pages */
@@ -369,36 +294,67 @@ static void plan_drop(struct plan *pl, size_t p, size_t n, int armed)
 	d->armed = armed;
 }
 
-/* The pages that differ between now and s: W, and where cur and s differ. */
-static int plan_rollback(struct cow_arena *a, const struct cow_snap *s,
-			 const struct pages *w, struct plan *pl)
-{
-	const struct pmap *cur = &a->snaps->cur, *t = &s->map;
-	size_t i = 0, j = 0, k = 0, limit = s->size / a->pgsz;
-	int rescan = a->snaps->rescan;
+/* A page where cur and a snapshot hold different copies. */
+struct dent {
+	size_t page;
+	struct cow__page *cur, *to;
+};
 
-	pl->act = alloc_array(w->n + cur->n + t->n, sizeof(*pl->act));
-	pl->drop = alloc_array(w->n + cur->n + 1, sizeof(*pl->drop));
+struct diffs {
+	size_t n, cap;
+	struct dent *v;
+};
+
+static int diff_add(void *ctx, size_t page, struct cow__page *cur,
+		    struct cow__page *to)
+{
+	struct diffs *d = ctx;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? 2 * d->cap : 64;
+		struct dent *v = cow__realloc(d->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		d->v = v;
+		d->cap = cap;
+	}
+	d->v[d->n].page = page;
+	d->v[d->n].cur = cur;
+	d->v[d->n++].to = to;
+	return 0;
+}
+
+/* The pages that differ between now and s: W, and where cur and s differ
+ * (d). */
+static int plan_rollback(struct cow_arena *a, const struct cow_snap *s,
+			 const struct pages *w, const struct diffs *d,
+			 struct plan *pl)
+{
+	const struct cow__snaps *st = a->snaps;
+	size_t i = 0, k = 0, limit = s->size / a->pgsz;
+	int rescan = st->rescan;
+
+	pl->act = alloc_array(w->n + d->n, sizeof(*pl->act));
+	pl->drop = alloc_array(w->n + d->n + 1, sizeof(*pl->drop));
 	if (!pl->act || !pl->drop)
 		return -ENOMEM;
-	while (i < w->n || j < cur->n || k < t->n) {
+	while (i < w->n || k < d->n) {
 		size_t p = SIZE_MAX;
-		struct cow__page *c = NULL, *to = NULL;
+		struct cow__page *to = NULL;
 		int written = 0;
 
 		if (i < w->n)
 			p = w->v[i];
-		if (j < cur->n && cur->v[j].page < p)
-			p = cur->v[j].page;
-		if (k < t->n && t->v[k].page < p)
-			p = t->v[k].page;
+		if (k < d->n && d->v[k].page < p)
+			p = d->v[k].page;
 		if (i < w->n && w->v[i] == p)
 			written = 1, i++;
-		if (j < cur->n && cur->v[j].page == p)
-			c = cur->v[j++].copy;
-		if (k < t->n && t->v[k].page == p)
-			to = t->v[k++].copy;
-		if (p >= limit || (!written && c == to))
+		if (k < d->n && d->v[k].page == p)
+			to = d->v[k++].to; /* cur holds another copy */
+		else if (p < limit)
+			to = cow__ptrie_get(&st->trie, s->map, p);
+		if (p >= limit)
 			continue; /* past s's end: dropped below */
 		pl->act[pl->nact].page = p;
 		pl->act[pl->nact++].copy = to;
@@ -412,19 +368,10 @@ static int plan_rollback(struct cow_arena *a, const struct cow_snap *s,
 }
 
 /* Whether s holds a copy of any page in [first, end). */
-static int holds_any(const struct cow_snap *s, size_t first, size_t end)
+static int holds_any(const struct cow_arena *a, const struct cow_snap *s,
+		     size_t first, size_t end)
 {
-	size_t lo = 0, hi = s->map.n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->map.v[mid].page < first)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->map.n && s->map.v[lo].page < end;
+	return cow__ptrie_any(&a->snaps->trie, s->map, first, end);
 }
 
 static int drop_range(struct cow_arena *a, size_t first, size_t n)
@@ -452,7 +399,7 @@ static int drop_plan(struct cow_arena *a, const struct cow_snap *s,
 	const struct drop *l = &pl->drop[pl->ndrop - 1];
 	size_t first = pl->drop[0].first, end = l->first + l->n;
 
-	if (!holds_any(s, first, end)) {
+	if (!holds_any(a, s, first, end)) {
 		/* Clean pages between the runs may be armed file pages. */
 		COW_TRY(cow__track_unarm(a, first, end - first));
 		return drop_range(a, first, end - first);
@@ -502,6 +449,24 @@ static void arm_plan_runs(struct cow_arena *a, const struct plan *pl)
 	}
 }
 
+/* Copies one page of s back and widens the range copied. */
+struct span_copy {
+	struct cow_arena *a;
+	size_t lo, hi;
+};
+
+static int copy_back(void *ctx, size_t page, struct cow__page *copy,
+		     struct cow__page *unused)
+{
+	struct span_copy *c = ctx;
+
+	(void)unused;
+	memcpy(page_addr(c->a, page), copy->data, c->a->pgsz);
+	c->lo = c->lo < page ? c->lo : page;
+	c->hi = c->hi > page + 1 ? c->hi : page + 1;
+	return 0;
+}
+
 /*
  * Restores the planned copies (and, after a span drop, every page of s in
  * the span), then arms what was copied: the only pages written in their
@@ -512,7 +477,8 @@ static void arm_plan_runs(struct cow_arena *a, const struct plan *pl)
 static void copy_plan(struct cow_arena *a, const struct cow_snap *s,
 		      const struct plan *pl, size_t span_from, size_t span_to)
 {
-	size_t lo = SIZE_MAX, hi = 0, runs = 0;
+	struct span_copy c = {a, SIZE_MAX, 0};
+	size_t lo, hi, runs = 0;
 
 	for (size_t i = 0; i < pl->nact; i++) {
 		const struct action *x = &pl->act[i];
@@ -520,19 +486,14 @@ static void copy_plan(struct cow_arena *a, const struct cow_snap *s,
 		if (!x->copy)
 			continue;
 		memcpy(page_addr(a, x->page), x->copy->data, a->pgsz);
-		runs += hi != x->page;
-		lo = lo < x->page ? lo : x->page;
-		hi = x->page + 1;
+		runs += c.hi != x->page;
+		c.lo = c.lo < x->page ? c.lo : x->page;
+		c.hi = x->page + 1;
 	}
-	for (size_t i = 0; i < s->map.n; i++) {
-		const struct pent *e = &s->map.v[i];
-
-		if (e->page < span_from || e->page >= span_to)
-			continue;
-		memcpy(page_addr(a, e->page), e->copy->data, a->pgsz);
-		lo = lo < e->page ? lo : e->page;
-		hi = hi > e->page + 1 ? hi : e->page + 1;
-	}
+	(void)cow__ptrie_each(&a->snaps->trie, s->map, span_from, span_to,
+			      copy_back, &c);
+	lo = c.lo;
+	hi = c.hi;
 	if (hi <= lo || a->tracking != COW_TRACK_UFFD_WP)
 		return;
 	if (!span_to && runs * 64 <= hi - lo)
@@ -544,10 +505,10 @@ static void copy_plan(struct cow_arena *a, const struct cow_snap *s,
 COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 {
 	size_t span_from = 0, span_to = 0;
+	struct diffs d = {0};
 	struct plan pl = {0};
 	struct pages w = {0};
 	struct cow__snaps *st;
-	struct pent *cur = NULL;
 	int r;
 
 	if (!a || !s || s->owner != a)
@@ -558,12 +519,10 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	r = harvest(a, &w, 0);
 	if (r < 0)
 		return r;
-	r = plan_rollback(a, s, &w, &pl);
+	r = cow__ptrie_diff(&st->trie, st->cur, s->map, diff_add, &d);
+	if (r == 0)
+		r = plan_rollback(a, s, &w, &d, &pl);
 	if (r < 0)
-		goto out;
-	r = -ENOMEM;
-	cur = alloc_array(s->map.n, sizeof(*cur));
-	if (!cur)
 		goto out;
 	/* The base is never shorter than any size the arena had: files are
 	 * only extended (a truncation from outside makes the arena stale,
@@ -577,18 +536,12 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 
 	/* Nothing can fail from here on. */
 	copy_plan(a, s, &pl, span_from, span_to);
-	memcpy(cur, s->map.v, s->map.n * sizeof(*cur));
-	for (size_t i = 0; i < s->map.n; i++)
-		cow__page_ref(cur[i].copy);
-	pmap_clear(st, &st->cur);
-	cow__free(st->cur.v);
-	st->cur.v = cur;
-	st->cur.n = s->map.n;
-	cur = NULL;
+	cow__pnode_unref(&st->trie, st->cur);
+	st->cur = cow__pnode_ref(s->map);
 	st->rescan = 0;
 	a->size = s->size;
 out:
-	cow__free(cur);
+	cow__free(d.v);
 	cow__free(pl.act);
 	cow__free(pl.drop);
 	cow__free(w.v);
@@ -610,8 +563,7 @@ COW_API void cow_snap_release(cow_snap *s)
 		st->head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	pmap_clear(st, &s->map);
-	cow__free(s->map.v);
+	cow__pnode_unref(&st->trie, s->map);
 	cow__free(s);
 	/* cur only serves snapshots: with none left, hold no copies. */
 	if (--st->count == 0) {
@@ -637,27 +589,27 @@ void cow__snap_forget(struct cow_arena *a)
 {
 	if (!a->snaps)
 		return;
-	pmap_clear(a->snaps, &a->snaps->cur);
+	cow__pnode_unref(&a->snaps->trie, a->snaps->cur);
+	a->snaps->cur = NULL;
 	a->snaps->rescan = 1;
 }
 
-/* The reverted pages hold the base now: cur has no copy for them. */
+/* The reverted pages hold the base now: cur has no copy for them. Without
+ * the memory to record that, cur records nothing (always correct). */
 void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages)
 {
-	struct pmap *m;
-	size_t n = 0;
+	struct cow__snaps *st = a->snaps;
+	struct cow__pnode *cur;
 
-	if (!a->snaps)
+	if (!st)
 		return;
-	m = &a->snaps->cur;
-	for (size_t i = 0; i < m->n; i++) {
-		if (m->v[i].page >= first_page &&
-		    m->v[i].page < first_page + npages)
-			cow__page_unref(&a->snaps->ps, m->v[i].copy);
-		else
-			m->v[n++] = m->v[i];
+	if (cow__ptrie_remove_range(&st->trie, st->cur, first_page,
+				    first_page + npages, &cur) < 0) {
+		cow__snap_forget(a);
+		return;
 	}
-	m->n = n;
+	cow__pnode_unref(&st->trie, st->cur);
+	st->cur = cur;
 }
 
 void cow__snap_close(struct cow_arena *a)
@@ -680,40 +632,46 @@ void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st)
 /*
  * Commit hooks. The token holds, for each page about to get a new base
  * that some snapshot reads from the base, a copy of the old base content,
- * and for each snapshot its map with those pages added (allocated here so
- * that finish cannot fail).
+ * and for each snapshot its map with those pages added (built here so that
+ * finish cannot fail).
  */
 struct commit_snap {
 	struct cow_snap *s;
-	struct pent *v;
-	size_t n;
+	struct cow__pnode *map; /* one reference */
 };
 
 struct commit_token {
 	size_t spare; /* spare copies before prepare: kept after a failure */
-	struct pmap saved;
+	size_t nsaved;
+	size_t *page; /* the saved pages, ascending */
+	struct cow__page **copy;
 	struct commit_snap *snaps;
 	size_t nsnaps;
 };
 
-static int needs_old_base(const struct cow_snap *s, size_t page, size_t pgsz)
+static int needs_old_base(const struct cow_arena *a, const struct cow_snap *s,
+			  size_t page)
 {
-	return page < s->size / pgsz && !pmap_find(&s->map, page);
+	return page < s->size / a->pgsz &&
+	       !cow__ptrie_get(&a->snaps->trie, s->map, page);
 }
 
 static void token_free(struct cow_arena *a, struct commit_token *t,
 		       int committed)
 {
+	struct cow__snaps *st = a->snaps;
+
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->saved.n; i++)
-		cow__page_unref(&a->snaps->ps, t->saved.v[i].copy);
-	if (!committed)
-		cow__page_trim_to(&a->snaps->ps, t->spare);
-	cow__free(t->saved.v);
 	if (t->snaps)
 		for (size_t i = 0; i < t->nsnaps; i++)
-			cow__free(t->snaps[i].v);
+			cow__pnode_unref(&st->trie, t->snaps[i].map);
+	for (size_t i = 0; i < t->nsaved; i++)
+		cow__page_unref(&st->ps, t->copy[i]);
+	if (!committed)
+		cow__page_trim_to(&st->ps, t->spare);
+	cow__free(t->page);
+	cow__free(t->copy);
 	cow__free(t->snaps);
 	cow__free(t);
 }
@@ -733,33 +691,60 @@ static int read_base(struct cow_arena *a, size_t page, struct cow__page *c)
 static int save_old_base(struct cow_arena *a, const struct pages *d,
 			 struct commit_token *t)
 {
-	t->saved.v = alloc_array(d->n, sizeof(*t->saved.v));
-	if (!t->saved.v)
+	t->page = alloc_array(d->n, sizeof(*t->page));
+	t->copy = alloc_array(d->n, sizeof(*t->copy));
+	if (!t->page || !t->copy)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n; i++) {
 		struct cow_snap *s;
 		struct cow__page *c;
 
 		for (s = a->snaps->head; s; s = s->next)
-			if (needs_old_base(s, d->v[i], a->pgsz))
+			if (needs_old_base(a, s, d->v[i]))
 				break;
 		if (!s)
 			continue;
 		c = cow__page_new(&a->snaps->ps);
 		if (!c)
 			return -ENOMEM;
-		t->saved.v[t->saved.n].page = d->v[i];
-		t->saved.v[t->saved.n++].copy = c;
+		t->page[t->nsaved] = d->v[i];
+		t->copy[t->nsaved++] = c;
 		COW_TRY(read_base(a, d->v[i], c));
 	}
 	return 0;
 }
 
+/*
+ * Builds into cs->map s's map with the saved old base of each page s reads
+ * from the base. pg and cp are room for the saved pages. A snapshot with
+ * the map and size of the one before it shares its new map.
+ */
+static int add_old_base(struct cow_arena *a, struct commit_token *t, size_t i,
+			size_t *pg, struct cow__page **cp)
+{
+	struct commit_snap *cs = &t->snaps[i];
+	const struct cow_snap *s = cs->s, *prev = i ? t->snaps[i - 1].s : NULL;
+	size_t n = 0;
+
+	if (prev && prev->map == s->map && prev->size == s->size) {
+		cs->map = cow__pnode_ref(t->snaps[i - 1].map);
+		return 0;
+	}
+	for (size_t k = 0; k < t->nsaved; k++) {
+		if (!needs_old_base(a, s, t->page[k]))
+			continue;
+		pg[n] = t->page[k];
+		cp[n++] = t->copy[k];
+	}
+	return cow__ptrie_insert(&a->snaps->trie, s->map, pg, cp, n, &cs->map);
+}
+
 int cow__snap_commit_prepare(struct cow_arena *a, void **token)
 {
 	struct commit_token *t;
+	struct cow__page **cp = NULL;
 	struct pages d = {0};
-	size_t i = 0;
+	size_t *pg = NULL, i = 0;
 	int r;
 
 	*token = NULL;
@@ -781,60 +766,41 @@ int cow__snap_commit_prepare(struct cow_arena *a, void **token)
 		goto err;
 	r = -ENOMEM;
 	t->snaps = cow__calloc(a->snaps->count + 1, sizeof(*t->snaps));
-	if (!t->snaps)
+	pg = alloc_array(t->nsaved, sizeof(*pg));
+	cp = alloc_array(t->nsaved, sizeof(*cp));
+	if (!t->snaps || !pg || !cp)
 		goto err;
 	t->nsnaps = a->snaps->count;
 	for (struct cow_snap *s = a->snaps->head; s; s = s->next, i++) {
-		size_t add = 0;
-
-		for (size_t k = 0; k < t->saved.n; k++)
-			add += needs_old_base(s, t->saved.v[k].page, a->pgsz);
 		t->snaps[i].s = s;
-		t->snaps[i].v =
-		    alloc_array(s->map.n + add, sizeof(struct pent));
-		if (!t->snaps[i].v)
+		r = add_old_base(a, t, i, pg, cp);
+		if (r < 0)
 			goto err;
 	}
+	cow__free(pg);
+	cow__free(cp);
 	*token = t;
 	return 0;
 err:
+	cow__free(pg);
+	cow__free(cp);
 	token_free(a, t, 0);
 	return r;
-}
-
-/* Adds to s's map the saved old base of each page s read from the base. */
-static void attach_old_base(struct cow_arena *a, struct commit_snap *cs,
-			    const struct pmap *saved)
-{
-	struct cow_snap *s = cs->s;
-	size_t i = 0, k = 0, n = 0;
-
-	while (i < s->map.n || k < saved->n) {
-		if (k < saved->n &&
-		    !needs_old_base(s, saved->v[k].page, a->pgsz)) {
-			k++;
-		} else if (k < saved->n &&
-			   (i == s->map.n ||
-			    saved->v[k].page < s->map.v[i].page)) {
-			cs->v[n].page = saved->v[k].page;
-			cs->v[n++].copy = cow__page_ref(saved->v[k++].copy);
-		} else {
-			cs->v[n++] = s->map.v[i++];
-		}
-	}
-	cow__free(s->map.v);
-	s->map.v = cs->v;
-	s->map.n = n;
-	cs->v = NULL;
 }
 
 void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed)
 {
 	struct commit_token *t = token;
 
+	/* Each snapshot takes its map with the old base added. */
 	if (committed && t)
-		for (size_t i = 0; i < t->nsnaps; i++)
-			attach_old_base(a, &t->snaps[i], &t->saved);
+		for (size_t i = 0; i < t->nsnaps; i++) {
+			struct cow_snap *s = t->snaps[i].s;
+
+			cow__pnode_unref(&a->snaps->trie, s->map);
+			s->map = t->snaps[i].map;
+			t->snaps[i].map = NULL;
+		}
 	/* Every page equals the new base now: cur records nothing. */
 	if (committed)
 		cow__snap_forget(a);
