@@ -323,6 +323,81 @@ static void test_discard_revert(void **state)
 	}
 }
 
+/*
+ * A revert whose record of the reverted pages runs out of memory still
+ * succeeds: the arena then records nothing of its current content, and
+ * the next snapshot and rollback take every private page as written.
+ */
+static void test_revert_nomem(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 2; c++) {
+		for (int b = 0; b < TH_NBACKINGS; b++) {
+			unsigned long n;
+			int fired = 1;
+
+			cow__track_force_compare(c);
+			for (n = 1; fired; n++) {
+				unsigned char *ref = malloc(SZ),
+					      *base = malloc(SZ),
+					      *img = malloc(SZ),
+					      *img2 = malloc(SZ);
+				struct th_arena t;
+				unsigned long calls;
+				cow_snap *s, *s2;
+				char *p;
+				int r;
+
+				assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+				p = cow_base(t.a);
+				th_base_ref(b, ref, SZ);
+				memcpy(base, ref, SZ);
+				put(&t, ref, 1, 'a');
+				put(&t, ref, 2, 'b');
+				put(&t, ref, 3, 'c');
+				put(&t, ref, 5, 'e');
+				memcpy(img, ref, SZ);
+				assert_int_equal(cow_snapshot(t.a, &s), 0);
+				put(&t, ref, 2, 'x');
+				put(&t, ref, 4, 'd');
+				calls = cow__fault_calls(COW__SYS_MALLOC);
+				cow__fault_inject(COW__SYS_MALLOC, n, ENOMEM, 0);
+				r = cow_revert(t.a, p + PG, 3 * PG);
+				fired = cow__fault_calls(COW__SYS_MALLOC) >=
+					calls + n;
+				cow__fault_reset();
+				if (r < 0) {
+					assert_true(fired);
+					assert_true(th_equal(&t, ref, SZ));
+					r = cow_revert(t.a, p + PG, 3 * PG);
+				}
+				assert_int_equal(r, 0);
+				memcpy(ref + PG, base + PG, 3 * PG);
+				assert_true(th_equal(&t, ref, SZ));
+				put(&t, ref, 1, 'y');
+				memcpy(img2, ref, SZ);
+				assert_int_equal(cow_snapshot(t.a, &s2), 0);
+				put(&t, ref, 3, 'z');
+				assert_int_equal(cow_rollback(t.a, s), 0);
+				assert_true(th_equal(&t, img, SZ));
+				assert_int_equal(cow_rollback(t.a, s2), 0);
+				assert_true(th_equal(&t, img2, SZ));
+				assert_int_equal(cow_rollback(t.a, s), 0);
+				assert_true(th_equal(&t, img, SZ));
+				cow_snap_release(s);
+				cow_snap_release(s2);
+				th_close(&t);
+				free(ref);
+				free(base);
+				free(img);
+				free(img2);
+			}
+			assert_true(n > 2);
+			cow__track_force_compare(0);
+		}
+	}
+}
+
 /* The runs cow_dirty reports, as a string of page numbers: "5 6 ". */
 static const char *dirty_pages_of(cow_arena *a)
 {
@@ -834,6 +909,7 @@ int main(void)
 	    cmocka_unit_test(test_shared_copies),
 	    cmocka_unit_test(test_grow),
 	    cmocka_unit_test(test_discard_revert),
+	    cmocka_unit_test(test_revert_nomem),
 	    cmocka_unit_test(test_read_pages),
 	    cmocka_unit_test(test_commit_hooks),
 	    cmocka_unit_test(test_bad_input),
