@@ -294,10 +294,11 @@ static void plan_drop(struct plan *pl, size_t p, size_t n, int armed)
 	d->armed = armed;
 }
 
-/* A page where cur and a snapshot hold different copies. */
+/* A page where cur and a snapshot hold different copies, and the
+ * snapshot's. */
 struct dent {
 	size_t page;
-	struct cow__page *cur, *to;
+	struct cow__page *to;
 };
 
 struct diffs {
@@ -310,6 +311,7 @@ static int diff_add(void *ctx, size_t page, struct cow__page *cur,
 {
 	struct diffs *d = ctx;
 
+	(void)cur;
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? 2 * d->cap : 64;
 		struct dent *v = cow__realloc(d->v, cap * sizeof(*v));
@@ -320,7 +322,6 @@ static int diff_add(void *ctx, size_t page, struct cow__page *cur,
 		d->cap = cap;
 	}
 	d->v[d->n].page = page;
-	d->v[d->n].cur = cur;
 	d->v[d->n++].to = to;
 	return 0;
 }
