@@ -58,10 +58,33 @@ struct cow__snaps {
 	struct cow__pagestore ps;
 	struct cow__ptrie trie; /* the shape of every map of the arena */
 	struct cow__pnode *cur; /* one reference */
-	int rescan; /* cur is incomplete: take every private page as written */
+	int rescan; /* RESCAN_*: what cur says about the private pages */
 	struct cow_snap *head;
 	size_t count;
+	/* RESCAN_KNOWN: every private page that may be armed, ascending */
+	size_t nknown;
+	size_t *known;
 };
+
+/*
+ * RESCAN_NO: cur records every armed private page (the others were
+ * written since, and the harvest finds them). RESCAN_ALL: not so, the
+ * next harvest takes every private page (a walk that tests every page
+ * present for being a file page: slow, once). RESCAN_KNOWN: cur is empty
+ * because the last snapshot was released, but the pages it recorded were
+ * kept in `known`: the next harvest is the usual one plus those.
+ */
+enum { RESCAN_NO, RESCAN_ALL, RESCAN_KNOWN };
+
+static void set_rescan(struct cow__snaps *st, int how)
+{
+	if (how != RESCAN_KNOWN) {
+		cow__free(st->known);
+		st->known = NULL;
+		st->nknown = 0;
+	}
+	st->rescan = how;
+}
 
 /* A growing sorted array of page numbers. */
 struct pages {
@@ -124,6 +147,30 @@ static int compare_run(void *ctx, size_t first, size_t n)
 	return 0;
 }
 
+/* Merges the known pages into w (both ascending), each page once. */
+static int add_known(const struct cow__snaps *st, struct pages *w)
+{
+	size_t n = w->n + st->nknown, i = 0, j = 0, k = 0;
+	size_t *v = alloc_array(n, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	while (i < w->n || j < st->nknown) {
+		if (j == st->nknown || (i < w->n && w->v[i] <= st->known[j])) {
+			if (j < st->nknown && w->v[i] == st->known[j])
+				j++;
+			v[k++] = w->v[i++];
+		} else {
+			v[k++] = st->known[j++];
+		}
+	}
+	cow__free(w->v);
+	w->v = v;
+	w->n = k;
+	w->cap = n;
+	return 0;
+}
+
 /*
  * W: the private pages written since cur recorded them. With arm set (a
  * snapshot) the same walk arms them again: if the call fails later, cur
@@ -133,14 +180,17 @@ static int harvest(struct cow_arena *a, struct pages *w, int arm)
 {
 	size_t npages = a->size / a->pgsz;
 	struct compare c = {a, w};
-	unsigned how = (a->snaps->rescan ? COW__WRITTEN_ALL : 0) |
+	unsigned how = (a->snaps->rescan == RESCAN_ALL ? COW__WRITTEN_ALL : 0) |
 		       (arm ? COW__WRITTEN_ARM : 0);
 	int r;
 
-	if (a->tracking == COW_TRACK_UFFD_WP)
+	if (a->tracking == COW_TRACK_UFFD_WP) {
 		r = cow__track_written(a, 0, npages, how, pages_add, w);
-	else
+		if (r == 0 && a->snaps->rescan == RESCAN_KNOWN)
+			r = add_known(a->snaps, w);
+	} else {
 		r = cow__track_dirty(a, 0, npages, compare_run, &c);
+	}
 	if (r < 0) {
 		cow__free(w->v);
 		w->v = NULL;
@@ -163,7 +213,7 @@ static int tracking_start(struct cow_arena *a)
 	/* The reservation never changes: every page the arena can have. */
 	st->trie.height = cow__ptrie_height(a->reserve / a->pgsz);
 	st->trie.ps = &st->ps;
-	st->rescan = 1; /* nothing recorded yet: every private page counts */
+	st->rescan = RESCAN_ALL; /* nothing recorded yet */
 	r = cow__track_uffd_open(a);
 	if (r == 0) {
 		a->tracking = COW_TRACK_UFFD_WP;
@@ -184,6 +234,7 @@ static void tracking_stop(struct cow_arena *a)
 	if (a->snaps) {
 		cow__pnode_unref(&a->snaps->trie, a->snaps->cur);
 		cow__page_trim(&a->snaps->ps);
+		set_rescan(a->snaps, RESCAN_ALL);
 		cow__free(a->snaps);
 	}
 	a->snaps = NULL;
@@ -240,7 +291,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 		st->head->prev = sn;
 	st->head = sn;
 	st->count++;
-	st->rescan = 0;
+	set_rescan(st, RESCAN_NO);
 	cow__free(copies);
 	cow__free(w.v);
 	*out = sn;
@@ -254,7 +305,8 @@ err:
 	cow__free(copies);
 	cow__free(sn);
 	cow__free(w.v);
-	st->rescan = 1; /* the harvest may have armed unrecorded pages */
+	/* The harvest may have armed pages it did not record. */
+	set_rescan(st, RESCAN_ALL);
 	if (fresh)
 		tracking_stop(a);
 	return r;
@@ -539,7 +591,7 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	copy_plan(a, s, &pl, span_from, span_to);
 	cow__pnode_unref(&st->trie, st->cur);
 	st->cur = cow__pnode_ref(s->map);
-	st->rescan = 0;
+	set_rescan(st, RESCAN_NO);
 	a->size = s->size;
 out:
 	cow__free(d.v);
@@ -547,6 +599,14 @@ out:
 	cow__free(pl.drop);
 	cow__free(w.v);
 	return r;
+}
+
+static int known_add(void *ctx, size_t page, struct cow__page *a,
+		     struct cow__page *b)
+{
+	(void)a;
+	(void)b;
+	return pages_add(ctx, page, 1);
 }
 
 COW_API void cow_snap_release(cow_snap *s)
@@ -566,9 +626,22 @@ COW_API void cow_snap_release(cow_snap *s)
 		s->next->prev = s->prev;
 	cow__pnode_unref(&st->trie, s->map);
 	cow__free(s);
-	/* cur only serves snapshots: with none left, hold no copies. */
+	/* cur only serves snapshots: with none left, hold no copies, only
+	 * the pages it recorded (see RESCAN_KNOWN). */
 	if (--st->count == 0) {
-		cow__snap_forget(a);
+		struct pages k = {0};
+
+		if (st->rescan == RESCAN_NO &&
+		    cow__ptrie_each(&st->trie, st->cur, 0, a->reserve / a->pgsz,
+				    known_add, &k) == 0) {
+			cow__snap_forget(a);
+			set_rescan(st, RESCAN_KNOWN);
+			st->known = k.v;
+			st->nknown = k.n;
+		} else {
+			cow__free(k.v);
+			cow__snap_forget(a);
+		}
 		cow__page_trim(&st->ps);
 	}
 }
@@ -592,7 +665,7 @@ void cow__snap_forget(struct cow_arena *a)
 		return;
 	cow__pnode_unref(&a->snaps->trie, a->snaps->cur);
 	a->snaps->cur = NULL;
-	a->snaps->rescan = 1;
+	set_rescan(a->snaps, RESCAN_ALL);
 }
 
 /* The reverted pages hold the base now: cur has no copy for them. Without
@@ -604,6 +677,15 @@ void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages)
 
 	if (!st)
 		return;
+	if (st->rescan == RESCAN_KNOWN) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < st->nknown; i++)
+			if (st->known[i] < first_page ||
+			    st->known[i] >= first_page + npages)
+				st->known[n++] = st->known[i];
+		st->nknown = n;
+	}
 	if (cow__ptrie_remove_range(&st->trie, st->cur, first_page,
 				    first_page + npages, &cur) < 0) {
 		cow__snap_forget(a);

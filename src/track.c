@@ -427,7 +427,15 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 	if (!npages)
 		return 0;
 	if (how & COW__WRITTEN_ALL) {
-		/* Every private page, armed or not: one walk with the test. */
+		/* Every private page, armed or not: one walk with the test.
+		 * When arming, the file pages present are armed first, in a
+		 * walk without the test: else each would be a candidate in
+		 * the next harvests, until one arms it. */
+		if (how & COW__WRITTEN_ARM) {
+			r = cow__track_arm_written(a, first_page, npages);
+			if (r < 0)
+				return r == -ENOTTY ? -EIO : r;
+		}
 		sp.inverted = PAGE_IS_FILE;
 		sp.mask = PAGE_IS_FILE;
 		sp.ret = PAGE_IS_FILE;

@@ -476,6 +476,57 @@ static void test_read_pages(void **state)
 }
 
 /*
+ * Releasing the last snapshot frees every copy, but the pages written
+ * before it stay private: the next snapshot must save them again, even
+ * though they were not written since (nor reverted in between).
+ */
+static void test_release_last(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 2; c++) {
+		for (int b = 0; b < TH_NBACKINGS; b++) {
+			unsigned char *ref = malloc(SZ);
+			struct th_arena t;
+			cow_snap *s;
+
+			cow__track_force_compare(c);
+			assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+			th_base_ref(b, ref, SZ);
+			put(&t, ref, 1, 'a');
+			put(&t, ref, 2, 'b');
+			put(&t, ref, 7, 'c');
+			assert_int_equal(cow_snapshot(t.a, &s), 0);
+			cow_snap_release(s);
+			assert_int_equal(stats(t.a).saved_pages, 0);
+			assert_int_equal(cow_snapshot(t.a, &s), 0);
+			assert_int_equal(stats(t.a).saved_pages, 3);
+			((char *)cow_base(t.a))[PG] = 'x';
+			((char *)cow_base(t.a))[3 * PG] = 'y';
+			assert_int_equal(cow_rollback(t.a, s), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			cow_snap_release(s);
+			/* a revert in between: that page is the base again */
+			assert_int_equal(cow_revert(t.a,
+						    (char *)cow_base(t.a) + 2 * PG,
+						    PG),
+					 0);
+			for (size_t i = 0; i < PG; i++)
+				ref[2 * PG + i] = th_base_byte(b, 2 * PG + i);
+			assert_int_equal(cow_snapshot(t.a, &s), 0);
+			assert_int_equal(stats(t.a).saved_pages, 2);
+			memset((char *)cow_base(t.a) + 7 * PG, 'd', PG);
+			((char *)cow_base(t.a))[PG + 5] = 'z';
+			assert_int_equal(cow_rollback(t.a, s), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			cow_snap_release(s);
+			th_close(&t);
+			cow__track_force_compare(0);
+			free(ref);
+		}
+	}
+}
+
+/*
  * A commit, simulated with the hooks the commit path calls: the dirty
  * pages are written into the base (the file, or the memfd of an anonymous
  * arena), then dropped. Older snapshots must still give the old base.
@@ -911,6 +962,7 @@ int main(void)
 	    cmocka_unit_test(test_discard_revert),
 	    cmocka_unit_test(test_revert_nomem),
 	    cmocka_unit_test(test_read_pages),
+	    cmocka_unit_test(test_release_last),
 	    cmocka_unit_test(test_commit_hooks),
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_fallback_selected),
