@@ -94,6 +94,8 @@ void bench_end(struct bench_table *t);
 
 /* Small helpers shared by the benchmark programs. */
 size_t bench_pgsz(void);
+/* One PAGEMAP_SCAN walk of the range, the cheapest kind (see bench.c). */
+void bench_scan_walk(void *p, size_t len);
 /* Page number of the i-th of k pages spread evenly over npages. */
 static inline size_t bench_spread(size_t i, size_t k, size_t npages)
 {

@@ -18,7 +18,10 @@
  *  - mprotect + SIGSEGV: copy each page on its first write, copy back;
  *  - MAP_FIXED re-map of the whole file over the range (only possible
  *    because the checkpoint is the file's content);
- *  - floor: memcpy of just the k pages out before the writes and back.
+ *  - floor: memcpy of just the k pages out before the writes and back;
+ *  - floor with a scan: the same plus one walk of the range's page tables
+ *    (the cheapest PAGEMAP_SCAN), what finding the written pages costs
+ *    at the least.
  * The 64 GiB arena is a sparse file of which only the written pages are
  * ever touched. A second set of tables uses a fully written anonymous state
  * (the checkpoint is not the base, so there is no re-map contender).
@@ -44,10 +47,11 @@
 
 #define SEED 0x5eed0001u
 
-enum { C_COW, C_FORK, C_MEMCPY, C_MPROT, C_REMAP, C_FLOOR, NC };
+enum { C_COW, C_FORK, C_MEMCPY, C_MPROT, C_REMAP, C_FLOOR, C_FLOOR_SCAN, NC };
 static const char *const names[NC] = {
     "cowarena",		"fork()",	   "full memcpy",
     "mprotect+SIGSEGV", "MAP_FIXED remap", "floor: memcpy of k pages",
+    "floor: one scan + memcpy of k pages",
 };
 
 struct ctx {
@@ -240,13 +244,15 @@ static double cycle_remap(struct ctx *x)
 	return (double)(t1 - t0);
 }
 
-static double cycle_floor(struct ctx *x)
+static double cycle_floor(struct ctx *x, int scan)
 {
 	/* The full-copy buffer is already in memory: reuse it. */
 	char *kbuf = x->full ? x->full : x->kbuf;
 	uint64_t t0, t1;
 
 	t0 = bench_now();
+	if (scan)
+		bench_scan_walk(x->map, x->size);
 	if (x->k >= x->npages) {
 		memcpy(kbuf, x->map, x->size);
 		write_pages(x->map, x);
@@ -281,8 +287,10 @@ static double run_one(void *arg, int c)
 		return cycle_mprot(x);
 	case C_REMAP:
 		return cycle_remap(x);
+	case C_FLOOR:
+		return cycle_floor(x, 0);
 	default:
-		return cycle_floor(x);
+		return cycle_floor(x, 1);
 	}
 }
 
