@@ -426,6 +426,12 @@ ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
  * saved copies (cow_stats.tracking tells which). With userfaultfd the
  * first write to a page after a snapshot takes one extra, signal-free
  * fault, and the arena holds one more file descriptor until cow_close().
+ * A writable arena starts the userfaultfd part earlier, at its first scan
+ * for dirty pages (cow_dirty(), cow_stats(), cow_discard(), cow_commit()),
+ * where it is available: later scans then look closely only at the pages
+ * written or read in since, not at every page present (about 5 instead of
+ * 50 ns per page present). cow_stats.tracking stays COW_TRACK_NONE until
+ * the first snapshot.
  *
  * @param[in] a     the arena.
  * @param[out] out  receives the snapshot; untouched on failure.

@@ -527,8 +527,9 @@ COW_API int cow_discard(cow_arena *a)
 	COW_TRY(cow__track_unarm(a, sp.first, sp.end - sp.first));
 	COW_TRY(cow__sys_madvise(a->base + sp.first * a->pgsz,
 				 (sp.end - sp.first) * a->pgsz, MADV_DONTNEED));
-	/* No page holds what snapshots recorded as current any more. */
-	cow__snap_forget(a);
+	/* No page holds what snapshots recorded as current any more, and
+	 * no private page is left (armed or not). */
+	cow__snap_forget_clean(a);
 	return 0;
 }
 

@@ -969,7 +969,7 @@ static int commit_direct(struct cow_arena *a)
 	save = cow__malloc(total);
 	r = save ? 0 : -ENOMEM;
 	if (r == 0)
-		r = cow__snap_commit_prepare(a, &token);
+		r = cow__snap_commit_prepare_runs(a, rs.v, rs.n, &token);
 	if (r < 0)
 		goto out;
 	for (size_t i = 0, pos = 0; i < rs.n && r >= 0; i++) {
@@ -1235,7 +1235,7 @@ static int commit_log(struct cow_arena *a, int async)
 	if (a->snaps)
 		COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, runs_add, &rs));
-	r = cow__snap_commit_prepare(a, &token);
+	r = cow__snap_commit_prepare_runs(a, rs.v, rs.n, &token);
 	if (r < 0) {
 		cow__free(rs.v);
 		return r;

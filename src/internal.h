@@ -144,10 +144,16 @@ int cow__track_arm_written(struct cow_arena *a, size_t first_page,
 
 /* snap.c: keeping snapshots valid across the other operations. */
 void cow__snap_close(struct cow_arena *a);
-void cow__snap_forget(struct cow_arena *a);	   /* after discard */
+void cow__snap_forget(struct cow_arena *a);	   /* cur unknown */
+void cow__snap_forget_clean(struct cow_arena *a);  /* no private page armed */
 void cow__snap_track_compare(struct cow_arena *a); /* leave userfaultfd */
 void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages);
 void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st);
+void cow__snap_track_early(struct cow_arena *a);
+/* The private pages of [first, end) that may be armed, as runs in order,
+ * or -EAGAIN when the records do not tell (see dirty_uffd in track.c). */
+int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
+		    cow__run_fn fn, void *ctx);
 
 /*
  * snap.c: hooks for a commit, which makes the content of the currently
@@ -157,6 +163,10 @@ void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st);
  * never fails.
  */
 int cow__snap_commit_prepare(struct cow_arena *a, void **token);
+/* The same with the dirty pages already found: runs in pages, ascending. */
+int cow__snap_commit_prepare_runs(struct cow_arena *a,
+				  const struct cow_range *runs, size_t nruns,
+				  void **token);
 void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
 
 /*

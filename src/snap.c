@@ -58,7 +58,8 @@ struct cow__snaps {
 	struct cow__pagestore ps;
 	struct cow__ptrie trie; /* the shape of every map of the arena */
 	struct cow__pnode *cur; /* one reference */
-	int rescan; /* RESCAN_*: what cur says about the private pages */
+	int rescan;  /* RESCAN_*: what cur says about the private pages */
+	int snapped; /* a snapshot was taken: cow_stats reports the tracking */
 	struct cow_snap *head;
 	size_t count;
 	/* RESCAN_KNOWN: every private page that may be armed, ascending */
@@ -198,7 +199,8 @@ static int harvest(struct cow_arena *a, struct pages *w, int arm)
 	return r;
 }
 
-/* Sets up the tracking at the first snapshot (userfaultfd if possible). */
+/* Sets up the tracking at the first snapshot (userfaultfd if possible),
+ * or at the first dirty scan (cow__snap_track_early). */
 static int tracking_start(struct cow_arena *a)
 {
 	struct cow__snaps *st;
@@ -291,6 +293,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 		st->head->prev = sn;
 	st->head = sn;
 	st->count++;
+	st->snapped = 1;
 	set_rescan(st, RESCAN_NO);
 	cow__free(copies);
 	cow__free(w.v);
@@ -668,6 +671,15 @@ void cow__snap_forget(struct cow_arena *a)
 	set_rescan(a->snaps, RESCAN_ALL);
 }
 
+/* The same when no private page is armed any more (all were dropped, or
+ * unarmed): the known list of armed pages is exact, and empty. */
+void cow__snap_forget_clean(struct cow_arena *a)
+{
+	cow__snap_forget(a);
+	if (a->snaps && a->tracking == COW_TRACK_UFFD_WP)
+		set_rescan(a->snaps, RESCAN_KNOWN);
+}
+
 /* The reverted pages hold the base now: cur has no copy for them. Without
  * the memory to record that, cur records nothing (always correct). */
 void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages)
@@ -695,6 +707,58 @@ void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages)
 	st->cur = cur;
 }
 
+/*
+ * Starts the userfaultfd tracking before any snapshot, for the dirty scans
+ * (see dirty_uffd in track.c): a new userfaultfd has armed nothing, so the
+ * known list of armed pages is exact and empty. Best effort: without it
+ * (unavailable, no memory, no descriptor) the scans are the usual ones.
+ */
+void cow__snap_track_early(struct cow_arena *a)
+{
+	if (a->snaps || (a->flags & COW_READONLY))
+		return;
+	if (tracking_start(a) == 0 && a->tracking == COW_TRACK_UFFD_WP)
+		set_rescan(a->snaps, RESCAN_KNOWN);
+}
+
+struct armed_ctx {
+	cow__run_fn fn;
+	void *ctx;
+};
+
+static int armed_page(void *ctx, size_t page, struct cow__page *a,
+		      struct cow__page *b)
+{
+	struct armed_ctx *x = ctx;
+
+	(void)a;
+	(void)b;
+	return x->fn(x->ctx, page, 1);
+}
+
+/*
+ * Every armed private page is in cur (RESCAN_NO: it was armed when its
+ * content was recorded, and dropping it takes it out of cur or empties
+ * cur) or in the known list (RESCAN_KNOWN). Pages written since they were
+ * armed may be listed too: they are private as well.
+ */
+int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
+		    cow__run_fn fn, void *ctx)
+{
+	struct cow__snaps *st = a->snaps;
+	struct armed_ctx x = {fn, ctx};
+
+	if (!st || a->tracking != COW_TRACK_UFFD_WP || st->rescan == RESCAN_ALL)
+		return -EAGAIN;
+	if (st->rescan == RESCAN_KNOWN) {
+		for (size_t i = 0; i < st->nknown; i++)
+			if (st->known[i] >= first && st->known[i] < end)
+				COW_TRY(fn(ctx, st->known[i], 1));
+		return 0;
+	}
+	return cow__ptrie_each(&st->trie, st->cur, first, end, armed_page, &x);
+}
+
 void cow__snap_close(struct cow_arena *a)
 {
 	while (a->snaps && a->snaps->head)
@@ -704,7 +768,8 @@ void cow__snap_close(struct cow_arena *a)
 
 void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st)
 {
-	st->tracking = a->tracking;
+	st->tracking =
+	    a->snaps && a->snaps->snapped ? a->tracking : COW_TRACK_NONE;
 	if (!a->snaps)
 		return;
 	st->snapshots = a->snaps->count;
@@ -822,13 +887,75 @@ static int add_old_base(struct cow_arena *a, struct commit_token *t, size_t i,
 	return cow__ptrie_insert(&a->snaps->trie, s->map, pg, cp, n, &cs->map);
 }
 
+/* Whether page may be armed: recorded in cur or in the known list. */
+static int maybe_armed(const struct cow_arena *a, size_t page)
+{
+	const struct cow__snaps *st = a->snaps;
+	size_t lo = 0, hi = st->nknown;
+
+	if (st->rescan == RESCAN_ALL)
+		return 1;
+	if (cow__ptrie_get(&st->trie, st->cur, page))
+		return 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st->known[mid] == page)
+			return 1;
+		if (st->known[mid] < page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * Unarms the dirty pages (ascending) that may be armed, run by run: only
+ * those are dropped, and the clean file pages between them stay armed.
+ * With nothing recorded (RESCAN_ALL) the whole span, as anything in it
+ * may be armed.
+ */
+static int unarm_dirty(struct cow_arena *a, const struct pages *d)
+{
+	size_t first = 0, n = 0;
+
+	if (a->uffd < 0)
+		return 0;
+	if (a->snaps->rescan == RESCAN_ALL)
+		return cow__track_unarm(a, d->v[0],
+					d->v[d->n - 1] + 1 - d->v[0]);
+	for (size_t i = 0; i <= d->n; i++) {
+		if (i < d->n && !maybe_armed(a, d->v[i]))
+			continue;
+		if (i < d->n && n && first + n == d->v[i]) {
+			n++;
+			continue;
+		}
+		if (n)
+			COW_TRY(cow__track_unarm(a, first, n));
+		if (i < d->n) {
+			first = d->v[i];
+			n = 1;
+		}
+	}
+	return 0;
+}
+
 int cow__snap_commit_prepare(struct cow_arena *a, void **token)
+{
+	return cow__snap_commit_prepare_runs(a, NULL, 0, token);
+}
+
+int cow__snap_commit_prepare_runs(struct cow_arena *a,
+				  const struct cow_range *runs, size_t nruns,
+				  void **token)
 {
 	struct commit_token *t;
 	struct cow__page **cp = NULL;
 	struct pages d = {0};
 	size_t *pg = NULL, i = 0;
-	int r;
+	int r = 0;
 
 	*token = NULL;
 	if (!a->snaps)
@@ -837,13 +964,16 @@ int cow__snap_commit_prepare(struct cow_arena *a, void **token)
 	if (!t)
 		return -ENOMEM;
 	t->spare = a->snaps->ps.nspare;
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, pages_add, &d);
+	if (!runs)
+		r = cow__track_dirty(a, 0, a->size / a->pgsz, pages_add, &d);
+	for (size_t k = 0; runs && r == 0 && k < nruns; k++)
+		r = pages_add(&d, runs[k].offset, runs[k].length);
 	if (r == 0)
 		r = save_old_base(a, &d, t);
 	/* The commit drops the dirty pages: unarm them first, so that no
 	 * tracking marker is left behind (see cow__track_unarm). */
 	if (r == 0 && d.n)
-		r = cow__track_unarm(a, d.v[0], d.v[d.n - 1] + 1 - d.v[0]);
+		r = unarm_dirty(a, &d);
 	cow__free(d.v);
 	if (r < 0)
 		goto err;
@@ -884,8 +1014,9 @@ void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed)
 			s->map = t->snaps[i].map;
 			t->snaps[i].map = NULL;
 		}
-	/* Every page equals the new base now: cur records nothing. */
+	/* Every page equals the new base now: cur records nothing, and
+	 * prepare unarmed every dirty page. */
 	if (committed)
-		cow__snap_forget(a);
+		cow__snap_forget_clean(a);
 	token_free(a, t, committed);
 }

@@ -39,10 +39,12 @@ static void take(struct state *s, struct th_arena *t)
 	s->size = cow_size(t->a);
 	/* allocated first: a large malloc may add a mapping of its own */
 	s->content = malloc(s->size);
+	/* first: the first dirty scan sets up the write tracking (one
+	 * descriptor more), which is then part of the state */
+	s->dirty = (size_t)cow_dirty(t->a, NULL, 0);
 	s->maps = th_arena_maps(t->a);
 	s->fds = th_count_fds();
 	s->all_maps = th_count_maps();
-	s->dirty = (size_t)cow_dirty(t->a, NULL, 0);
 	s->file_len = t->path[0] && stat(t->path, &sb) == 0 ? sb.st_size : -1;
 	memcpy(s->content, cow_base(t->a), s->size);
 }
@@ -399,10 +401,12 @@ static void sweep_commit_one(enum th_backing b, enum cop op)
 				}
 			}
 #ifdef __SANITIZE_ADDRESS__
-			/* The commit a snapshot or rollback waited for freed
-			 * its buffers: ASan's allocator maps memory anew. */
-			if (op >= C_SNAP_PENDING)
-				c.s.all_maps = th_count_maps();
+			/* The failed call (or the commit a snapshot or
+			 * rollback waited for) freed buffers into ASan's
+			 * quarantine, and its allocator maps memory anew: the
+			 * process's count is checked by the plain build, the
+			 * arena's own by csame() here. */
+			c.s.all_maps = th_count_maps();
 #endif
 			csame(&c, &t);
 			if (file)

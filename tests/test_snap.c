@@ -694,9 +694,11 @@ static void take(struct th_arena *t, struct shot *s)
 	s->size = cow_size(t->a);
 	s->img = malloc(s->size);
 	memcpy(s->img, cow_base(t->a), s->size);
+	/* first: the first dirty scan sets up the write tracking (one
+	 * descriptor more), which is then part of the state */
+	n = cow_dirty(t->a, s->runs, NPG * 2);
 	s->maps = th_arena_maps(t->a);
 	s->fds = th_count_fds();
-	n = cow_dirty(t->a, s->runs, NPG * 2);
 	assert_in_range(n, 0, NPG * 2);
 	s->nruns = (size_t)n;
 	s->st = stats(t->a);
