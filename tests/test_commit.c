@@ -160,6 +160,63 @@ static void commit_basic(unsigned flags)
 	}
 }
 
+/*
+ * An arena read in whole, with no snapshot: the dirty scans (which start
+ * the write tracking where the kernel has it) find exactly the pages
+ * written, commit them, and pages read before or after stay clean, across
+ * commits, discard and revert; the descriptor the tracking takes goes
+ * with cow_close().
+ */
+static void test_commit_read_in(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(SZ);
+		size_t a1[] = {3, 9}, a2[] = {4, 9, 30}, fds = th_count_fds();
+		volatile unsigned char *p;
+		struct th_arena t;
+		struct cow_stats st;
+
+		assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+		th_base_ref(b, ref, SZ);
+		p = cow_base(t.a);
+		for (size_t i = 0; i < NPG; i++)
+			(void)p[i * PG];
+		assert_int_equal(dirty_pages(t.a), 0);
+		stamp(t.a, ref, a1, 2, 1);
+		for (size_t i = 0; i < NPG; i++)
+			(void)p[i * PG];
+		assert_int_equal(dirty_pages(t.a), 2);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_int_equal(dirty_pages(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		stamp(t.a, ref, a2, 3, 2);
+		assert_int_equal(dirty_pages(t.a), 3);
+		assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+		assert_int_equal(cow_sync(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		stamp(t.a, NULL, a1, 2, 3);
+		for (size_t i = 0; i < NPG; i++)
+			(void)p[i * PG];
+		assert_int_equal(cow_discard(t.a), 0);
+		assert_int_equal(dirty_pages(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		stamp(t.a, NULL, a2, 3, 4);
+		assert_int_equal(cow_revert(t.a, (void *)(p + 4 * PG), PG), 0);
+		assert_int_equal(dirty_pages(t.a), 2);
+		assert_int_equal(cow_revert(t.a, (void *)p, SZ), 0);
+		assert_int_equal(dirty_pages(t.a), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		assert_int_equal(st.tracking, COW_TRACK_NONE);
+		assert_int_equal(st.snapshots, 0);
+		reopen_check(&t, ref, NULL);
+		th_close(&t);
+		assert_int_equal(th_count_fds(), fds);
+		free(ref);
+	}
+}
+
 static void test_commit_basic(void **state)
 {
 	(void)state;
@@ -561,6 +618,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commit_basic),
+		cmocka_unit_test(test_commit_read_in),
 		cmocka_unit_test(test_commit_nothread),
 		cmocka_unit_test(test_commit_nosync),
 		cmocka_unit_test(test_commit_async),
