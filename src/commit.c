@@ -1232,7 +1232,7 @@ static int commit_log(struct cow_arena *a, int async)
 	COW_TRY(commit_ready(c));
 	/* Snapshots save the old base of the pages a commit changes, read
 	 * from the file: earlier commits must be in it first. */
-	if (a->snaps)
+	if (cow__snap_live(a))
 		COW_TRY(cow__commit_settle(a));
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, runs_add, &rs));
 	r = cow__snap_commit_prepare_runs(a, rs.v, rs.n, &token);

@@ -150,6 +150,7 @@ void cow__snap_track_compare(struct cow_arena *a); /* leave userfaultfd */
 void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages);
 void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st);
 void cow__snap_track_early(struct cow_arena *a);
+size_t cow__snap_live(const struct cow_arena *a); /* snapshots not released */
 /* The private pages of [first, end) that may be armed, as runs in order,
  * or -EAGAIN when the records do not tell (see dirty_uffd in track.c). */
 int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,

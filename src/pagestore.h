@@ -8,9 +8,17 @@
 
 #include <stddef.h>
 
+/* The count lives apart from the bytes: taking or dropping a reference
+ * (which a snapshot does for many copies at once) writes only the small
+ * headers, never the pages. After a fork() every page of the process is
+ * copy-on-write: a count inside each copy made every reference taken a
+ * page fault (measured: 25 ms for one snapshot sharing 16,384 copies). */
 struct cow__page {
 	unsigned long ref;
-	unsigned char data[]; /* one page */
+	union {
+		unsigned char *data;	/* one page */
+		struct cow__page *next; /* a free header: the next one */
+	};
 };
 
 /* What an arena's copies cost: copies live, bytes allocated for them (and
@@ -19,6 +27,9 @@ struct cow__pagestore {
 	size_t pages, bytes, pgsz;
 	struct cow__page **spare;
 	size_t nspare;
+	/* Headers come in blocks, so that they sit close together. */
+	struct cow__hdr_block *blocks;
+	struct cow__page *free_hdr; /* linked through next */
 };
 
 /* A new copy with one reference, or NULL when out of memory. */
@@ -33,5 +44,16 @@ void cow__page_unref(struct cow__pagestore *ps, struct cow__page *p);
 /* Frees spare copies down to keep, or all of them and their list. */
 void cow__page_trim_to(struct cow__pagestore *ps, size_t keep);
 void cow__page_trim(struct cow__pagestore *ps);
+
+/* What the store holds (spares, header blocks) before a call that may fail
+ * after allocating copies; rewinding after the failure (once the call's
+ * copies were dropped) frees what it added, so that saved_bytes is as
+ * before. */
+struct cow__page_mark {
+	size_t nspare;
+	struct cow__hdr_block *blocks;
+};
+struct cow__page_mark cow__page_mark(const struct cow__pagestore *ps);
+void cow__page_rewind(struct cow__pagestore *ps, struct cow__page_mark m);
 
 #endif

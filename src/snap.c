@@ -250,7 +250,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 	struct cow__snaps *st;
 	struct cow_snap *sn = NULL;
 	struct cow__pnode *cur;
-	size_t spare;
+	struct cow__page_mark mark;
 	int fresh, r;
 
 	if (!a || !out)
@@ -260,7 +260,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 	fresh = !a->snaps;
 	COW_TRY(tracking_start(a));
 	st = a->snaps;
-	spare = st->ps.nspare;
+	mark = cow__page_mark(&st->ps);
 	r = harvest(a, &w, 1);
 	if (r < 0)
 		goto err;
@@ -304,7 +304,7 @@ err:
 	if (copies)
 		for (size_t i = 0; i < w.n; i++)
 			cow__page_unref(&st->ps, copies[i]);
-	cow__page_trim_to(&st->ps, spare); /* hold what was held before */
+	cow__page_rewind(&st->ps, mark); /* hold what was held before */
 	cow__free(copies);
 	cow__free(sn);
 	cow__free(w.v);
@@ -759,6 +759,11 @@ int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
 	return cow__ptrie_each(&st->trie, st->cur, first, end, armed_page, &x);
 }
 
+size_t cow__snap_live(const struct cow_arena *a)
+{
+	return a->snaps ? a->snaps->count : 0;
+}
+
 void cow__snap_close(struct cow_arena *a)
 {
 	while (a->snaps && a->snaps->head)
@@ -789,7 +794,8 @@ struct commit_snap {
 };
 
 struct commit_token {
-	size_t spare; /* spare copies before prepare: kept after a failure */
+	/* what the store held before prepare: held again after a failure */
+	struct cow__page_mark mark;
 	size_t nsaved;
 	size_t *page; /* the saved pages, ascending */
 	struct cow__page **copy;
@@ -817,7 +823,7 @@ static void token_free(struct cow_arena *a, struct commit_token *t,
 	for (size_t i = 0; i < t->nsaved; i++)
 		cow__page_unref(&st->ps, t->copy[i]);
 	if (!committed)
-		cow__page_trim_to(&st->ps, t->spare);
+		cow__page_rewind(&st->ps, t->mark);
 	cow__free(t->page);
 	cow__free(t->copy);
 	cow__free(t->snaps);
@@ -963,7 +969,7 @@ int cow__snap_commit_prepare_runs(struct cow_arena *a,
 	t = cow__calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->spare = a->snaps->ps.nspare;
+	t->mark = cow__page_mark(&a->snaps->ps);
 	if (!runs)
 		r = cow__track_dirty(a, 0, a->size / a->pgsz, pages_add, &d);
 	for (size_t k = 0; runs && r == 0 && k < nruns; k++)

@@ -494,24 +494,66 @@ int cow__track_arm_written(struct cow_arena *a, size_t first_page,
 	return scan_ioctl(a, first_page, npages, &sp, &e);
 }
 
-/* Arms the file pages present and not armed in the candidates' spans. */
+/* The file pages present (or swapped) and not armed, arming them. */
 static const struct scan_spec spec_file_unarmed = {
     PM_SCAN_CHECK_WPASYNC | PM_SCAN_WP_MATCHING, 0,
-    PAGE_IS_FILE | PAGE_IS_WRITTEN, PAGE_IS_PRESENT, PAGE_IS_FILE};
+    PAGE_IS_FILE | PAGE_IS_WRITTEN, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    PAGE_IS_FILE};
 
-static int arm_files(struct cow_arena *a, const struct runs *cand)
+/* Emits the parts of the runs cand[from, to) outside the runs of f (both
+ * ascending). */
+static int emit_minus(const struct runs *cand, size_t from, size_t to,
+		      const struct runs *f, struct emitter *e)
 {
-	struct emitter e = {ignore_run, NULL, 0, 0};
+	size_t j = 0;
 
-	for (size_t i = 0; i < cand->n;) {
-		size_t first = cand->v[i].first, end = first + cand->v[i].n;
+	for (size_t i = from; i < to; i++) {
+		size_t p = cand->v[i].first, end = p + cand->v[i].n;
+
+		while (p < end) {
+			while (j < f->n && f->v[j].first + f->v[j].n <= p)
+				j++;
+			if (j == f->n || f->v[j].first >= end) {
+				COW_TRY(emit(e, p, end - p));
+				break;
+			}
+			if (f->v[j].first > p)
+				COW_TRY(emit(e, p, f->v[j].first - p));
+			p = f->v[j].first + f->v[j].n;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The private pages among the candidates (present or swapped, not armed):
+ * those that are not file pages. One walk per span of candidates finds the
+ * file pages and arms them in the same go, so that the next scan does not
+ * look at them again.
+ */
+static int private_arming_files(struct cow_arena *a, const struct runs *cand,
+				struct emitter *e)
+{
+	struct runs f = {0};
+	struct emitter ef = {runs_add, &f, 0, 0};
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < cand->n;) {
+		size_t from = i, first = cand->v[i].first;
+		size_t end = first + cand->v[i].n;
 
 		while (++i < cand->n && cand->v[i].first <= end + SPAN_GAP)
 			end = cand->v[i].first + cand->v[i].n;
-		COW_TRY(
-		    scan_ioctl(a, first, end - first, &spec_file_unarmed, &e));
+		f.n = 0;
+		ef.n = 0;
+		r = scan_ioctl(a, first, end - first, &spec_file_unarmed, &ef);
+		if (r == 0)
+			r = emit_flush(&ef);
+		if (r == 0)
+			r = emit_minus(cand, from, i, &f, e);
 	}
-	return 0;
+	cow__free(f.v);
+	return r;
 }
 
 /* Emits the union of two ascending lists of runs, in order. */
@@ -567,13 +609,9 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 	if (r == 0)
 		r = emit_flush(&ec);
 	if (r == 0)
-		r = private_of(a, &cand, &ep);
+		r = private_arming_files(a, &cand, &ep);
 	if (r == 0)
 		r = emit_flush(&ep);
-	/* Arming the file pages only saves later work: a failure is not
-	 * the scan's, and leaves them candidates. */
-	if (r == 0)
-		(void)arm_files(a, &cand);
 	if (r == 0)
 		r = emit_union(&armed, &priv, e);
 	cow__free(armed.v);
