@@ -137,6 +137,10 @@ int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages);
 int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages);
 #define COW__WRITTEN_ALL 1u /* every private page, written or not */
 #define COW__WRITTEN_ARM 2u /* and arm what is reported, in the same walk */
+/* File pages read in since the last arming may be reported too: no walk
+ * tests the candidates for being file pages (a rollback, which only drops
+ * or restores what it is given, needs no more). */
+#define COW__WRITTEN_ROUGH 4u
 int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		       unsigned how, cow__run_fn fn, void *ctx);
 int cow__track_arm_written(struct cow_arena *a, size_t first_page,

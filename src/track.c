@@ -455,10 +455,14 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 	} else {
 		struct emitter ec = {runs_add, &cand, 0, 0};
 
+		if (how & COW__WRITTEN_ROUGH)
+			ec = e;
 		r = scan_ioctl(a, first_page, npages, &sp, &ec);
 		if (r == 0)
 			r = emit_flush(&ec);
-		if (r == 0)
+		if (r == 0 && (how & COW__WRITTEN_ROUGH))
+			e.n = 0; /* flushed to the caller already */
+		else if (r == 0)
 			r = private_of(a, &cand, &e);
 		cow__free(cand.v);
 	}
