@@ -400,14 +400,6 @@ static void sweep_commit_one(enum th_backing b, enum cop op)
 					c.s.all_maps = th_count_maps();
 				}
 			}
-#ifdef __SANITIZE_ADDRESS__
-			/* The failed call (or the commit a snapshot or
-			 * rollback waited for) freed buffers into ASan's
-			 * quarantine, and its allocator maps memory anew: the
-			 * process's count is checked by the plain build, the
-			 * arena's own by csame() here. */
-			c.s.all_maps = th_count_maps();
-#endif
 			csame(&c, &t);
 			if (file)
 				f2 = read_file(t.path, (size_t)c.s.file_len);
