@@ -520,6 +520,21 @@ static void test_release_last(void **state)
 			assert_int_equal(cow_rollback(t.a, s), 0);
 			assert_true(th_equal(&t, ref, SZ));
 			cow_snap_release(s);
+			/* a commit now: the recorded pages (armed) and one
+			 * written since are the dirty ones, and become the
+			 * base */
+			put(&t, ref, 11, 'e');
+			assert_string_equal(dirty_pages_of(t.a), "1 7 11 ");
+			assert_int_equal(cow_commit(t.a, 0), 0);
+			assert_string_equal(dirty_pages_of(t.a), "");
+			assert_true(th_equal(&t, ref, SZ));
+			put(&t, ref, 12, 'f');
+			assert_int_equal(cow_snapshot(t.a, &s), 0);
+			assert_int_equal(stats(t.a).saved_pages, 1);
+			assert_int_equal(cow_discard(t.a), 0);
+			assert_int_equal(cow_rollback(t.a, s), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			cow_snap_release(s);
 			th_close(&t);
 			cow__track_force_compare(0);
 			free(ref);
