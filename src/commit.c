@@ -918,21 +918,17 @@ struct runs {
 static int runs_add(void *ctx, size_t first, size_t n)
 {
 	struct runs *rs = ctx;
+	struct cow_range *v;
 
 	if (rs->n &&
 	    rs->v[rs->n - 1].offset + rs->v[rs->n - 1].length == first) {
 		rs->v[rs->n - 1].length += n; /* continues the last run */
 		return 0;
 	}
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 16;
-		struct cow_range *v = cow__realloc(rs->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		rs->v = v;
-		rs->cap = cap;
-	}
+	v = cow__array_grow(rs->v, &rs->cap, rs->n + 1, sizeof(*v), 16);
+	if (!v)
+		return -ENOMEM;
+	rs->v = v;
 	rs->v[rs->n].offset = first;
 	rs->v[rs->n].length = n;
 	rs->n++;

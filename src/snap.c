@@ -96,19 +96,11 @@ struct pages {
 static int pages_add(void *ctx, size_t first, size_t n)
 {
 	struct pages *p = ctx;
+	size_t *v = cow__array_grow(p->v, &p->cap, p->n + n, sizeof(*v), 64);
 
-	if (p->n + n > p->cap) {
-		size_t cap = p->cap ? p->cap : 64;
-		size_t *v;
-
-		while (cap < p->n + n)
-			cap *= 2;
-		v = cow__realloc(p->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		p->v = v;
-		p->cap = cap;
-	}
+	if (!v)
+		return n ? -ENOMEM : 0;
+	p->v = v;
 	while (n--)
 		p->v[p->n++] = first++;
 	return 0;
@@ -367,17 +359,13 @@ static int diff_add(void *ctx, size_t page, struct cow__page *cur,
 		    struct cow__page *to)
 {
 	struct diffs *d = ctx;
+	struct dent *v =
+	    cow__array_grow(d->v, &d->cap, d->n + 1, sizeof(*v), 64);
 
 	(void)cur;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? 2 * d->cap : 64;
-		struct dent *v = cow__realloc(d->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		d->v = v;
-		d->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	d->v = v;
 	d->v[d->n].page = page;
 	d->v[d->n++].to = to;
 	return 0;

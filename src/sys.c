@@ -502,6 +502,21 @@ void *cow__realloc(void *p, size_t n)
 	return realloc(p, n);
 }
 
+void *cow__array_grow(void *v, size_t *cap, size_t need, size_t size,
+		      size_t first)
+{
+	size_t n = *cap ? *cap : first;
+
+	if (need <= *cap)
+		return v;
+	while (n < need)
+		n *= 2;
+	v = cow__realloc(v, n * size);
+	if (v)
+		*cap = n;
+	return v;
+}
+
 void cow__free(void *p)
 {
 	free(p);

@@ -110,6 +110,11 @@ void cow__sys_trace(enum cow__sys_kind kind, int fd, const struct iovec *iov,
 void *cow__malloc(size_t n);
 void *cow__calloc(size_t n, size_t sz);
 void *cow__realloc(void *p, size_t n);
+/* Grows array v (of *cap elements of size bytes) to hold at least need,
+ * doubling from first: the new array (*cap updated), or NULL when out of
+ * memory (v and *cap untouched). */
+void *cow__array_grow(void *v, size_t *cap, size_t need, size_t size,
+		      size_t first);
 void cow__free(void *p);
 
 #endif

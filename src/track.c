@@ -359,16 +359,12 @@ struct runs {
 static int runs_add(void *ctx, size_t first, size_t n)
 {
 	struct runs *rs = ctx;
+	struct cow__run *v =
+	    cow__array_grow(rs->v, &rs->cap, rs->n + 1, sizeof(*v), 32);
 
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 32;
-		struct cow__run *v = cow__realloc(rs->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		rs->v = v;
-		rs->cap = cap;
-	}
+	if (!v)
+		return -ENOMEM;
+	rs->v = v;
 	rs->v[rs->n].first = first;
 	rs->v[rs->n++].n = n;
 	return 0;
