@@ -643,20 +643,24 @@ void bench_size_label(char *buf, size_t len, size_t bytes)
 		snprintf(buf, len, "%zu KiB", bytes >> 10);
 }
 
-/*
- * One walk of the page tables of [p, p + len) by PAGEMAP_SCAN, asking only
- * for pages not write-protected: the kernel's fastest walk (no page
- * lookups), the least any scan-based tracker pays per checkpoint.
- */
-void bench_scan_walk(void *p, size_t len)
+static int pagemap_fd(void)
 {
 	static int fd = -1;
-	struct page_region vec[64];
-	uintptr_t start = (uintptr_t)p, end = start + len;
 
 	if (fd < 0)
 		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	BENCH_CHECK(fd >= 0, "/proc/self/pagemap: %s", strerror(errno));
+	return fd;
+}
+
+size_t bench_pagemap_scan(void *p, size_t len, const struct bench_scan *sp,
+			  void *vecp, size_t vlen)
+{
+	struct page_region *vec = vecp;
+	uintptr_t start = (uintptr_t)p, end = start + len;
+	size_t pages = 0, pg = bench_pgsz();
+	int fd = pagemap_fd();
+
 	while (start < end) {
 		struct pm_scan_arg a = {0};
 		long r;
@@ -665,13 +669,37 @@ void bench_scan_walk(void *p, size_t len)
 		a.start = start;
 		a.end = end;
 		a.vec = (uintptr_t)vec;
-		a.vec_len = 64;
-		a.category_mask = PAGE_IS_WRITTEN;
-		a.return_mask = PAGE_IS_WRITTEN;
+		a.vec_len = vlen;
+		a.flags = sp->flags;
+		a.category_inverted = sp->inverted;
+		a.category_mask = sp->mask;
+		a.category_anyof_mask = sp->anyof;
+		a.return_mask = sp->ret;
 		r = ioctl(fd, PAGEMAP_SCAN, &a);
 		BENCH_CHECK(r >= 0, "PAGEMAP_SCAN: %s", strerror(errno));
-		if (r < 64 || a.walk_end <= start)
+		for (long i = 0; i < r; i++)
+			pages += (vec[i].end - vec[i].start) / pg;
+		/* A vector not filled means the walk reached the end. Do not
+		 * rely on walk_end then: Linux 6.18 reports a stale one once
+		 * more than 512 regions went out (its internal buffer), and
+		 * walking on from it would count pages twice. */
+		if ((size_t)r < vlen || a.walk_end <= start)
 			break;
 		start = a.walk_end;
 	}
+	return pages;
+}
+
+/*
+ * One walk of the page tables of [p, p + len) by PAGEMAP_SCAN, asking only
+ * for pages not write-protected: the kernel's fastest walk (no page
+ * lookups), the least any scan-based tracker pays per checkpoint.
+ */
+void bench_scan_walk(void *p, size_t len)
+{
+	static const struct bench_scan written = {0, 0, PAGE_IS_WRITTEN, 0,
+						  PAGE_IS_WRITTEN};
+	struct page_region vec[64];
+
+	bench_pagemap_scan(p, len, &written, vec, 64);
 }

@@ -94,6 +94,14 @@ void bench_end(struct bench_table *t);
 
 /* Small helpers shared by the benchmark programs. */
 size_t bench_pgsz(void);
+/* What a PAGEMAP_SCAN asks for (the fields of struct pm_scan_arg). */
+struct bench_scan {
+	uint64_t flags, inverted, mask, anyof, ret;
+};
+/* PAGEMAP_SCAN over [p, p + len), through vec (vlen struct page_region):
+ * the number of pages found. */
+size_t bench_pagemap_scan(void *p, size_t len, const struct bench_scan *sp,
+			  void *vec, size_t vlen);
 /* One PAGEMAP_SCAN walk of the range, the cheapest kind (see bench.c). */
 void bench_scan_walk(void *p, size_t len);
 /* Page number of the i-th of k pages spread evenly over npages. */

@@ -71,48 +71,19 @@ static void uffd_arm(int u, char *m, size_t len)
 }
 
 /*
- * One PAGEMAP_SCAN pass over [m, m + len): pages in category mask (after
- * inversion), optionally re-arming the write protection of what it
- * returns. Returns the number of pages found.
+ * One PAGEMAP_SCAN pass over [m, m + len): the private pages present, or
+ * with wp the pages written, re-arming them. Returns the number found.
  */
 static size_t scan(char *m, size_t len, int wp, struct page_region *vec,
 		   size_t vlen)
 {
-	uintptr_t start = (uintptr_t)m, end = start + len;
-	size_t pages = 0, pg = bench_pgsz();
+	static const struct bench_scan harvest = {
+	    PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, 0, PAGE_IS_WRITTEN, 0,
+	    PAGE_IS_WRITTEN};
+	static const struct bench_scan private = {
+	    0, PAGE_IS_FILE, PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_FILE};
 
-	while (start < end) {
-		struct pm_scan_arg a = {0};
-		long r;
-
-		a.size = sizeof(a);
-		a.start = start;
-		a.end = end;
-		a.vec = (uintptr_t)vec;
-		a.vec_len = vlen;
-		if (wp) {
-			a.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
-			a.category_mask = PAGE_IS_WRITTEN;
-			a.return_mask = PAGE_IS_WRITTEN;
-		} else {
-			a.category_inverted = PAGE_IS_FILE;
-			a.category_mask = PAGE_IS_FILE;
-			a.category_anyof_mask = PAGE_IS_PRESENT;
-			a.return_mask = PAGE_IS_FILE;
-		}
-		r = ioctl(pmfd, PAGEMAP_SCAN, &a);
-		BENCH_CHECK(r >= 0, "PAGEMAP_SCAN: %s", strerror(errno));
-		for (long i = 0; i < r; i++)
-			pages += (vec[i].end - vec[i].start) / pg;
-		/* A vector not filled means the walk reached the end. Do not
-		 * rely on walk_end then: Linux 6.18 reports a stale one once
-		 * more than 512 regions went out (its internal buffer), and
-		 * walking on from it would count pages twice. */
-		if ((size_t)r < vlen || a.walk_end <= start)
-			break;
-		start = a.walk_end;
-	}
-	return pages;
+	return bench_pagemap_scan(m, len, wp ? &harvest : &private, vec, vlen);
 }
 
 /* --- table 1: first write after a checkpoint --- */
