@@ -370,50 +370,71 @@ static int runs_add(void *ctx, size_t first, size_t n)
 	return 0;
 }
 
-/* Passes on the parts of private runs that lie inside candidate runs. */
-struct intersect {
-	const struct runs *cand;
-	size_t i; /* first candidate run that may still overlap */
-	struct emitter *out;
-};
+/* The file pages present (or swapped) and not armed, arming them. */
+static const struct scan_spec spec_file_unarmed = {
+    PM_SCAN_CHECK_WPASYNC | PM_SCAN_WP_MATCHING, 0,
+    PAGE_IS_FILE | PAGE_IS_WRITTEN, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    PAGE_IS_FILE};
 
-static int intersect_run(void *ctx, size_t first, size_t n)
+/* The file pages present (or swapped), armed or not. */
+static const struct scan_spec spec_file = {
+    PM_SCAN_CHECK_WPASYNC, 0, PAGE_IS_FILE, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    PAGE_IS_FILE};
+
+/* Emits the parts of the runs cand[from, to) outside the runs of f (both
+ * ascending). */
+static int emit_minus(const struct runs *cand, size_t from, size_t to,
+		      const struct runs *f, struct emitter *e)
 {
-	struct intersect *x = ctx;
-	size_t end = first + n;
+	size_t j = 0;
 
-	while (x->i < x->cand->n &&
-	       x->cand->v[x->i].first + x->cand->v[x->i].n <= first)
-		x->i++;
-	for (size_t i = x->i; i < x->cand->n; i++) {
-		const struct cow__run *c = &x->cand->v[i];
-		size_t lo = c->first > first ? c->first : first;
-		size_t hi = c->first + c->n < end ? c->first + c->n : end;
+	for (size_t i = from; i < to; i++) {
+		size_t p = cand->v[i].first, end = p + cand->v[i].n;
 
-		if (c->first >= end)
-			break;
-		if (lo < hi)
-			COW_TRY(emit(x->out, lo, hi - lo));
+		while (p < end) {
+			while (j < f->n && f->v[j].first + f->v[j].n <= p)
+				j++;
+			if (j == f->n || f->v[j].first >= end) {
+				COW_TRY(emit(e, p, end - p));
+				break;
+			}
+			if (f->v[j].first > p)
+				COW_TRY(emit(e, p, f->v[j].first - p));
+			p = f->v[j].first + f->v[j].n;
+		}
 	}
 	return 0;
 }
 
-static int private_of(struct cow_arena *a, const struct runs *cand,
-		      struct emitter *e)
+/*
+ * The private pages among the candidates (present or swapped): those that
+ * are not file pages. One walk per span of candidates finds the file pages
+ * with files (spec_file, or spec_file_unarmed, which arms them in the same
+ * go so that the next scan does not look at them again).
+ */
+static int private_among(struct cow_arena *a, const struct runs *cand,
+			 const struct scan_spec *files, struct emitter *e)
 {
-	struct intersect x = {cand, 0, e};
-	struct emitter ex = {intersect_run, &x, 0, 0};
+	struct runs f = {0};
+	struct emitter ef = {runs_add, &f, 0, 0};
+	int r = 0;
 
-	for (size_t i = 0; i < cand->n;) {
-		size_t first = cand->v[i].first, end = first + cand->v[i].n;
+	for (size_t i = 0; r == 0 && i < cand->n;) {
+		size_t from = i, first = cand->v[i].first;
+		size_t end = first + cand->v[i].n;
 
 		while (++i < cand->n && cand->v[i].first <= end + SPAN_GAP)
 			end = cand->v[i].first + cand->v[i].n;
-		COW_TRY(scan_ioctl(a, first, end - first, &spec_private, &ex));
-		COW_TRY(emit_flush(&ex));
-		ex.n = 0;
+		f.n = 0;
+		ef.n = 0;
+		r = scan_ioctl(a, first, end - first, files, &ef);
+		if (r == 0)
+			r = emit_flush(&ef);
+		if (r == 0)
+			r = emit_minus(cand, from, i, &f, e);
 	}
-	return 0;
+	cow__free(f.v);
+	return r;
 }
 
 /*
@@ -459,7 +480,7 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		if (r == 0 && (how & COW__WRITTEN_ROUGH))
 			e.n = 0; /* flushed to the caller already */
 		else if (r == 0)
-			r = private_of(a, &cand, &e);
+			r = private_among(a, &cand, &spec_file, &e);
 		cow__free(cand.v);
 	}
 	if (r == -ENOTTY)
@@ -492,68 +513,6 @@ int cow__track_arm_written(struct cow_arena *a, size_t first_page,
 		return 0;
 	sp.flags |= PM_SCAN_WP_MATCHING;
 	return scan_ioctl(a, first_page, npages, &sp, &e);
-}
-
-/* The file pages present (or swapped) and not armed, arming them. */
-static const struct scan_spec spec_file_unarmed = {
-    PM_SCAN_CHECK_WPASYNC | PM_SCAN_WP_MATCHING, 0,
-    PAGE_IS_FILE | PAGE_IS_WRITTEN, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-    PAGE_IS_FILE};
-
-/* Emits the parts of the runs cand[from, to) outside the runs of f (both
- * ascending). */
-static int emit_minus(const struct runs *cand, size_t from, size_t to,
-		      const struct runs *f, struct emitter *e)
-{
-	size_t j = 0;
-
-	for (size_t i = from; i < to; i++) {
-		size_t p = cand->v[i].first, end = p + cand->v[i].n;
-
-		while (p < end) {
-			while (j < f->n && f->v[j].first + f->v[j].n <= p)
-				j++;
-			if (j == f->n || f->v[j].first >= end) {
-				COW_TRY(emit(e, p, end - p));
-				break;
-			}
-			if (f->v[j].first > p)
-				COW_TRY(emit(e, p, f->v[j].first - p));
-			p = f->v[j].first + f->v[j].n;
-		}
-	}
-	return 0;
-}
-
-/*
- * The private pages among the candidates (present or swapped, not armed):
- * those that are not file pages. One walk per span of candidates finds the
- * file pages and arms them in the same go, so that the next scan does not
- * look at them again.
- */
-static int private_arming_files(struct cow_arena *a, const struct runs *cand,
-				struct emitter *e)
-{
-	struct runs f = {0};
-	struct emitter ef = {runs_add, &f, 0, 0};
-	int r = 0;
-
-	for (size_t i = 0; r == 0 && i < cand->n;) {
-		size_t from = i, first = cand->v[i].first;
-		size_t end = first + cand->v[i].n;
-
-		while (++i < cand->n && cand->v[i].first <= end + SPAN_GAP)
-			end = cand->v[i].first + cand->v[i].n;
-		f.n = 0;
-		ef.n = 0;
-		r = scan_ioctl(a, first, end - first, &spec_file_unarmed, &ef);
-		if (r == 0)
-			r = emit_flush(&ef);
-		if (r == 0)
-			r = emit_minus(cand, from, i, &f, e);
-	}
-	cow__free(f.v);
-	return r;
 }
 
 /* Emits the union of two ascending lists of runs, in order. */
@@ -609,7 +568,7 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 	if (r == 0)
 		r = emit_flush(&ec);
 	if (r == 0)
-		r = private_arming_files(a, &cand, &ep);
+		r = private_among(a, &cand, &spec_file_unarmed, &ep);
 	if (r == 0)
 		r = emit_flush(&ep);
 	if (r == 0)
