@@ -311,9 +311,10 @@ size_t cow_reserved(const cow_arena *a);
  * cow_rollback() to a smaller size the pages past it read the base again
  * (for a file: the file's bytes there). Snapshots stay valid.
  *
- * Once snapshots are tracked with userfaultfd, the new pages are registered
- * with it; should that fail, the arena switches to COW_TRACK_COMPARE (same
- * results, slower snapshots) rather than fail the grow.
+ * Once the userfaultfd tracking is on (see cow_snapshot()), the new pages
+ * are registered with it; should that fail, the arena switches to
+ * COW_TRACK_COMPARE (same results, slower snapshots and scans) rather than
+ * fail the grow.
  *
  * @param[in] a         the arena.
  * @param[in] new_size  the new size, a page multiple. Equal to the current
@@ -358,8 +359,9 @@ int cow_grow(cow_arena *a, size_t new_size);
  *    into the file failed, so the file's pages are not the committed
  *    content; the changes are kept. Reopen the file to recover.
  *  - -ENOMEM: no memory to scan for dirty pages.
- *  - other errnos from madvise(2) or the page scan, and, once a snapshot
- *    was taken with userfaultfd tracking, from its UFFDIO_WRITEPROTECT.
+ *  - other errnos from madvise(2) or the page scan, and, once the
+ *    userfaultfd tracking is on (see cow_snapshot()), from its
+ *    UFFDIO_WRITEPROTECT.
  */
 int cow_discard(cow_arena *a);
 
@@ -377,8 +379,8 @@ int cow_discard(cow_arena *a);
  *  - -ESTALE: the file changed behind the arena's back (as cow_discard()).
  *  - -ECHILD: called in a fork child.
  *  - -EIO (or the errno of the failed write): as for cow_discard().
- *  - other errnos from madvise(2), and, once a snapshot was taken with
- *    userfaultfd tracking, from its UFFDIO_WRITEPROTECT.
+ *  - other errnos from madvise(2), and, once the userfaultfd tracking is
+ *    on (see cow_snapshot()), from its UFFDIO_WRITEPROTECT.
  * Snapshots stay valid.
  */
 int cow_revert(cow_arena *a, void *addr, size_t len);
@@ -482,7 +484,8 @@ int cow_snapshot(cow_arena *a, cow_snap **out);
  *    written, from UFFDIO_WRITEPROTECT (which unprotects the pages about
  *    to be dropped) and from madvise(2) (dropping pages).
  *  Pages to drop are dropped with one MADV_DONTNEED when no page that
- *  stays private lies between them, which either drops all or none.
+ *  stays private lies between them and they are not far apart (a run per
+ *  64 pages of their span, or more), which either drops all or none.
  *  Otherwise each run is dropped alone, and if a run after the first
  *  fails, the rest are dropped with one call over their span; should that
  *  call fail as well (it does not on a mapped range), its errno is returned
@@ -583,7 +586,8 @@ struct cow_stats {
  *  - the error of an earlier asynchronous commit that failed before its
  *    durable point (reported once, here or by cow_sync()); its changes
  *    are still private and this call did nothing: call it again.
- *  - other errnos from the page scan or madvise(2).
+ *  - other errnos from the page scan, madvise(2) or, once the userfaultfd
+ *    tracking is on (see cow_snapshot()), its UFFDIO_WRITEPROTECT.
  */
 int cow_commit(cow_arena *a, unsigned flags);
 
