@@ -624,6 +624,15 @@ int bench_tmpfile(const char *tag, char *path, size_t pathlen)
 	return fd;
 }
 
+size_t bench_kpages(size_t k, double frac, size_t npages)
+{
+	if (!k)
+		k = (size_t)(frac * (double)npages);
+	if (k < 1)
+		k = 1;
+	return k > npages ? npages : k;
+}
+
 void bench_klabel(char *buf, size_t len, size_t k, size_t npages, double frac)
 {
 	(void)npages;

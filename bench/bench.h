@@ -123,6 +123,9 @@ const char *bench_tmpdir(void);
 /* Creates and opens a scratch file in it; its name goes to path. */
 int bench_tmpfile(const char *tag, char *path, size_t pathlen);
 /* Formats k pages as "1", "16", "0.1 %" of npages etc. */
+/* A row's pages written: k, or frac of npages when k is 0; at least one,
+ * at most npages. */
+size_t bench_kpages(size_t k, double frac, size_t npages);
 void bench_klabel(char *buf, size_t len, size_t k, size_t npages, double frac);
 /* Formats a byte count as "64 MiB". */
 void bench_size_label(char *buf, size_t len, size_t bytes);

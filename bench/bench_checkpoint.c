@@ -426,11 +426,7 @@ static void table_size(size_t size, int anon)
 	t = bench_table(name, title, "pages written", BENCH_TIME, C_COW, NC,
 			names);
 	for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
-		x.k = ks[i] ? ks[i] : (size_t)(fracs[i] * (double)x.npages);
-		if (x.k < 1)
-			x.k = 1;
-		if (x.k > x.npages)
-			x.k = x.npages;
+		x.k = bench_kpages(ks[i], fracs[i], x.npages);
 		if (x.k > kmax)
 			continue;
 		mptrack_init(&x.mp, x.k);

@@ -176,11 +176,7 @@ static void table_discard(void)
 	t = bench_table("discard", title, "pages written", BENCH_TIME,
 			C_DISCARD, NC, names);
 	for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
-		x.k = ks[i] ? ks[i] : (size_t)(fracs[i] * (double)x.npages);
-		if (x.k < 1)
-			x.k = 1;
-		if (x.k > x.npages)
-			x.k = x.npages;
+		x.k = bench_kpages(ks[i], fracs[i], x.npages);
 		bench_klabel(lab, sizeof(lab), x.k, x.npages,
 			     ks[i] ? 0 : fracs[i]);
 		bench_measure(t, bench_row(t, lab, (double)x.k), bench_opt.reps,
