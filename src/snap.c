@@ -887,14 +887,13 @@ static int add_old_base(struct cow_arena *a, struct commit_token *t, size_t i,
 	return cow__ptrie_insert(&a->snaps->trie, s->map, pg, cp, n, &cs->map);
 }
 
-/* Whether page may be armed: recorded in cur or in the known list. */
+/* Whether page may be armed: recorded in cur or in the known list (the
+ * records are complete: not RESCAN_ALL, which the caller handles). */
 static int maybe_armed(const struct cow_arena *a, size_t page)
 {
 	const struct cow__snaps *st = a->snaps;
 	size_t lo = 0, hi = st->nknown;
 
-	if (st->rescan == RESCAN_ALL)
-		return 1;
 	if (cow__ptrie_get(&st->trie, st->cur, page))
 		return 1;
 	while (lo < hi) {
