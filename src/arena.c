@@ -74,6 +74,18 @@ static size_t reserve_for(const struct cow_options *o, size_t size)
 }
 
 /*
+ * The one place an arena's size changes (open, grow, rollback): the SIGBUS
+ * guard repairs truncation faults only inside the size it was told, so it
+ * hears of every change, and of a->mapped, the end of the base mapping,
+ * which bounds the zeros it maps over a lost tail.
+ */
+static void set_size(struct cow_arena *a, size_t size)
+{
+	a->size = size;
+	cow__guard_resize(a);
+}
+
+/*
  * Reserves the address space, maps [0, size) of t->fd at its head and fills
  * in a new arena from the template t (fd, file_fd, kind, file_size,
  * ident). Takes ownership of the descriptors only on success.
@@ -92,12 +104,12 @@ static int arena_create(cow_arena **out, const struct cow_options *o,
 		return -ENOMEM;
 	*a = *t;
 	a->pgsz = page_size();
-	a->size = size;
 	a->reserve = reserve;
 	a->flags = o ? o->flags : 0;
 	a->pid = cow__sys_getpid();
 	a->guard_slot = -1;
 	a->mapped = size;
+	set_size(a, size); /* unwatched yet: cow__guard_watch records it */
 	a->uffd = -1;
 	r = cow__pagemap_get();
 	if (r < 0)
@@ -392,7 +404,7 @@ COW_API int cow_close(cow_arena *a)
 		cow__commit_free(a->commit);
 	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ==
 	    COW__STALE_UNRESERVED)
-		a->reserve = a->size;
+		a->reserve = a->mapped;
 	cow__reserve_release(a->base, a->reserve);
 	cow__guard_unwatch(a);
 	if (a->file_fd >= 0) {
@@ -475,8 +487,7 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 	}
 	if (extend)
 		a->file_size = (off_t)new_size;
-	a->size = new_size;
-	cow__guard_resize(a);
+	set_size(a, new_size);
 	return 0;
 
 err_shrink:
@@ -486,6 +497,22 @@ err_shrink:
 			(void)cow__guard_refresh(a);
 	}
 	return r;
+}
+
+/* A rollback may change the size both ways (a snapshot taken before or
+ * after a cow_grow): the guard follows through set_size. */
+COW_API int cow_rollback(cow_arena *a, cow_snap *s)
+{
+	size_t size;
+
+	if (!a)
+		return -EINVAL;
+	COW_TRY(cow__snap_of(a, s));
+	COW_TRY(cow__commit_settle(a));
+	COW_TRY(cow__guard_check(a));
+	COW_TRY(cow__snap_rollback(a, s, &size));
+	set_size(a, size);
+	return 0;
 }
 
 /* The span from the first dirty page to the end of the last one. */

@@ -31,9 +31,9 @@
  * SIGBUS. A truncated file makes every access past its new end fault with
  * SIGBUS. While a non-isolated file arena is open the library holds a
  * SIGBUS handler. For a fault inside an arena it maps zero pages over the
- * arena's lost tail — [first page past the new end, arena size) — with one
- * MAP_FIXED, so the access completes and the arena uses at most 3
- * mappings; the arena is then stale. Any other fault goes to the handler
+ * arena's lost tail — [first page past the new end, end of the base
+ * mapping) — with one MAP_FIXED, so the access completes and the arena
+ * uses at most 3 mappings; the arena is then stale. Any other fault goes to the handler
  * that was there before (its default action kills the process as it would
  * have). The handler only reads a registry of arenas that is updated with
  * atomic stores and never freed, and makes raw system calls: it is
@@ -293,7 +293,8 @@ enum { SLOT_FREE = 0, SLOT_LIVE = 1 };
 struct slot {
 	int state;	 /* SLOT_*; the handler reads only live slots */
 	uintptr_t start; /* the arena's base */
-	size_t size;	 /* its mapped bytes; grows with cow_grow */
+	size_t size;	 /* the arena's size: faults in it are ours */
+	size_t mapped;	 /* bytes of the base mapped, at least size */
 	size_t reserve;	 /* its reserved bytes */
 	int fd;		 /* the base file, whose size bounds the lost tail */
 	int *stale;	 /* the arena's stale flag */
@@ -324,16 +325,19 @@ static struct slot *slot_at(int idx)
 /*
  * Replaces the lost tail of the arena in slot s, which holds addr: from
  * the faulting page, or the first page past the file's new end if that is
- * lower, to the arena's end; everything there faults or soon would.
+ * lower, to the end of the base mapping; everything there faults or soon
+ * would. The end of the mapping, not the arena's size: after a rollback to
+ * a smaller size the base stays mapped past it, and zeros up to the size
+ * only would leave a third piece of the base mapping behind them.
  *
  * Zeros over part of the base split its mapping: one mapping more. A
  * process at vm.max_map_count has none left; then the unused reservation
- * past the arena's end (a whole mapping) is given up to make room.
+ * past the mapping's end (a whole mapping) is given up to make room.
  */
-static int fix_slot(struct slot *s, uintptr_t start, uintptr_t end,
-		    uintptr_t addr)
+static int fix_slot(struct slot *s, uintptr_t start, uintptr_t addr)
 {
 	uintptr_t mask = ~(uintptr_t)(guard_pgsz - 1), lo = addr & mask;
+	uintptr_t end = start + __atomic_load_n(&s->mapped, __ATOMIC_RELAXED);
 	uintptr_t rend = start + __atomic_load_n(&s->reserve, __ATOMIC_RELAXED);
 	int fd = __atomic_load_n(&s->fd, __ATOMIC_RELAXED);
 	int *stale = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
@@ -378,7 +382,7 @@ static int fix_fault(uintptr_t addr)
 			end =
 			    start + __atomic_load_n(&s->size, __ATOMIC_RELAXED);
 			if (addr >= start && addr < end)
-				return fix_slot(s, start, end, addr);
+				return fix_slot(s, start, addr);
 		}
 	}
 	return 0;
@@ -506,6 +510,7 @@ int cow__guard_watch(struct cow_arena *a)
 	s = slot_at(idx);
 	__atomic_store_n(&s->start, (uintptr_t)a->base, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->size, a->size, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->mapped, a->mapped, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->reserve, a->reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->fd, a->fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->stale, &a->stale, __ATOMIC_RELAXED);
@@ -516,11 +521,17 @@ out:
 	return r;
 }
 
+/* mapped first: a fault seen inside the new size finds the mapping that
+ * covers it. */
 void cow__guard_resize(struct cow_arena *a)
 {
-	if (a->guard_slot >= 0)
-		__atomic_store_n(&slot_at(a->guard_slot)->size, a->size,
-				 __ATOMIC_RELEASE);
+	struct slot *s;
+
+	if (a->guard_slot < 0)
+		return;
+	s = slot_at(a->guard_slot);
+	__atomic_store_n(&s->mapped, a->mapped, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->size, a->size, __ATOMIC_RELEASE);
 }
 
 void cow__guard_unwatch(struct cow_arena *a)

@@ -42,13 +42,15 @@ enum {
 	COW__STALE_LOST = 1, /* the lost tail reads zeros */
 	/* also: to find a mapping for the zeros at vm.max_map_count the
 	 * handler unmapped the reservation past the arena's size, which is
-	 * then no longer ours: close unmaps [base, base + size) only */
+	 * then no longer ours: close unmaps [base, base + mapped) only */
 	COW__STALE_UNRESERVED = 2,
 };
 
 struct cow_arena {
 	char *base;	/* reservation start = arena start; never moves */
-	size_t size;	/* mapped bytes, a page multiple */
+	/* The arena's bytes, a page multiple. Written only by set_size in
+	 * arena.c, which tells the SIGBUS guard (cow__guard_resize). */
+	size_t size;
 	size_t reserve; /* reserved bytes, a page multiple */
 	size_t pgsz;
 	/*
@@ -146,6 +148,13 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 int cow__track_arm_written(struct cow_arena *a, size_t first_page,
 			   size_t npages);
 
+/* snap.c: rollback. snap_of is -EINVAL unless s is a snapshot of a.
+ * snap_rollback restores s's content (the caller validated s, settled
+ * commits and checked the guard) and gives s's size in *size, which the
+ * caller makes the arena's (arena.c owns the size). */
+int cow__snap_of(const struct cow_arena *a, const cow_snap *s);
+int cow__snap_rollback(struct cow_arena *a, cow_snap *s, size_t *size);
+
 /* snap.c: keeping snapshots valid across the other operations. */
 void cow__snap_close(struct cow_arena *a);
 void cow__snap_forget(struct cow_arena *a);	   /* cur unknown */
@@ -213,8 +222,10 @@ void cow__guard_unlock(int fd);
 /* Makes a private copy of fd's len bytes; *out receives its descriptor.
  * path, when known, lets a reflink copy be made beside the file. */
 int cow__guard_isolate(int fd, const char *path, off_t len, int *out);
-/* The SIGBUS registry: watch after the base is mapped, resize after grow,
- * unwatch at close (the last one restores the previous handler). */
+/* The SIGBUS registry: watch after the base is mapped; resize whenever
+ * a->size or a->mapped changed (arena.c's set_size); unwatch at close
+ * before the reservation is unmapped (the last one restores the previous
+ * handler). */
 int cow__guard_watch(struct cow_arena *a);
 void cow__guard_resize(struct cow_arena *a);
 void cow__guard_unwatch(struct cow_arena *a);

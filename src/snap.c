@@ -552,7 +552,12 @@ static void copy_plan(struct cow_arena *a, const struct cow_snap *s,
 		(void)cow__track_arm_written(a, lo, hi - lo);
 }
 
-COW_API int cow_rollback(cow_arena *a, cow_snap *s)
+int cow__snap_of(const struct cow_arena *a, const cow_snap *s)
+{
+	return s && s->owner == a ? 0 : -EINVAL;
+}
+
+int cow__snap_rollback(struct cow_arena *a, cow_snap *s, size_t *size)
 {
 	size_t span_from = 0, span_to = 0;
 	struct diffs d = {0};
@@ -561,10 +566,6 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	struct cow__snaps *st;
 	int r;
 
-	if (!a || !s || s->owner != a)
-		return -EINVAL;
-	COW_TRY(cow__commit_settle(a));
-	COW_TRY(cow__guard_check(a));
 	st = a->snaps;
 	r = harvest(a, &w, 0);
 	if (r < 0)
@@ -589,7 +590,7 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	cow__pnode_unref(&st->trie, st->cur);
 	st->cur = cow__pnode_ref(s->map);
 	set_rescan(st, RESCAN_NO);
-	a->size = s->size;
+	*size = s->size;
 out:
 	cow__free(d.v);
 	cow__free(pl.act);

@@ -419,6 +419,80 @@ static void test_truncate_sigbus(void **state)
 	}
 }
 
+/*
+ * Rollbacks across cow_grow change the arena's size: the SIGBUS guard must
+ * follow, or a truncation fault past the size the guard last heard of
+ * kills the process. 16 pages, grow to 32, back to 16, grow to 24, back to
+ * 32: the guard must cover all 32 pages. In a child, which such a fault
+ * kills alone.
+ */
+static int child_rollback_grow(void *arg)
+{
+	cow_snap *s16, *s32;
+	struct fa f;
+	char *p;
+
+	(void)arg;
+	signal(SIGBUS, SIG_DFL); /* not cmocka's: an unrepaired fault kills */
+	TH_CHECK(fa_open(&f, TH_TMPFS, 16 * PG, NULL) == 0);
+	p = cow_base(f.t.a);
+	TH_CHECK(cow_snapshot(f.t.a, &s16) == 0);
+	TH_CHECK(cow_grow(f.t.a, 32 * PG) == 0);
+	p[28 * PG] = 'X';
+	TH_CHECK(cow_snapshot(f.t.a, &s32) == 0);
+	TH_CHECK(cow_rollback(f.t.a, s16) == 0);
+	TH_CHECK(cow_size(f.t.a) == 16 * PG);
+	TH_CHECK(cow_grow(f.t.a, 24 * PG) == 0);
+	TH_CHECK(cow_rollback(f.t.a, s32) == 0);
+	TH_CHECK(cow_size(f.t.a) == 32 * PG);
+	TH_CHECK(p[28 * PG] == 'X');
+	TH_CHECK(truncate_to(&f, 8 * PG) == 0);
+	/* the kernel drops even private pages past the new end: page 28
+	 * faults, and the lost tail reads zeros */
+	TH_CHECK(p[28 * PG] == 0);
+	TH_CHECK(p[29 * PG] == 0);
+	TH_CHECK(p[31 * PG + 5] == 0);
+	TH_CHECK(cow_discard(f.t.a) == -ESTALE);
+	cow_snap_release(s32);
+	cow_snap_release(s16);
+	fa_close(&f);
+	return 0;
+}
+
+/* A rollback to a smaller size leaves the base mapped past it: the zeros
+ * over a lost tail reach the end of that mapping, so no third piece of it
+ * is left behind them (the budget: 3 mappings). */
+static int child_rollback_shrink(void *arg)
+{
+	cow_snap *s16;
+	struct fa f;
+	char *p;
+
+	(void)arg;
+	signal(SIGBUS, SIG_DFL);
+	TH_CHECK(fa_open(&f, TH_TMPFS, 16 * PG, NULL) == 0);
+	p = cow_base(f.t.a);
+	TH_CHECK(cow_snapshot(f.t.a, &s16) == 0);
+	TH_CHECK(cow_grow(f.t.a, 32 * PG) == 0);
+	TH_CHECK(cow_rollback(f.t.a, s16) == 0);
+	TH_CHECK(cow_size(f.t.a) == 16 * PG);
+	TH_CHECK(th_arena_maps(f.t.a) == 2);
+	TH_CHECK(truncate_to(&f, 8 * PG) == 0);
+	TH_CHECK(p[10 * PG] == 0);
+	TH_CHECK(th_arena_maps(f.t.a) <= 3);
+	TH_CHECK(cow_rollback(f.t.a, s16) == -ESTALE);
+	cow_snap_release(s16);
+	fa_close(&f);
+	return 0;
+}
+
+static void test_rollback_grow_guard(void **state)
+{
+	(void)state;
+	th_assert_exit0(th_in_child(child_rollback_grow, NULL));
+	th_assert_exit0(th_in_child(child_rollback_shrink, NULL));
+}
+
 /* COW_ISOLATE: outside writes and truncation are invisible, cannot fault,
  * and do not make discard or revert stale. */
 static void test_isolate(void **state)
@@ -970,6 +1044,7 @@ int main(void)
 	    cmocka_unit_test(test_outside_write),
 	    cmocka_unit_test(test_outside_kinds),
 	    cmocka_unit_test(test_truncate_sigbus),
+	    cmocka_unit_test(test_rollback_grow_guard),
 	    cmocka_unit_test(test_isolate),
 	    cmocka_unit_test(test_isolate_variants),
 	    cmocka_unit_test(test_sigbus_chain),
