@@ -384,6 +384,13 @@ COW_API int cow_open_anon(cow_arena **out, size_t size,
 }
 
 /*
+ * Undoes open in the exact reverse order: snapshot tracking (set up after
+ * open), the commit state (attached last), the SIGBUS guard, the
+ * reservation, the pagemap reference, the isolated copy, then the lock and
+ * the file. The guard lets go of the range before it is unmapped: from the
+ * munmap on, another thread may map something of its own there, and a
+ * fault in that must never be taken for the arena's.
+ *
  * In a fork child this releases the child's copies only: its mapping, its
  * descriptors and the memory of the handle. The lock is the parent's (the
  * child's descriptor shares its open file description), so it is left
@@ -402,19 +409,20 @@ COW_API int cow_close(cow_arena *a)
 		cow__commit_close(a);
 	else
 		cow__commit_free(a->commit);
+	cow__guard_unwatch(a);
+	/* Read after the unwatch: the handler no longer changes it. */
 	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ==
 	    COW__STALE_UNRESERVED)
 		a->reserve = a->mapped;
 	cow__reserve_release(a->base, a->reserve);
-	cow__guard_unwatch(a);
+	cow__pagemap_put();
+	if (a->fd != a->file_fd)
+		cow__sys_close(a->fd); /* the isolated copy or the anon memfd */
 	if (a->file_fd >= 0) {
 		if (owner)
 			cow__guard_unlock(a->file_fd);
-		if (a->file_fd != a->fd)
-			cow__sys_close(a->file_fd);
+		cow__sys_close(a->file_fd);
 	}
-	cow__sys_close(a->fd);
-	cow__pagemap_put();
 	cow__free(a);
 	return 0;
 }

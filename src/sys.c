@@ -109,8 +109,13 @@ int cow__sys_mmap(void **out, void *addr, size_t len, int prot, int flags,
 
 int cow__sys_munmap(void *addr, size_t len)
 {
+	struct iovec iov = {addr, len};
+
 	INJECT(COW__SYS_MUNMAP);
-	return munmap(addr, len) ? -errno : 0;
+	if (munmap(addr, len))
+		return -errno;
+	cow__sys_trace(COW__SYS_MUNMAP, -1, &iov, 1, 0);
+	return 0;
 }
 
 int cow__sys_madvise(void *addr, size_t len, int advice)

@@ -99,7 +99,9 @@ void cow__sys_uring_exit(struct io_uring *ring);
 /*
  * Tests: a hook that sees every write and sync that reached a file, after
  * it succeeded (the io_uring engine reports its completions too). kind is
- * COW__SYS_PWRITE, COW__SYS_FSYNC or COW__SYS_FTRUNCATE (len in off).
+ * COW__SYS_PWRITE, COW__SYS_FSYNC or COW__SYS_FTRUNCATE (len in off); and
+ * every munmap after it succeeded: COW__SYS_MUNMAP, fd -1, one iovec for
+ * the range (the order of close is seen through it).
  */
 typedef void (*cow__sys_trace_fn)(enum cow__sys_kind kind, int fd,
 				  const struct iovec *iov, int cnt, off_t off);

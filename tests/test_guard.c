@@ -1005,6 +1005,80 @@ static void test_sigbus_chain_plain(void **state)
 	assert_int_equal(sigaction(SIGBUS, &old, NULL), 0);
 }
 
+/*
+ * Close in the reverse order of open: the guard lets go of the arena's range
+ * before the range is unmapped. The trace hook runs right after cow_close's
+ * munmap of the reservation and plays the other thread that maps something
+ * of its own there at once: a truncated file. Its fault must reach its own
+ * handler, never the guard (which would map zeros over it). With another
+ * arena still open the guard's handler stays installed, and only the
+ * registry decides.
+ */
+static char *volatile closing_base;
+static volatile int closing_seen, closing_calls;
+
+static void close_trace(enum cow__sys_kind kind, int fd,
+			const struct iovec *iov, int cnt, off_t off)
+{
+	int mfd;
+	char *m;
+
+	(void)fd, (void)cnt, (void)off;
+	if (kind != COW__SYS_MUNMAP || iov->iov_base != closing_base)
+		return;
+	closing_seen = 1;
+	mfd = memfd_create("cowarena-neighbour", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, PG))
+		return;
+	m = mmap(closing_base, PG, PROT_READ,
+		 MAP_SHARED | MAP_FIXED_NOREPLACE, mfd, 0);
+	if (m != closing_base || ftruncate(mfd, 0)) {
+		close(mfd);
+		return;
+	}
+	close(mfd);
+	user_calls = 0;
+	if (sigsetjmp(jb, 1) == 0)
+		(void)*(volatile char *)m;
+	closing_calls = user_calls;
+	munmap(m, PG);
+}
+
+static int child_close_order(void *arg)
+{
+	int other = (int)(intptr_t)arg;
+	struct sigaction act;
+	struct fa f, g;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = user_handler;
+	act.sa_flags = SA_SIGINFO;
+	sigemptyset(&act.sa_mask);
+	TH_CHECK(sigaction(SIGBUS, &act, NULL) == 0);
+	if (other)
+		TH_CHECK(fa_open(&g, TH_TMPFS, SZ, NULL) == 0);
+	TH_CHECK(fa_open(&f, TH_TMPFS, SZ, NULL) == 0);
+	/* the arena's file is truncated too: its range faults until close */
+	TH_CHECK(truncate_to(&f, 0) == 0);
+	closing_base = cow_base(f.t.a);
+	cow__sys_set_trace(close_trace);
+	fa_close(&f);
+	cow__sys_set_trace(NULL);
+	TH_CHECK(closing_seen);
+	TH_CHECK(closing_calls == 1);
+	if (other)
+		fa_close(&g);
+	TH_CHECK(handler_is(user_handler));
+	return 0;
+}
+
+static void test_close_order(void **state)
+{
+	(void)state;
+	th_assert_exit0(th_in_child(child_close_order, (void *)(intptr_t)0));
+	th_assert_exit0(th_in_child(child_close_order, (void *)(intptr_t)1));
+}
+
 /* cow_open_fd's checks before it opens the file again. */
 static void test_open_fd_errors(void **state)
 {
@@ -1056,6 +1130,7 @@ int main(void)
 	    cmocka_unit_test(test_handler_removal_fails),
 	    cmocka_unit_test(test_isolate_relative),
 	    cmocka_unit_test(test_sigbus_chain_plain),
+	    cmocka_unit_test(test_close_order),
 	    cmocka_unit_test(test_open_fd_errors),
 	};
 
