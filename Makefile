@@ -120,6 +120,9 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena
 		$(TEST_HELPERS) $(BUILD)/libcowarena.a \
 		$$(pkg-config --libs cmocka) $(LIBS)
 
+# The CLI's test runs the tool built beside it.
+$(BUILD)/tests/test_cli: $(BUILD)/cowarena
+
 BENCH_LIBS = $(shell pkg-config --libs lmdb sqlite3 2>/dev/null || \
 	echo -llmdb -lsqlite3) -lm
 $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a | $(BUILD)/bench

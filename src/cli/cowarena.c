@@ -2,15 +2,19 @@
 /*
  * The cowarena command-line tool: inspect, verify and recover arena files.
  * Exit status: 0 success, 1 the operation failed (or, for verify, the log
- * is not sound), 2 bad usage.
+ * is not sound; or standard output could not be written), 2 bad usage.
  *
- * It reads the write-ahead log with the library's own parser (wal.c,
- * linked statically), so it reports exactly what an open would replay.
+ * Options are parsed with getopt_long, first the tool's own (-h, -V), then
+ * each command's; "--" ends them. It reads the write-ahead log with the
+ * library's own parser (wal.c, linked statically), so it reports exactly
+ * what an open would replay. `info` and `verify` only read: they open no
+ * arena and take no lock, so they work on a file a writer holds.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,42 +27,192 @@
 #include "internal.h"
 #include "wal.h"
 
+static int bench_dir(char *dir, size_t len);
+
+/* `bench` is offered only where its programs are (a source tree after
+ * `make bench`, or $COWARENA_BENCH_DIR): an installed copy has none. */
+static int bench_offered(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+
+	if (bench_dir(dir, sizeof(dir)))
+		return 0;
+	snprintf(path, sizeof(path), "%s/bench_commit", dir);
+	return access(path, X_OK) == 0;
+}
+
 static int usage(FILE *f, int status)
 {
-	fprintf(f, "usage: cowarena <command> [args]\n"
-		   "commands:\n"
-		   "  version        print the library version\n"
-		   "  info FILE      print the file's size and arena state\n"
-		   "  verify FILE    check every record of the file's log\n"
-		   "  recover FILE   replay the log into the file, remove it\n"
-		   "  bench          run the benchmarks in a short version\n"
+	fprintf(f,
+		"usage: cowarena [-h | -V] <command> [options] [--] [args]\n"
+		"commands:\n"
+		"  info FILE      print the file's size and arena state\n"
+		"  verify FILE    check every record of the file's log\n"
+		"  recover FILE   replay the log into the file, remove it\n");
+	if (bench_offered())
+		fprintf(f, "  bench          run the benchmarks in a short "
+			   "version\n");
+	fprintf(f, "  version        print the library version\n"
 		   "  help           this text\n"
-		   "Each command takes --help.\n");
+		   "options:\n"
+		   "  -h, --help     this text\n"
+		   "  -V, --version  print the version\n"
+		   "Each command takes -h/--help. Exit status: 0 success, 1 "
+		   "failure, 2 bad usage.\n");
 	return status;
 }
 
-/* Scans FILE's log. 0 and info->present = 0: no log; else COW_E* etc. */
-static int scan_log(const char *file, struct cow__wal_info *info, int *exists)
+/*
+ * getopt_long over argv with "+:" prefixed to shortopts (stop at the first
+ * operand, report a missing argument apart). On an unknown option or a
+ * missing argument prints the error naming it and returns -2; else the
+ * option, or -1 at the end of the options (optind: the first operand).
+ */
+static int next_opt(int argc, char **argv, const char *shortopts,
+		    const struct option *longopts, const char *cmd)
 {
-	struct stat sb;
+	char opts[32];
+	int c;
+
+	snprintf(opts, sizeof(opts), "+:%s", shortopts);
+	opterr = 0;
+	c = getopt_long(argc, argv, opts, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	fprintf(stderr, "cowarena%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	if (c == ':')
+		fprintf(stderr, "option '%s' needs an argument\n",
+			argv[optind - 1]);
+	else if (optopt)
+		fprintf(stderr, "unknown option '-%c'\n", optopt);
+	else
+		fprintf(stderr, "unknown option '%s'\n", argv[optind - 1]);
+	return -2;
+}
+
+static const struct option help_only[] = {
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/*
+ * Parses the options of a command that takes one FILE: -h/--help prints
+ * text on stdout (returns 0); an unknown option or a wrong number of
+ * operands prints the error and the text on stderr (returns 2). Otherwise
+ * returns -1 with *file set.
+ */
+static int parse_file_cmd(int argc, char **argv, const char *text,
+			  const char **file)
+{
+	int c;
+
+	optind = 0;
+	while ((c = next_opt(argc, argv, "h", help_only, argv[0])) != -1) {
+		if (c == 'h') {
+			fputs(text, stdout);
+			return 0;
+		}
+		fputs(text, stderr);
+		return 2;
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "cowarena %s: %s\n", argv[0],
+			argc == optind ? "FILE missing" : "one FILE only");
+		fputs(text, stderr);
+		return 2;
+	}
+	*file = argv[optind];
+	return -1;
+}
+
+/*
+ * Opens FILE's log for reading. 0 with *fd -1: no log. The log is opened
+ * without blocking (a FIFO in its place must not hang the tool) and must
+ * be a regular file (-EINVAL, with *why set, otherwise).
+ */
+static int open_log(const char *file, int *fd, const char **why)
+{
+	struct stat st;
 	char *log;
+	int r = 0;
+
+	*fd = -1;
+	*why = NULL;
+	if (asprintf(&log, "%s.cowlog", file) < 0)
+		return -ENOMEM;
+	*fd = open(log, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	r = *fd < 0 && errno != ENOENT ? -errno : 0;
+	free(log);
+	if (*fd < 0)
+		return r;
+	if (fstat(*fd, &st)) {
+		r = -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		*why = S_ISFIFO(st.st_mode)   ? "a FIFO"
+		       : S_ISDIR(st.st_mode)  ? "a directory"
+		       : S_ISSOCK(st.st_mode) ? "a socket"
+		       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)
+			   ? "a device"
+			   : "a special file";
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	return r;
+}
+
+/* Scans FILE's log. 0 and info->present = 0: no log; else COW_E* etc.
+ * *exists: a log is there (1), or something that is not a log (-1, *why
+ * says what). */
+static int scan_log(const char *file, const struct stat *sb,
+		    struct cow__wal_info *info, int *exists, const char **why)
+{
 	int fd, r;
 
 	memset(info, 0, sizeof(*info));
 	*exists = 0;
-	if (stat(file, &sb))
-		return -errno;
-	if (asprintf(&log, "%s.cowlog", file) < 0)
-		return -ENOMEM;
-	fd = open(log, O_RDONLY | O_CLOEXEC);
-	free(log);
+	r = open_log(file, &fd, why);
+	if (*why)
+		*exists = -1;
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return r;
 	*exists = 1;
-	r = cow__wal_scan(fd, (size_t)sysconf(_SC_PAGESIZE), &sb, info, NULL,
+	r = cow__wal_scan(fd, (size_t)sysconf(_SC_PAGESIZE), sb, info, NULL,
 			  NULL);
 	close(fd);
 	return r;
+}
+
+/* stat()s FILE, which must be a regular file; prints the error. */
+static int stat_file(const char *cmd, const char *file, struct stat *sb)
+{
+	if (stat(file, sb)) {
+		fprintf(stderr, "cowarena %s: %s: %s\n", cmd, file,
+			strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		fprintf(stderr, "cowarena %s: %s: not a regular file%s\n", cmd,
+			file, S_ISDIR(sb->st_mode) ? " (a directory)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* Prints the error of a log that could not be read; returns 1. */
+static int log_error(const char *cmd, const char *file, int r, const char *why)
+{
+	if (why)
+		fprintf(stderr,
+			"cowarena %s: %s.cowlog: the log is %s, not a regular "
+			"file (cowarena did not make it)\n",
+			cmd, file, why);
+	else
+		fprintf(stderr, "cowarena %s: %s.cowlog: %s\n", cmd, file,
+			cow_strerror(r));
+	return 1;
 }
 
 static void print_log(const struct cow__wal_info *li, int exists, int r)
@@ -90,71 +244,75 @@ static void print_log(const struct cow__wal_info *li, int exists, int r)
 }
 
 /*
- * The commands that take one FILE: with "--help" (exit 0) or wrong
- * arguments (exit 2, text on stderr) prints text and returns 1.
+ * Which arenas hold the file, from its lock (F_OFD_GETLK only tests: it
+ * takes nothing): a writable arena holds an exclusive lock, read-only
+ * ones shared locks.
  */
-static int usage_file_cmd(int argc, char **argv, const char *text)
+static const char *file_holder(const char *file)
 {
-	if (argc == 2 && strcmp(argv[1], "--help"))
-		return 0;
-	fputs(text, argc == 2 ? stdout : stderr);
-	return 1;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return "unknown (the file cannot be opened)";
+	r = fcntl(fd, F_OFD_GETLK, &fl);
+	close(fd);
+	if (r)
+		return "unknown (the file system has no locks)";
+	if (fl.l_type == F_UNLCK)
+		return "no arena";
+	return fl.l_type == F_WRLCK ? "a writable arena (a writer holds it)"
+				    : "read-only arenas";
 }
 
 static int cmd_info(int argc, char **argv)
 {
 	struct cow__wal_info li;
-	int exists, lr;
-	struct cow_options o = {.flags = COW_READONLY};
-	struct cow_stats st;
+	const char *file, *why;
+	size_t pgsz = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned long long pages;
 	struct stat sb;
-	cow_arena *a;
-	int r;
+	int exists, r;
 
-	if (usage_file_cmd(argc, argv,
-			   "usage: cowarena info FILE\n"
-			   "Prints the file's size and its arena state: the "
-			   "write-ahead log beside it\n"
-			   "(FILE.cowlog), the last durable commit and the "
-			   "transactions waiting to be\n"
-			   "replayed into the file.\n"))
-		return argc == 2 ? 0 : 2;
-	if (stat(argv[1], &sb)) {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], strerror(errno));
+	r = parse_file_cmd(argc, argv,
+			   "usage: cowarena info [--] FILE\n"
+			   "Prints the file's size and its arena state: which "
+			   "arenas hold it, the\n"
+			   "write-ahead log beside it (FILE.cowlog), the last "
+			   "durable commit and the\n"
+			   "transactions waiting to be replayed into the file. "
+			   "Only reads: it opens\n"
+			   "no arena and takes no lock, so it works while a "
+			   "writer holds the file.\n",
+			   &file);
+	if (r >= 0)
+		return r;
+	if (stat_file("info", file, &sb))
 		return 1;
-	}
-	lr = scan_log(argv[1], &li, &exists);
-	r = cow_open(&a, argv[1], &o);
-	if (r == COW_ERECOVER || r == COW_ECORRUPT || r == COW_EFOREIGN ||
-	    r == COW_EVERSION) {
-		printf("file:       %s\n", argv[1]);
-		printf("size:       %lld bytes\n", (long long)sb.st_size);
-		print_log(&li, exists, lr);
-		return 0;
-	}
-	if (r < 0) {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
-		return 1;
-	}
-	r = cow_stats(a, &st);
-	if (r == 0) {
-		printf("file:       %s\n", argv[1]);
-		printf("size:       %lld bytes\n", (long long)sb.st_size);
-		printf("arena size: %zu bytes (%zu pages of %zu)\n", st.size,
-		       st.size / st.page_size, st.page_size);
-		print_log(&li, exists, lr);
-	} else {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
-	}
-	cow_close(a);
-	return r < 0;
+	r = scan_log(file, &sb, &li, &exists, &why);
+	if (exists < 0)
+		return log_error("info", file, r, why);
+	printf("file:       %s\n", file);
+	pages = ((unsigned long long)sb.st_size + pgsz - 1) / pgsz;
+	if (sb.st_size == 0)
+		printf("size:       0 bytes (empty: an arena opens it only "
+		       "with cow_options.size set)\n");
+	else
+		printf("size:       %lld bytes (%llu page%s of %zu)\n",
+		       (long long)sb.st_size, pages, pages == 1 ? "" : "s",
+		       pgsz);
+	printf("held by:    %s\n", file_holder(file));
+	print_log(&li, exists, r);
+	return 0;
 }
 
 /*
  * The benchmarks are programs of their own (they link LMDB and SQLite,
  * which the library and this tool do not need): `make bench` builds them
  * in build/bench/, beside this tool's build/cowarena. Found there, or in
- * $COWARENA_BENCH_DIR.
+ * $COWARENA_BENCH_DIR. `make install` does not install them, so an
+ * installed copy does not offer the command.
  */
 static int bench_dir(char *dir, size_t len)
 {
@@ -189,8 +347,11 @@ static int is_bench(const struct dirent *e)
 static int run_bench(const char *path, const char *mode, const char *tmp)
 {
 	int st;
-	pid_t pid = fork();
+	pid_t pid;
 
+	if (fflush(stdout))
+		return -1;
+	pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
@@ -206,33 +367,57 @@ static int run_bench(const char *path, const char *mode, const char *tmp)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+static const char bench_help[] =
+    "usage: cowarena bench [--quick] [--dir DIR]\n"
+    "Runs a short version of every benchmark (under 30 s) and prints its "
+    "tables.\n"
+    "  -q, --quick    tiny sizes: only checks that they run\n"
+    "  -d, --dir DIR  where scratch files go (default /var/tmp)\n"
+    "The benchmark programs are built by `make bench` in the source tree "
+    "and\n"
+    "looked for in $COWARENA_BENCH_DIR, else in bench/ beside this "
+    "program;\n"
+    "an installed cowarena does not include them.\n";
+
 static int cmd_bench(int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"quick", no_argument, NULL, 'q'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {NULL, 0, NULL, 0},
+	};
 	const char *mode = "--short", *tmp = NULL;
 	char dir[PATH_MAX], path[PATH_MAX + 256];
 	struct dirent **list;
-	int n, failed = 0, ran = 0;
+	int c, n, failed = 0, ran = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--quick")) {
+	optind = 0;
+	while ((c = next_opt(argc, argv, "hqd:", opts, "bench")) != -1) {
+		if (c == 'q') {
 			mode = "--quick";
-		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
-			tmp = argv[++i];
+		} else if (c == 'd') {
+			tmp = optarg;
 		} else {
-			fprintf(!strcmp(argv[i], "--help") ? stdout : stderr,
-				"usage: cowarena bench [--quick] [--dir DIR]\n"
-				"Runs a short version of every benchmark "
-				"(under 30 s) and prints\n"
-				"its tables. --quick: tiny sizes, only checks "
-				"that they run.\n"
-				"--dir: where scratch files go (default "
-				"/var/tmp). The benchmark\n"
-				"programs are built by `make bench`; they are "
-				"looked for in\n"
-				"$COWARENA_BENCH_DIR, else in bench/ beside "
-				"this program.\n");
-			return strcmp(argv[i], "--help") ? 2 : 0;
+			fputs(bench_help, c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cowarena bench: unexpected argument '%s'\n",
+			argv[optind]);
+		fputs(bench_help, stderr);
+		return 2;
+	}
+	if (!bench_offered()) {
+		fprintf(
+		    stderr,
+		    "cowarena: bench is not available here: the benchmark "
+		    "programs are built by\n`make bench` in the source tree "
+		    "and run from there (build/cowarena bench, or\n"
+		    "set COWARENA_BENCH_DIR); an installed cowarena does not "
+		    "include them\n");
+		return 2;
 	}
 	if (bench_dir(dir, sizeof(dir))) {
 		fprintf(stderr, "cowarena: cannot find the benchmarks\n");
@@ -250,7 +435,6 @@ static int cmd_bench(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
 		if (access(path, X_OK) == 0) {
 			printf("## %s\n\n", list[i]->d_name);
-			fflush(stdout);
 			ran++;
 			if (run_bench(path, mode, tmp)) {
 				fprintf(stderr, "cowarena: %s failed\n",
@@ -267,32 +451,36 @@ static int cmd_bench(int argc, char **argv)
 static int cmd_verify(int argc, char **argv)
 {
 	struct cow__wal_info li;
+	const char *file, *why;
+	struct stat sb;
 	int exists, r;
 
-	if (usage_file_cmd(
-		argc, argv,
-		"usage: cowarena verify FILE\n"
-		"Checks every record of the write-ahead log beside "
-		"FILE (FILE.cowlog):\n"
-		"checksums, sequence, and that nothing after a damaged "
-		"record was durable.\n"
-		"Exit status 0: sound (no log, or complete "
-		"transactions followed at most\n"
-		"by the torn tail of an interrupted commit); 1: "
-		"corrupt, foreign or unreadable.\n"))
-		return argc == 2 ? 0 : 2;
-	r = scan_log(argv[1], &li, &exists);
-	if (r < 0) {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
+	r = parse_file_cmd(argc, argv,
+			   "usage: cowarena verify [--] FILE\n"
+			   "Checks every record of the write-ahead log beside "
+			   "FILE (FILE.cowlog):\n"
+			   "checksums, sequence, and that nothing after a "
+			   "damaged record was durable.\n"
+			   "Exit status 0: sound (no log, or complete "
+			   "transactions followed at most\n"
+			   "by the torn tail of an interrupted commit); 1: "
+			   "corrupt, foreign or unreadable.\n"
+			   "Only reads: works while a writer holds the file.\n",
+			   &file);
+	if (r >= 0)
+		return r;
+	if (stat_file("verify", file, &sb))
 		return 1;
-	}
+	r = scan_log(file, &sb, &li, &exists, &why);
+	if (r < 0)
+		return log_error("verify", file, r, why);
 	if (!exists || !li.present) {
-		printf("%s: sound (no log)\n", argv[1]);
+		printf("%s: sound (no log)\n", file);
 		return 0;
 	}
 	printf("%s: sound: %llu complete transaction%s, sequence %llu..%llu, "
 	       "%lld bytes of records",
-	       argv[1], (unsigned long long)li.ntx, li.ntx == 1 ? "" : "s",
+	       file, (unsigned long long)li.ntx, li.ntx == 1 ? "" : "s",
 	       (unsigned long long)li.start_seq,
 	       (unsigned long long)li.last_seq,
 	       (long long)(li.end - COW__WAL_HDR));
@@ -306,60 +494,141 @@ static int cmd_verify(int argc, char **argv)
 static int cmd_recover(int argc, char **argv)
 {
 	struct cow__wal_info li;
+	const char *file, *why;
+	struct stat sb;
 	cow_arena *a;
 	int exists, r;
 
-	if (usage_file_cmd(
-		argc, argv,
-		"usage: cowarena recover FILE\n"
-		"Replays the complete transactions of the log beside "
-		"FILE into FILE, makes\n"
-		"it durable and removes the log (as opening it "
-		"writable would). Needs the\n"
-		"file to be writable and not open in another arena.\n"))
-		return argc == 2 ? 0 : 2;
-	r = scan_log(argv[1], &li, &exists);
-	if (r < 0) {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
+	r = parse_file_cmd(
+	    argc, argv,
+	    "usage: cowarena recover [--] FILE\n"
+	    "Replays the complete transactions of the log beside "
+	    "FILE into FILE, makes\n"
+	    "it durable and removes the log (as opening it "
+	    "writable would). Needs the\n"
+	    "file to be writable and not open in another "
+	    "arena.\n",
+	    &file);
+	if (r >= 0)
+		return r;
+	if (stat_file("recover", file, &sb))
+		return 1;
+	r = scan_log(file, &sb, &li, &exists, &why);
+	if (r < 0)
+		return log_error("recover", file, r, why);
+	r = cow_open(&a, file, NULL);
+	if (r == -EBUSY) {
+		fprintf(stderr,
+			"cowarena recover: %s: held by another arena (one "
+			"writer per file): close it first\n",
+			file);
 		return 1;
 	}
-	r = cow_open(&a, argv[1], NULL);
 	if (r < 0) {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
+		fprintf(stderr, "cowarena recover: %s: %s\n", file,
+			cow_strerror(r));
 		return 1;
 	}
 	r = cow_close(a);
 	if (r < 0) {
-		fprintf(stderr, "cowarena: %s: %s\n", argv[1], cow_strerror(r));
+		fprintf(stderr, "cowarena recover: %s: %s\n", file,
+			cow_strerror(r));
 		return 1;
 	}
 	if (exists)
-		printf("%s: replayed %llu transaction%s; log removed\n",
-		       argv[1], (unsigned long long)li.ntx,
-		       li.ntx == 1 ? "" : "s");
+		printf("%s: replayed %llu transaction%s; log removed\n", file,
+		       (unsigned long long)li.ntx, li.ntx == 1 ? "" : "s");
 	else
-		printf("%s: nothing to recover\n", argv[1]);
+		printf("%s: nothing to recover\n", file);
 	return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	int c;
+
+	optind = 0;
+	while ((c = next_opt(argc, argv, "h", help_only, "version")) != -1) {
+		fputs("usage: cowarena version\nPrints the library version.\n",
+		      c == 'h' ? stdout : stderr);
+		return c == 'h' ? 0 : 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cowarena version: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	printf("cowarena %s\n", cow_version());
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return usage(stdout, 0);
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+    {"info", cmd_info},	  {"verify", cmd_verify},   {"recover", cmd_recover},
+    {"bench", cmd_bench}, {"version", cmd_version}, {"help", cmd_help},
+};
+
+static int run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = next_opt(argc, argv, "hV", opts, NULL)) != -1) {
+		if (c == 'h')
+			return usage(stdout, 0);
+		if (c == 'V')
+			return cmd_version(1, argv);
+		return usage(stderr, 2);
+	}
+	if (optind == argc) {
+		fprintf(stderr, "cowarena: no command\n");
+		return usage(stderr, 2);
+	}
+	argc -= optind;
+	argv += optind;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[0], commands[i].name))
+			return commands[i].run(argc, argv);
+	fprintf(stderr, "cowarena: unknown command '%s'\n", argv[0]);
+	return usage(stderr, 2);
+}
+
+/*
+ * Output that cannot be written is an error (`cowarena info f >/dev/full`
+ * must not succeed): checks the stream's error flag and the final flush.
+ */
+static int close_stdout(void)
+{
+	int failed = ferror(stdout);
+
+	errno = 0;
+	if (fclose(stdout))
+		failed = 1;
+	if (!failed)
+		return 0;
+	fprintf(stderr, "cowarena: write error on standard output%s%s\n",
+		errno ? ": " : "", errno ? strerror(errno) : "");
+	return 1;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2)
-		return usage(stderr, 2);
-	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-		printf("cowarena %s\n", cow_version());
-		return 0;
-	}
-	if (!strcmp(argv[1], "info"))
-		return cmd_info(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "bench"))
-		return cmd_bench(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "verify"))
-		return cmd_verify(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "recover"))
-		return cmd_recover(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))
-		return usage(stdout, 0);
-	fprintf(stderr, "cowarena: unknown command '%s'\n", argv[1]);
-	return usage(stderr, 2);
+	int r = run(argc, argv);
+
+	if (close_stdout() && r == 0)
+		r = 1;
+	return r;
 }
