@@ -7,6 +7,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 BUILD ?= build
 CC ?= cc
@@ -131,7 +132,7 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libc
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS)
-	@tests/run.sh $(TESTS)
+	@BUILD=$(BUILD) tests/run.sh $(TESTS) tests/check-man.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -205,11 +206,19 @@ install: all
 		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		cowarena.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/cowarena.pc
 	install -m 755 $(BUILD)/cowarena $(DESTDIR)$(BINDIR)/
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(MANDIR)/man7
+	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 docs/man/*.7 $(DESTDIR)$(MANDIR)/man7/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/cowarena.h $(DESTDIR)$(LIBDIR)/libcowarena.a \
 		$(DESTDIR)$(LIBDIR)/libcowarena.so* \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowarena.pc $(DESTDIR)$(BINDIR)/cowarena
+	rm -f $(patsubst docs/man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard docs/man/*.1)) \
+		$(patsubst docs/man/%,$(DESTDIR)$(MANDIR)/man3/%,$(wildcard docs/man/*.3)) \
+		$(patsubst docs/man/%,$(DESTDIR)$(MANDIR)/man7/%,$(wildcard docs/man/*.7))
 
 FORMAT_FILES = $(wildcard include/*.h src/*.c src/*.h src/cli/*.c)
 format:
