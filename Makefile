@@ -11,6 +11,7 @@ MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 BUILD ?= build
 CC ?= cc
+CXX ?= g++
 VERSION := 0.1.0
 SONAME := libcowarena.so.0
 
@@ -42,6 +43,11 @@ HDRS := include/cowarena.h $(wildcard src/*.h)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 TEST_HELPERS := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+# The C++ bindings' test, built as C++11 and as C++20 (with the span view),
+# and the Python bindings' tests (skipped where python3 is missing).
+CXX_TESTS := $(BUILD)/tests/test_cpp11 $(BUILD)/tests/test_cpp20
+CXX_WARN := -Wall -Wextra -Werror -pedantic
+PY_TESTS := tests/test_python.sh
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
 
@@ -124,6 +130,10 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena
 # The CLI's test runs the tool built beside it.
 $(BUILD)/tests/test_cli: $(BUILD)/cowarena
 
+$(BUILD)/tests/test_cpp%: tests/test_cpp.cpp include/cowarena.hpp include/cowarena.h $(BUILD)/libcowarena.a | $(BUILD)/tests
+	$(CXX) -std=c++$* $(CFLAGS) $(CXX_WARN) -Iinclude $(EXTRA_CFLAGS) \
+		$(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
+
 BENCH_LIBS = $(shell pkg-config --libs lmdb sqlite3 2>/dev/null || \
 	echo -llmdb -lsqlite3) -lm
 $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a | $(BUILD)/bench
@@ -131,8 +141,9 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libc
 		$(BENCH_HELPERS) $(BUILD)/libcowarena.a $(LIBS) $(BENCH_LIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
-	@BUILD=$(BUILD) tests/run.sh $(TESTS) tests/check-man.sh
+	@$(MAKE) --no-print-directory all $(TESTS) $(CXX_TESTS)
+	@BUILD=$(BUILD) COWARENA_LIB=$(BUILD)/$(SONAME) tests/run.sh $(TESTS) \
+		$(CXX_TESTS) $(PY_TESTS) tests/check-man.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -197,7 +208,8 @@ coverage: deps
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR)
-	install -m 644 include/cowarena.h $(DESTDIR)$(INCDIR)/
+	install -m 644 include/cowarena.h include/cowarena.hpp \
+		$(DESTDIR)$(INCDIR)/
 	install -m 644 $(BUILD)/libcowarena.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcowarena.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -213,7 +225,8 @@ install: all
 	install -m 644 docs/man/*.7 $(DESTDIR)$(MANDIR)/man7/
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR)/cowarena.h $(DESTDIR)$(LIBDIR)/libcowarena.a \
+	rm -f $(DESTDIR)$(INCDIR)/cowarena.h $(DESTDIR)$(INCDIR)/cowarena.hpp \
+		$(DESTDIR)$(LIBDIR)/libcowarena.a \
 		$(DESTDIR)$(LIBDIR)/libcowarena.so* \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowarena.pc $(DESTDIR)$(BINDIR)/cowarena
 	rm -f $(patsubst docs/man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard docs/man/*.1)) \
