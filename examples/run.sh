@@ -1,11 +1,25 @@
 #!/bin/sh
-# Runs every example in BUILD/examples, each printing what it shows.
+# Runs every example in BUILD/examples, then the Python ones (with python3),
+# each printing what it shows.
 build=${1:-build}
 status=0
 for e in "$build"/examples/*; do
 	[ -x "$e" ] || continue
 	echo "=== $(basename "$e")"
 	"$e" || { echo "!!! $(basename "$e") failed"; status=1; }
+	echo
+done
+# The Python examples, on the library just built.
+for e in "$(dirname "$0")"/*.py; do
+	[ -f "$e" ] || continue
+	echo "=== $(basename "$e")"
+	if ! command -v python3 >/dev/null 2>&1; then
+		echo "skipped: python3 not found"
+		echo
+		continue
+	fi
+	COWARENA_LIB="$build/libcowarena.so.0" python3 "$e" ||
+		{ echo "!!! $(basename "$e") failed"; status=1; }
 	echo
 done
 exit $status
