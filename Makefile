@@ -143,7 +143,7 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libc
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS) $(CXX_TESTS)
 	@BUILD=$(BUILD) COWARENA_LIB=$(BUILD)/$(SONAME) tests/run.sh $(TESTS) \
-		$(CXX_TESTS) $(PY_TESTS) tests/check-man.sh
+		$(CXX_TESTS) $(PY_TESTS) tests/check-man.sh tests/check-readme.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
