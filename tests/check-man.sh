@@ -4,8 +4,9 @@
 # BUILD/libcowarena.so exports has a page in docs/man/ (NAME.3, a page of
 # its own or a ".so" link to the page it shares), no page names a cow_*
 # function that does not exist (file names, NAME lines, references and
-# calls in any page), every ".so" link points at a page there, and every
-# page renders without groff warnings (skipped, exit 77, without groff).
+# calls in any page), every command of `cowarena --help` is in cowarena(1),
+# every ".so" link points at a page there, and every page renders without
+# groff warnings (skipped, exit 77, without groff).
 # Run by `make test`; prints one line per problem, exits 1 if any.
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-build}
@@ -52,6 +53,19 @@ for p in "$man"/*.[0-9]; do
 		exists "$f" || fail "$(basename "$p"): names $f, which does not exist"
 	done
 done
+
+# Every command the tool lists in its --help has an entry in cowarena(1).
+tool=$build/cowarena
+if [ -x "$tool" ]; then
+	cmds=$("$tool" --help | sed -n '/^commands:/,/^[a-z]/{s/^  \([a-z][a-z-]*\) .*/\1/p;}')
+	[ -n "$cmds" ] || fail "no commands in the output of cowarena --help"
+	for c in $cmds; do
+		grep -Eq "^\.BI? \"?(cowarena )?$c( |\"|\$)" "$man/cowarena.1" ||
+			fail "cowarena.1: the command '$c' (in cowarena --help) is not documented"
+	done
+else
+	fail "$tool not built"
+fi
 
 # ".so" links point at a page that is there; the rest render cleanly.
 pages=""
