@@ -128,7 +128,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena
 		$$(pkg-config --libs cmocka) $(LIBS)
 
 # The CLI's test runs the tool built beside it.
-$(BUILD)/tests/test_cli: $(BUILD)/cowarena
+$(BUILD)/tests/test_cli $(BUILD)/tests/test_wal: $(BUILD)/cowarena
 
 $(BUILD)/tests/test_cpp%: tests/test_cpp.cpp include/cowarena.hpp include/cowarena.h $(BUILD)/libcowarena.a | $(BUILD)/tests
 	$(CXX) -std=c++$* $(CFLAGS) $(CXX_WARN) -Iinclude $(EXTRA_CFLAGS) \

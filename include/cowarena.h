@@ -201,7 +201,12 @@ struct cow_options {
  * durable. If a crash left such a log, the open replays its complete
  * transactions in order into the file (stopping at the first torn or
  * zeroed record: the tail of a commit that had not returned), makes the
- * file durable, and proceeds. A clean cow_close() removes the log. The
+ * file durable (fdatasync, also with COW_NOSYNC: the transactions were
+ * committed by an earlier open) and removes the log before it returns,
+ * so that no later open replays it again over changes made to the file
+ * in between, and read-only opens work again. A writable open also
+ * removes a log that holds no transactions. A clean cow_close() removes
+ * the log its commits wrote. The
  * log's header records the file's device and inode: move a file together
  * with a log that holds transactions only after recovering it. A file
  * created by COW_CREATE starts without a log (one left beside a file of
@@ -233,7 +238,8 @@ struct cow_options {
  *    cannot be replayed (see the codes); nothing was changed.
  *  - COW_ERECOVER: COW_READONLY and the log holds transactions.
  *  - -EIO and other errnos of pread(2), pwrite(2), fdatasync(2) while
- *    replaying the log (the log is kept: the next open retries).
+ *    replaying the log or invalidating it after the replay (the log is
+ *    kept: the next open retries).
  *  - any other errno from open(2), fstat(2), mmap(2), and for COW_ISOLATE
  *    from memfd_create(2), pread(2), pwrite(2).
  * A file created by this call is removed again when the call fails.

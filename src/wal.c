@@ -415,6 +415,33 @@ static int sync_dir(const char *path)
 	return r;
 }
 
+/*
+ * Retires the log of a writable open once everything in it is in the
+ * base (replayed and synced): it must not outlive this open, or a change
+ * made to the file while no arena holds it (a backup copied over it)
+ * would be overwritten by the same transactions at the next open, and
+ * read-only opens would go on refusing the file. The header is zeroed and
+ * synced first, so that a lost unlink leaves a log that reads as empty;
+ * the unlink itself is then best effort. A log without transactions
+ * (replayed, then reset) has nothing to replay: it is only unlinked.
+ * COW_NOSYNC does not apply here: the transactions were committed by an
+ * earlier open, with the durability it promised.
+ */
+static int retire(int fd, const char *path, int replayed)
+{
+	static const char zeros[sizeof(struct cow__wal_hdr)];
+
+	if (replayed) {
+		ssize_t n = cow__sys_pwrite(fd, zeros, sizeof(zeros), 0);
+
+		if (n < 0)
+			return (int)n;
+		COW_TRY(cow__sys_fsync(fd, 1));
+	}
+	cow__sys_unlink(path);
+	return 0;
+}
+
 int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 		  size_t pgsz, int readonly, struct cow__wal_info *info)
 {
@@ -459,9 +486,11 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 		if (r < 0)
 			goto err_fd;
 	}
-	/* The log stays on disk until the first commit replaces it with a
-	 * new one (renamed over it): replaying it again after a crash before
-	 * then gives the same content. */
+	if (!readonly) {
+		r = retire(fd, w->path, info->ntx != 0);
+		if (r < 0)
+			goto err_fd;
+	}
 	cow__sys_close(fd);
 	return (int)info->ntx;
 

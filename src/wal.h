@@ -100,9 +100,11 @@ int cow__wal_parse_buf(const void *buf, size_t len, size_t pgsz,
  * calls it for each frame of each complete transaction, in order. */
 int cow__wal_scan(int fd, size_t pgsz, const struct stat *base,
 		  struct cow__wal_info *info, cow__wal_frame_fn fn, void *ctx);
-/* Replays the log at w->path into basefd and makes the base durable;
- * leaves the log open in *w (fd -1 if there is none). Returns the number
- * of transactions replayed or a negative errno / COW_E*. */
+/* Replays the log at w->path into basefd, makes the base durable and,
+ * unless readonly, removes the log (see retire in wal.c); w->fd is left
+ * -1: the first commit creates a new log. Returns the number of
+ * transactions replayed or a negative errno / COW_E* (the log is then
+ * kept). */
 int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 		  size_t pgsz, int readonly, struct cow__wal_info *info);
 /* Creates the log file (complete under a temporary name, renamed into

@@ -74,11 +74,50 @@ static void child(const char *path, uint32_t gen, int fd, int async)
 	}
 }
 
-static void sweep(int async, int rounds)
+/*
+ * A second child opens the file the first left with a pending log, which
+ * replays and retires the log, and is killed at a random instant too: in
+ * the replay, the base's sync, the log's invalidation, or after. Returns
+ * whether the kill landed before the open returned.
+ */
+static int kill_recovery(const char *path, int *retired)
+{
+	char log[300];
+	int p[2], status;
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cow_arena *a;
+
+		close(p[0]);
+		if (cow_open(&a, path, NULL))
+			_exit(2);
+		if (write(p[1], &c, 1) != 1)
+			_exit(5);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	usleep((useconds_t)(rand() % 12000));
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	c = read(p[0], &c, 1) == 1;
+	close(p[0]);
+	snprintf(log, sizeof(log), "%s.cowlog", path);
+	*retired += access(log, F_OK) != 0;
+	return !c;
+}
+
+static void sweep(int async, int rounds, int recovery)
 {
 	char path[256], tmp[300];
 	uint32_t gen = 1, first = 1;
-	int progressed = 0, ahead = 0;
+	int progressed = 0, ahead = 0, in_recovery = 0, retired = 0;
 	cow_arena *a;
 	int fd;
 
@@ -116,6 +155,8 @@ static void sweep(int async, int rounds)
 		while (read(p[0], &got, sizeof(got)) == sizeof(got))
 			last = got;
 		close(p[0]);
+		if (recovery)
+			in_recovery += kill_recovery(path, &retired);
 		assert_int_equal(cow_open(&a, path, NULL), 0);
 		g = read_gen(a);
 		assert_true(g >= 0);
@@ -133,6 +174,10 @@ static void sweep(int async, int rounds)
 	fprintf(stderr, "# %d kills, %d after a durable commit, %d found a "
 		"newer commit than reported, %u generations\n", rounds,
 		progressed, ahead, gen - first);
+	if (recovery)
+		fprintf(stderr, "# %d of them killed a recovering open "
+			"before it returned, %d after it had removed the "
+			"log\n", in_recovery, retired);
 	/* The sweep must have hit commits in flight, not only start-up. */
 	assert_true(progressed >= rounds / 2);
 	unlink(path);
@@ -145,13 +190,13 @@ static void sweep(int async, int rounds)
 static void test_kill_sweep_sync(void **state)
 {
 	(void)state;
-	sweep(0, 200);
+	sweep(0, 200, 0);
 }
 
 static void test_kill_sweep_async(void **state)
 {
 	(void)state;
-	sweep(1, 150);
+	sweep(1, 150, 0);
 }
 
 /* With a small log: kills land in checkpoints (base sync, log reset). */
@@ -159,9 +204,18 @@ static void test_kill_sweep_ckpt(void **state)
 {
 	(void)state;
 	cow__commit_ckpt_bytes(200 << 10);
-	sweep(0, 100);
-	sweep(1, 100);
+	sweep(0, 100, 0);
+	sweep(1, 100, 0);
 	cow__commit_ckpt_bytes(0);
+}
+
+/* Kills during the recovery of the next open (replay, sync, the log's
+ * retirement) lose nothing either. */
+static void test_kill_sweep_recovery(void **state)
+{
+	(void)state;
+	sweep(0, 60, 1);
+	sweep(1, 40, 1);
 }
 
 int main(void)
@@ -170,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_kill_sweep_sync),
 		cmocka_unit_test(test_kill_sweep_async),
 		cmocka_unit_test(test_kill_sweep_ckpt),
+		cmocka_unit_test(test_kill_sweep_recovery),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -46,6 +47,9 @@ static ino_t inos[F_NFILES];
 static char base_path[256];
 /* ev index at which each generation's commit had returned */
 static size_t returned_at[64];
+/* the generation every image must hold at least (committed before the
+ * recording began) */
+static unsigned lo_min;
 /* the files when the recording starts (taken as durable) */
 static struct image {
 	unsigned char *b;
@@ -160,6 +164,63 @@ static void record(unsigned n)
 	cow__sys_set_trace(NULL);
 }
 
+/*
+ * The recovery: a child commits generations 1..n and dies without closing
+ * (its log keeps them all), the in-place writes are lost (the file holds
+ * generation 0 again), and the recording is of the open that replays the
+ * log, syncs the file and invalidates the log: a power loss anywhere in
+ * it must still give generation n.
+ */
+static void record_recovery(unsigned n)
+{
+	struct cow_options o = {.flags = COW_NOTHREAD};
+	struct stat st;
+	char log[300];
+	cow_arena *a;
+	int fd, status;
+	pid_t pid;
+
+	fd = th_make_file(TH_TMPFS, SZ, base_path, sizeof(base_path));
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	inos[F_BASE] = st.st_ino;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (cow_open(&a, base_path, &o))
+			_exit(2);
+		for (unsigned g = 1; g <= n; g++) {
+			stamp(a, g);
+			if (cow_commit(a, 0))
+				_exit(3);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	{
+		uint32_t *zero = calloc(1, SZ);
+
+		assert_int_equal(pwrite(fd, zero, SZ, 0), SZ);
+		free(zero);
+	}
+	close(fd);
+	snprintf(log, sizeof(log), "%s.cowlog", base_path);
+	load(base_path, &start[F_BASE]);
+	load(log, &start[F_LOG]);
+	assert_int_equal(stat(log, &st), 0);
+	inos[F_LOG] = st.st_ino;
+	lo_min = n;
+	cow__sys_set_trace(trace);
+	assert_int_equal(cow_open(&a, base_path, NULL), 0);
+	assert_int_equal(((uint32_t *)cow_base(a))[0], n);
+	assert_int_equal(cow_close(a), 0);
+	cow__sys_set_trace(NULL);
+	assert_int_equal(access(log, F_OK), -1); /* retired by the open */
+}
+
 static void img_write(struct image *im, off_t off, const unsigned char *d,
 		      size_t len)
 {
@@ -217,7 +278,7 @@ static void crash_at(size_t p, int v, const char *dir)
 	size_t pend_from[F_NFILES] = {0, 0};
 	char bpath[300], lpath[320];
 	int log_durable = 1; /* it existed, synced, when recording began */
-	unsigned lo = 0;
+	unsigned lo = lo_min;
 	cow_arena *a;
 	struct stat st;
 	const uint32_t *w;
@@ -332,10 +393,42 @@ static void test_power_loss(void **state)
 		free(start[f].b);
 }
 
+/* A power loss during the recovery of an open (replay, the file's sync,
+ * the log's invalidation). */
+static void test_power_loss_recovery(void **state)
+{
+	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
+	size_t checks = 0, writes = 0;
+
+	(void)state;
+	nev = 0;
+	memset(returned_at, 0, sizeof(returned_at));
+	record_recovery(5);
+	for (size_t i = 0; i < nev; i++)
+		writes += ev[i].kind == COW__SYS_PWRITE;
+	/* the replay's writes, the log's header */
+	assert_true(writes >= 2);
+	assert_non_null(mkdtemp(dir));
+	for (size_t p = 0; p <= nev; p++)
+		for (int v = 0; v < 4; v++, checks++)
+			crash_at(p, v, dir);
+	fprintf(stderr, "# %zu events, %zu crash images recovered\n", nev,
+		checks);
+	rmdir(dir);
+	unlink(base_path);
+	for (size_t i = 0; i < nev; i++)
+		free(ev[i].data);
+	for (int f = 0; f < F_NFILES; f++)
+		free(start[f].b);
+	lo_min = 0;
+	nev = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_power_loss),
+		cmocka_unit_test(test_power_loss_recovery),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

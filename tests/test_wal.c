@@ -145,6 +145,128 @@ static void test_replay(void **state)
 	cleanup(path);
 }
 
+/* Writes byte over the first stamped page from outside the library. */
+static void write_outside(const char *path, int byte)
+{
+	unsigned char buf[PG];
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	memset(buf, byte, sizeof(buf));
+	assert_int_equal(pwrite(fd, buf, PG, (off_t)(pages[0] * PG)), PG);
+	close(fd);
+}
+
+/* The open (read-only and writable) sees the outside write, not gen. */
+static void check_outside(const char *path, int byte)
+{
+	struct cow_options ro = {.flags = COW_READONLY};
+	const unsigned char *p;
+	cow_arena *a;
+
+	for (int rw = 0; rw < 2; rw++) {
+		int ok;
+
+		assert_int_equal(cow_open(&a, path, rw ? NULL : &ro), 0);
+		p = cow_base(a);
+		ok = p[pages[0] * PG] == byte &&
+		     p[pages[0] * PG + PG - 1] == byte &&
+		     p[pages[1] * PG] == 3; /* the rest: gen 3 */
+		cow_close(a);
+		assert_true(ok);
+	}
+}
+
+/*
+ * A replayed log is retired by the open that replayed it, without a
+ * commit: it is gone after the close, read-only opens work, and a change
+ * made to the file from outside afterwards is never overwritten by the
+ * old transactions.
+ */
+static void test_replay_retires(void **state)
+{
+	char path[256], l[300];
+	cow_arena *a;
+	int ok, gone;
+
+	(void)state;
+	new_file(path, sizeof(path));
+	make_pending(path, 3);
+	log_name(path, l, sizeof(l));
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	ok = has_gen(a, 3);
+	gone = access(l, F_OK) == -1; /* at once, not at the close */
+	cow_close(a);
+	assert_true(ok);
+	assert_true(gone);
+	assert_int_equal(access(l, F_OK), -1);
+	write_outside(path, 0xab);
+	check_outside(path, 0xab);
+	cleanup(path);
+}
+
+/* The CLI next to the test programs (build/cowarena for build/tests/). */
+static void cli_path(char *out, size_t len)
+{
+	char exe[256];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	assert_true(n > 0);
+	exe[n] = 0;
+	for (int i = 0; i < 2; i++) {
+		slash = strrchr(exe, '/');
+		assert_non_null(slash);
+		*slash = 0;
+	}
+	snprintf(out, len, "%s/cowarena", exe);
+	if (access(out, X_OK))
+		fprintf(stderr, "# %s: missing (make all builds it)\n", out);
+	assert_int_equal(access(out, X_OK), 0);
+}
+
+/* Runs `cowarena recover path`; returns its exit status and output. */
+static int run_recover(const char *path, char *out, size_t len)
+{
+	char cli[300], cmd[700];
+	size_t n;
+	FILE *f;
+
+	cli_path(cli, sizeof(cli));
+	snprintf(cmd, sizeof(cmd), "'%s' recover '%s' 2>&1", cli, path);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	n = fread(out, 1, len - 1, f);
+	out[n] = 0;
+	return pclose(f);
+}
+
+/* The same through `cowarena recover`, which says "log removed" only when
+ * it is. */
+static void test_recover_cli(void **state)
+{
+	char path[256], l[300], out[1024];
+	int status;
+
+	(void)state;
+	new_file(path, sizeof(path));
+	make_pending(path, 3);
+	log_name(path, l, sizeof(l));
+	status = run_recover(path, out, sizeof(out));
+	fprintf(stderr, "# %s", out);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_non_null(strstr(out, "replayed 3 transactions; log removed"));
+	assert_int_equal(access(l, F_OK), -1);
+	write_outside(path, 0xcd);
+	check_outside(path, 0xcd);
+	/* nothing left to do */
+	status = run_recover(path, out, sizeof(out));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_non_null(strstr(out, "nothing to recover"));
+	cleanup(path);
+}
+
 /* Overwrites len bytes of the log at off with byte (or flips one). */
 static void poke(const char *path, off_t off, size_t len, int byte)
 {
@@ -408,6 +530,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_replay_retires),
+		cmocka_unit_test(test_recover_cli),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_foreign_version),

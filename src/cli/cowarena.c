@@ -493,11 +493,11 @@ static int cmd_verify(int argc, char **argv)
 
 static int cmd_recover(int argc, char **argv)
 {
-	struct cow__wal_info li;
+	struct cow__wal_info li, after;
 	const char *file, *why;
 	struct stat sb;
 	cow_arena *a;
-	int exists, r;
+	int exists, left, r;
 
 	r = parse_file_cmd(
 	    argc, argv,
@@ -535,11 +535,22 @@ static int cmd_recover(int argc, char **argv)
 			cow_strerror(r));
 		return 1;
 	}
-	if (exists)
-		printf("%s: replayed %llu transaction%s; log removed\n", file,
-		       (unsigned long long)li.ntx, li.ntx == 1 ? "" : "s");
-	else
+	if (!exists) {
 		printf("%s: nothing to recover\n", file);
+		return 0;
+	}
+	/* Say what is there now, not what the open was meant to do. */
+	r = scan_log(file, &sb, &after, &left, &why);
+	if (r < 0 || (left && after.ntx)) {
+		fprintf(stderr,
+			"cowarena recover: %s.cowlog: the log is still "
+			"there%s%s\n",
+			file, r < 0 ? ": " : "", r < 0 ? cow_strerror(r) : "");
+		return 1;
+	}
+	printf("%s: replayed %llu transaction%s; log %s\n", file,
+	       (unsigned long long)li.ntx, li.ntx == 1 ? "" : "s",
+	       left ? "emptied (its removal failed)" : "removed");
 	return 0;
 }
 
