@@ -127,7 +127,8 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena
 		$(TEST_HELPERS) $(BUILD)/libcowarena.a \
 		$$(pkg-config --libs cmocka) $(LIBS)
 
-# The CLI's test runs the tool built beside it.
+# The tests of the CLI (and of recover in test_wal) run the tool built
+# beside them.
 $(BUILD)/tests/test_cli $(BUILD)/tests/test_wal: $(BUILD)/cowarena
 
 $(BUILD)/tests/test_cpp%: tests/test_cpp.cpp include/cowarena.hpp include/cowarena.h $(BUILD)/libcowarena.a | $(BUILD)/tests
