@@ -64,6 +64,25 @@
  * 3-mapping budget), the private changes made there are lost (the
  * kernel drops them at the truncation), and the arena is stale: every
  * later call but cow_dirty(), cow_stats() and cow_close() returns -ESTALE.
+ *
+ * A fault on a page inside the file's size is no truncation: the kernel
+ * could not read the page in (the first read of a hole of a full tmpfs
+ * fails with ENOSPC; a disk's read error). Only that page is completed,
+ * with zeros; the file is untouched and every private change the arena
+ * holds stays. The arena is then failed: grow, discard, revert, snapshot,
+ * rollback and commit return -EIO and change nothing; cow_dirty(),
+ * cow_stats(), plain reads and writes and cow_close() still work, so the
+ * program can save its changes elsewhere. Cost: with the userfaultfd
+ * tracking on (see cow_snapshot(); where the kernel offers it and the
+ * base is a tmpfs or memfd file) the zeros go in through it
+ * (UFFDIO_ZEROPAGE): no mapping more, however many pages fail. Otherwise
+ * a zero page is mapped over the page, which splits the base mapping: the
+ * first time the arena's unused reservation is given up for it, so the
+ * arena stays within 3 mappings; each later failed page that is not next
+ * to an earlier one or at an end of the base costs two mappings more (one
+ * when it is), and in a process at vm.max_map_count such a fault is not
+ * completed and goes to the previous handler (by default it kills).
+ *
  * Any other SIGBUS goes to the handler that was installed before (its
  * default action still kills the process). A program that installs its
  * own SIGBUS handler while such arenas are open must chain to the one it
@@ -337,6 +356,10 @@ size_t cow_reserved(const cow_arena *a);
  *    pages into the file failed after its durable point (see
  *    cow_commit()): returned until the file is reopened; a grow
  *    first waits for those writes.
+ *  - -EIO: a page inside the file could not be read in (see "Signals"
+ *    above: a hole of a full tmpfs, a read error); nothing done, the
+ *    private changes stay readable. Returned by every later call of this
+ *    kind: close the arena.
  *  - -ECHILD: called in a fork child (see fork() above).
  *  - -EFBIG: new_size exceeds RLIMIT_FSIZE (checked first: no SIGXFSZ is
  *    raised) or the file system's limit.
@@ -360,6 +383,10 @@ int cow_grow(cow_arena *a, size_t new_size);
  *  - -ESTALE: the file changed behind the arena's back (without
  *    COW_ISOLATE; see "Changes from outside"): the base it would return
  *    to is no longer the one the arena had. Nothing done.
+ *  - -EIO: a page inside the file could not be read in (see "Signals"
+ *    above: a hole of a full tmpfs, a read error); nothing done, the
+ *    private changes stay readable. Returned by every later call of this
+ *    kind: close the arena.
  *  - -ECHILD: called in a fork child.
  *  - -EIO (or the errno of the failed write): writing an earlier commit
  *    into the file failed, so the file's pages are not the committed
@@ -383,6 +410,10 @@ int cow_discard(cow_arena *a);
  * @return 0, or a negative errno:
  *  - -EINVAL: a or addr NULL, unaligned, zero length or out of range.
  *  - -ESTALE: the file changed behind the arena's back (as cow_discard()).
+ *  - -EIO: a page inside the file could not be read in (see "Signals"
+ *    above: a hole of a full tmpfs, a read error); nothing done, the
+ *    private changes stay readable. Returned by every later call of this
+ *    kind: close the arena.
  *  - -ECHILD: called in a fork child.
  *  - -EIO (or the errno of the failed write): as for cow_discard().
  *  - other errnos from madvise(2), and, once the userfaultfd tracking is
@@ -452,6 +483,10 @@ ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
  *    pages into the file failed after its durable point (see
  *    cow_commit()): returned until the file is reopened; this
  *    call first waits for those writes.
+ *  - -EIO: a page inside the file could not be read in (see "Signals"
+ *    above: a hole of a full tmpfs, a read error); nothing done, the
+ *    private changes stay readable. Returned by every later call of this
+ *    kind: close the arena.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory for the page copies or the snapshot.
  *  - -EMFILE, -ENFILE: no descriptor for the first snapshot's userfaultfd.
@@ -484,6 +519,10 @@ int cow_snapshot(cow_arena *a, cow_snap **out);
  *    pages into the file failed after its durable point (see
  *    cow_commit()): returned until the file is reopened; this
  *    call first waits for those writes.
+ *  - -EIO: a page inside the file could not be read in (see "Signals"
+ *    above: a hole of a full tmpfs, a read error); nothing done, the
+ *    private changes stay readable. Returned by every later call of this
+ *    kind: close the arena.
  *  - -ECHILD: called in a fork child.
  *  - -ENOMEM: no memory for the plan of the pages to restore.
  *  - errnos from the PAGEMAP_SCAN ioctl that reads which pages were
@@ -573,6 +612,12 @@ struct cow_stats {
  * @return 0, or a negative errno:
  *  - -EINVAL: a NULL or unknown flags.
  *  - -EROFS: the arena was opened with COW_READONLY.
+ *  - -ESTALE: the file changed behind the arena's back (see "Changes from
+ *    outside" above; with COW_ISOLATE too); nothing written.
+ *  - -EIO: a page inside the file could not be read in (see "Signals"
+ *    above: a hole of a full tmpfs, a read error); nothing written, the
+ *    private changes stay readable. Returned by every later call of this
+ *    kind: close the arena.
  *  - -ENOMEM: no memory for the transaction or the page scan.
  *  - -ENOSPC, -EIO, -EDQUOT, -EFBIG: creating or appending to the log, or
  *    writing the base of an arena without a log, failed. Nothing changed:

@@ -411,7 +411,7 @@ COW_API int cow_close(cow_arena *a)
 		cow__commit_free(a->commit);
 	cow__guard_unwatch(a);
 	/* Read after the unwatch: the handler no longer changes it. */
-	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) ==
+	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) &
 	    COW__STALE_UNRESERVED)
 		a->reserve = a->mapped;
 	cow__reserve_release(a->base, a->reserve);

@@ -883,9 +883,7 @@ static int check_guard(struct cow_arena *a)
 		pending = own_writes_pending(c);
 		cow__io_unlock();
 		if (pending)
-			return __atomic_load_n(&a->stale, __ATOMIC_ACQUIRE)
-				   ? -ESTALE
-				   : 0;
+			return cow__guard_marked(a);
 	}
 	COW_TRY(refresh_guard(a));
 	return cow__guard_check_commit(a);

@@ -33,7 +33,11 @@
  * SIGBUS handler. For a fault inside an arena it maps zero pages over the
  * arena's lost tail — [first page past the new end, end of the base
  * mapping) — with one MAP_FIXED, so the access completes and the arena
- * uses at most 3 mappings; the arena is then stale. Any other fault goes to the handler
+ * uses at most 3 mappings; the arena is then stale. A fault on a page
+ * inside the file's size (one fstat tells) is no truncation but a page the
+ * kernel could not read in (a hole of a full tmpfs, a read error): only
+ * that page gets zeros, the private pages stay, and the arena reports -EIO
+ * (see fix_unreadable). Any other fault goes to the handler
  * that was there before (its default action kills the process as it would
  * have). The handler only reads a registry of arenas that is updated with
  * atomic stores and never freed, and makes raw system calls: it is
@@ -57,6 +61,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 
 #include "compat.h"
 #include "internal.h"
@@ -106,11 +111,19 @@ static int check_file(struct cow_arena *a)
 	return ident_same(&a->ident, &now) ? 0 : -ESTALE;
 }
 
+int cow__guard_marked(const struct cow_arena *a)
+{
+	int bits = __atomic_load_n(&a->stale, __ATOMIC_ACQUIRE);
+
+	if (bits & COW__STALE_LOST)
+		return -ESTALE;
+	return bits & COW__STALE_IO ? -EIO : 0;
+}
+
 static int check(struct cow_arena *a, int for_commit)
 {
 	COW_TRY(cow__guard_owner(a));
-	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE))
-		return -ESTALE;
+	COW_TRY(cow__guard_marked(a));
 	if (a->kind != COW__FILE)
 		return 0;
 	if ((a->flags & COW_ISOLATE) && !for_commit)
@@ -297,7 +310,9 @@ struct slot {
 	size_t mapped;	 /* bytes of the base mapped, at least size */
 	size_t reserve;	 /* its reserved bytes */
 	int fd;		 /* the base file, whose size bounds the lost tail */
-	int *stale;	 /* the arena's stale flag */
+	int *stale;	 /* the arena's stale bits, COW__STALE_* */
+	int *uffd;	 /* the arena's userfaultfd, -1 when it has none */
+	pid_t pid;	 /* the opener, the only process that may use it */
 };
 
 struct chunk {
@@ -322,47 +337,131 @@ static struct slot *slot_at(int idx)
 	return &c->s[idx];
 }
 
+/* Gives up the unused reservation past the base mapping, [end, rend), to
+ * make room for a mapping: it is no longer the arena's (close skips it). */
+static int unreserve(struct slot *s, uintptr_t start, uintptr_t end,
+		     uintptr_t rend)
+{
+	if (rend <= end || cow__sys_sig_unmap((void *)end, rend - end) < 0)
+		return 0;
+	__atomic_store_n(&s->reserve, end - start, __ATOMIC_RELAXED);
+	__atomic_fetch_or(s->stale, COW__STALE_UNRESERVED, __ATOMIC_RELEASE);
+	return 1;
+}
+
 /*
- * Replaces the lost tail of the arena in slot s, which holds addr: from
- * the faulting page, or the first page past the file's new end if that is
- * lower, to the end of the base mapping; everything there faults or soon
- * would. The end of the mapping, not the arena's size: after a rollback to
- * a smaller size the base stays mapped past it, and zeros up to the size
- * only would leave a third piece of the base mapping behind them.
+ * The file was truncated. Replaces the lost tail of the arena in slot s:
+ * from lo (the faulting page), or the first page past the file's new end
+ * if that is lower, to the end of the base mapping; everything there
+ * faults or soon would, and the kernel dropped the private pages there at
+ * the truncation. The end of the mapping, not the arena's size: after a
+ * rollback to a smaller size the base stays mapped past it, and zeros up
+ * to the size only would leave a third piece of the base mapping behind
+ * them.
  *
  * Zeros over part of the base split its mapping: one mapping more. A
  * process at vm.max_map_count has none left; then the unused reservation
  * past the mapping's end (a whole mapping) is given up to make room.
  */
-static int fix_slot(struct slot *s, uintptr_t start, uintptr_t addr)
+static int fix_truncated(struct slot *s, uintptr_t start, uintptr_t end,
+			 uintptr_t rend, uintptr_t lo, const struct stat *st)
 {
-	uintptr_t mask = ~(uintptr_t)(guard_pgsz - 1), lo = addr & mask;
-	uintptr_t end = start + __atomic_load_n(&s->mapped, __ATOMIC_RELAXED);
-	uintptr_t rend = start + __atomic_load_n(&s->reserve, __ATOMIC_RELAXED);
-	int fd = __atomic_load_n(&s->fd, __ATOMIC_RELAXED);
-	int *stale = __atomic_load_n(&s->stale, __ATOMIC_RELAXED);
-	struct stat st;
+	uintptr_t mask = ~(uintptr_t)(guard_pgsz - 1);
 	int r;
 
-	if (cow__sys_sig_fstat(fd, &st) == 0) {
-		uintptr_t eof = ((uintptr_t)st.st_size + guard_pgsz - 1) & mask;
+	if (st) {
+		uintptr_t eof = ((uintptr_t)st->st_size + guard_pgsz - 1) & mask;
 
 		if (eof < end - start && start + eof < lo)
 			lo = start + eof;
 	}
 	r = cow__sys_sig_map_zero((void *)lo, end - lo);
-	if (r == -ENOMEM && rend > end &&
-	    cow__sys_sig_unmap((void *)end, rend - end) == 0) {
-		__atomic_store_n(&s->reserve, end - start, __ATOMIC_RELAXED);
-		__atomic_store_n(stale, COW__STALE_UNRESERVED,
-				 __ATOMIC_RELEASE);
+	if (r == -ENOMEM && unreserve(s, start, end, rend))
 		r = cow__sys_sig_map_zero((void *)lo, end - lo);
+	if (r < 0)
+		return 0;
+	__atomic_fetch_or(s->stale, COW__STALE_LOST, __ATOMIC_RELEASE);
+	return 1;
+}
+
+/*
+ * UFFDIO_ZEROPAGE fills only an empty page-table entry. An armed page
+ * that was dropped keeps a write-protect marker there (see
+ * cow__track_unarm): unprotecting the page clears it, then the zero page
+ * goes in. -EEXIST after that: another thread filled the page meanwhile,
+ * and the access now completes.
+ */
+static int zero_by_uffd(int uffd, uintptr_t lo)
+{
+	struct uffdio_range range = {.start = lo, .len = guard_pgsz};
+	struct uffdio_zeropage z = {.range = range};
+	struct uffdio_writeprotect wp = {.range = range, .mode = 0};
+	int r;
+
+	r = cow__sys_sig_ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+	if (r != -EEXIST)
+		return r;
+	r = cow__sys_sig_ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+	if (r < 0)
+		return r;
+	z.zeropage = 0;
+	r = cow__sys_sig_ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+	return r == -EEXIST ? 0 : r;
+}
+
+/*
+ * The page at lo lies inside the file, which was not truncated: the
+ * kernel could not read it in (a hole of a full tmpfs, ENOSPC; a read
+ * error). The private pages around it are intact and stay: only this page
+ * gets zeros. Through the arena's userfaultfd when its tracking has one
+ * (registered over the whole base mapping): UFFDIO_ZEROPAGE fills a page
+ * of a private mapping without the file and without a new mapping. Only
+ * in the opener: a fork child's copy of the descriptor still acts on the
+ * opener's memory. Else one zero page is mapped over the page, which
+ * splits the base mapping in three; the first time the unused
+ * reservation is given up, so the arena stays within 3 mappings; each
+ * later such page costs up to two mappings more. (Two threads faulting
+ * on the same page at once may both map it; a store made in between by
+ * the first is lost.)
+ */
+static int fix_unreadable(struct slot *s, uintptr_t start, uintptr_t end,
+			  uintptr_t rend, uintptr_t lo)
+{
+	int uffd = __atomic_load_n(s->uffd, __ATOMIC_ACQUIRE);
+	int r = -1;
+
+	if (uffd >= 0 && __atomic_load_n(&s->pid, __ATOMIC_RELAXED) ==
+			     cow__sys_getpid())
+		r = zero_by_uffd(uffd, lo);
+	if (r < 0) {
+		(void)unreserve(s, start, end, rend);
+		r = cow__sys_sig_map_zero((void *)lo, guard_pgsz);
 	}
 	if (r < 0)
 		return 0;
-	if (__atomic_load_n(stale, __ATOMIC_RELAXED) == COW__STALE_NOT)
-		__atomic_store_n(stale, COW__STALE_LOST, __ATOMIC_RELEASE);
+	__atomic_fetch_or(s->stale, COW__STALE_IO, __ATOMIC_RELEASE);
 	return 1;
+}
+
+/*
+ * Completes the fault at addr in the arena of slot s. A page past the
+ * file's end means a truncation; a page inside it, a page the kernel
+ * could not read in: one fstat tells them apart (the file's size cannot
+ * be known otherwise; if even fstat fails, a truncation is assumed).
+ */
+static int fix_slot(struct slot *s, uintptr_t start, uintptr_t addr)
+{
+	uintptr_t lo = addr & ~(uintptr_t)(guard_pgsz - 1);
+	uintptr_t end = start + __atomic_load_n(&s->mapped, __ATOMIC_RELAXED);
+	uintptr_t rend = start + __atomic_load_n(&s->reserve, __ATOMIC_RELAXED);
+	int fd = __atomic_load_n(&s->fd, __ATOMIC_RELAXED);
+	struct stat st;
+
+	if (cow__sys_sig_fstat(fd, &st) < 0)
+		return fix_truncated(s, start, end, rend, lo, NULL);
+	if (lo - start < (uintptr_t)st.st_size)
+		return fix_unreadable(s, start, end, rend, lo);
+	return fix_truncated(s, start, end, rend, lo, &st);
 }
 
 /* Fixes the fault at addr if an arena holds it; 0 when none does or the
@@ -411,7 +510,9 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 
-	if (si->si_code > 0 && fix_fault((uintptr_t)si->si_addr)) {
+	/* Truncations and pages that cannot be read in fault with
+	 * BUS_ADRERR; a memory error (BUS_MCEERR_*) is not ours to fix. */
+	if (si->si_code == BUS_ADRERR && fix_fault((uintptr_t)si->si_addr)) {
 		errno = saved;
 		return;
 	}
@@ -514,6 +615,8 @@ int cow__guard_watch(struct cow_arena *a)
 	__atomic_store_n(&s->reserve, a->reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->fd, a->fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->stale, &a->stale, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->uffd, &a->uffd, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->pid, a->pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, SLOT_LIVE, __ATOMIC_RELEASE);
 	a->guard_slot = idx;
 out:

@@ -37,13 +37,18 @@ struct cow__ident {
 	int linked; /* had a name: its removal or replacement is a change */
 };
 
+/* Bits of cow_arena.stale, set by the SIGBUS handler (guard.c). */
 enum {
 	COW__STALE_NOT = 0,
-	COW__STALE_LOST = 1, /* the lost tail reads zeros */
-	/* also: to find a mapping for the zeros at vm.max_map_count the
-	 * handler unmapped the reservation past the arena's size, which is
-	 * then no longer ours: close unmaps [base, base + mapped) only */
+	COW__STALE_LOST = 1, /* truncated: the lost tail reads zeros */
+	/* the handler unmapped the reservation past a->mapped to find a
+	 * mapping for zeros (at vm.max_map_count, or for a failed page
+	 * without userfaultfd); it is no longer ours: close unmaps
+	 * [base, base + mapped) only */
 	COW__STALE_UNRESERVED = 2,
+	/* a page inside the file's size could not be read in (a hole of a
+	 * full tmpfs, a read error): it reads zeros, the rest is intact */
+	COW__STALE_IO = 4,
 };
 
 struct cow_arena {
@@ -70,8 +75,9 @@ struct cow_arena {
 	/* The opener: other processes (fork children) get -ECHILD from
 	 * every call but cow_close. */
 	pid_t pid;
-	/* Atomic, sticky, COW__STALE_*: the base was lost (a truncation
-	 * fault replaced its tail with zeros); set by the SIGBUS handler. */
+	/* Atomic, sticky, COW__STALE_* bits: the base was lost (a
+	 * truncation fault replaced its tail with zeros) or could not be
+	 * read; set by the SIGBUS handler. */
 	int stale;
 	int guard_slot;		 /* SIGBUS registry slot, -1 when unwatched */
 	struct cow__ident ident; /* the real file at open or our last change */
@@ -79,7 +85,9 @@ struct cow_arena {
 	 * size. A rollback to a smaller size leaves the pages past it mapped
 	 * (and dropped), so a later grow needs no new mapping there. */
 	size_t mapped;
-	int uffd;	   /* userfaultfd of the written-page tracking, or -1 */
+	/* userfaultfd of the written-page tracking, or -1; the SIGBUS
+	 * handler reads it (atomically) to fill a page it cannot read */
+	int uffd;
 	unsigned tracking; /* COW_TRACK_* */
 	struct cow__snaps *snaps;   /* snapshot state; NULL before the first */
 	struct cow__commit *commit; /* log and background state; NULL: none */
@@ -190,7 +198,8 @@ void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
  * fork child); every call but cow_close starts with it.
  * cow__guard_check: owner, then -ESTALE if the base changed behind the
  * arena's back: the SIGBUS handler marked it, or (without COW_ISOLATE) the
- * file's identity, size or mtime differ from a->ident. Called first by
+ * file's identity, size or mtime differ from a->ident; -EIO if the handler
+ * found a page inside the file it could not read. Called first by
  * every call whose result depends on the base: grow, discard, revert,
  * rollback.
  * cow__guard_check_commit: the same, but also checks the real file of an
@@ -209,6 +218,9 @@ void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
 int cow__guard_owner(const struct cow_arena *a);
 int cow__guard_check(struct cow_arena *a);
 int cow__guard_check_commit(struct cow_arena *a);
+/* Only the marks of the SIGBUS handler: -ESTALE (the file was truncated),
+ * -EIO (a page inside it could not be read), else 0. */
+int cow__guard_marked(const struct cow_arena *a);
 int cow__guard_refresh(struct cow_arena *a);
 int cow__guard_ident(int fd, struct cow__ident *id);
 void cow__guard_ident_from(const struct stat *st, struct cow__ident *id);

@@ -457,6 +457,11 @@ int cow__sys_sig_unmap(void *addr, size_t len)
 	return munmap(addr, len) ? -errno : 0;
 }
 
+int cow__sys_sig_ioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) < 0 ? -errno : 0;
+}
+
 /*
  * Restores the default action of sig. A fault re-executes the access when
  * the handler returns and so meets the default action by itself; a signal

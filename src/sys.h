@@ -80,6 +80,7 @@ pid_t cow__sys_getpid(void);
 int cow__sys_sig_fstat(int fd, struct stat *st);
 int cow__sys_sig_map_zero(void *addr, size_t len);
 int cow__sys_sig_unmap(void *addr, size_t len);
+int cow__sys_sig_ioctl(int fd, unsigned long req, void *arg);
 void cow__sys_sig_default(int sig, int resend);
 
 int cow__sys_getrandom(void *buf, size_t len);

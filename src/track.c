@@ -291,10 +291,14 @@ int cow__track_uffd_register(struct cow_arena *a, size_t from, size_t to)
 	return r == -EINVAL ? -EOPNOTSUPP : r;
 }
 
+/* -1 before the close: the SIGBUS handler must never use a descriptor
+ * number that is being reused. */
 void cow__track_uffd_close(struct cow_arena *a)
 {
-	cow__sys_close(a->uffd);
-	a->uffd = -1;
+	int fd = a->uffd;
+
+	__atomic_store_n(&a->uffd, -1, __ATOMIC_RELEASE);
+	cow__sys_close(fd);
 }
 
 int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1079,6 +1080,188 @@ static void test_close_order(void **state)
 	th_assert_exit0(th_in_child(child_close_order, (void *)(intptr_t)1));
 }
 
+/*
+ * A SIGBUS that is no truncation: on a full tmpfs the first read of a hole
+ * of a file faults (the kernel cannot allocate the page, ENOSPC) although
+ * the file keeps its size. The process survives, the page reads zeros,
+ * every private page stays as written, the file is not touched, the arena
+ * stays within 3 mappings, and every call that depends on the base
+ * returns -EIO, changing nothing. Three ways: with the userfaultfd
+ * tracking on (a snapshot first: the page is filled through it, no
+ * mapping more, and a second hole costs nothing either), without any
+ * tracking, and with the tracking that compares copies (a zero page is
+ * mapped over the hole, the unused reservation given up for it).
+ */
+enum { FULL_UFFD, FULL_PLAIN, FULL_COMPARE };
+#define FULL_PAGES 256 /* the file: 1 MiB, on a 256 KiB tmpfs */
+
+static const char *full_dir;
+
+#define PM_UFFD_WP (1ULL << 57)
+#define PM_PRESENT (1ULL << 63)
+
+/* The page's /proc/self/pagemap entry. */
+static unsigned long long pagemap_bits(const void *addr)
+{
+	unsigned long long e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (pread(fd, &e, sizeof(e),
+			  (off_t)((uintptr_t)addr / PG * sizeof(e))) !=
+		    sizeof(e))
+			e = 0;
+		close(fd);
+	}
+	return e;
+}
+
+static int child_full(void *arg)
+{
+	static const size_t priv[] = {0, 1, 50, 200, 255};
+	int how = (int)(intptr_t)arg, fd, fill;
+	char path[512], buf[4096], *p;
+	cow_snap *s = NULL;
+	struct cow_stats st;
+	struct stat sb;
+	cow_arena *a;
+	size_t maps;
+	int uffd = 0;
+
+	signal(SIGBUS, SIG_DFL); /* an unrepaired fault kills */
+	snprintf(path, sizeof(path), "%s/base", full_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	TH_CHECK(fd >= 0 && ftruncate(fd, FULL_PAGES * PG) == 0);
+	close(fd);
+	if (how == FULL_COMPARE)
+		cow__track_force_compare(1);
+	TH_CHECK(cow_open(&a, path, NULL) == 0);
+	p = cow_base(a);
+	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
+		memset(p + priv[i] * PG, 'a' + (int)i, PG);
+	if (how != FULL_PLAIN) {
+		TH_CHECK(cow_snapshot(a, &s) == 0);
+		p[PG + 7] = 'S'; /* written after the snapshot */
+		TH_CHECK(cow_stats(a, &st) == 0);
+		if (how == FULL_COMPARE)
+			TH_CHECK(st.tracking == COW_TRACK_COMPARE);
+		uffd = st.tracking == COW_TRACK_UFFD_WP;
+		if (how == FULL_UFFD && !uffd)
+			printf("# no uffd-wp on this kernel: the way with "
+			       "userfaultfd runs as the one without\n");
+	}
+	if (uffd) {
+		/* an armed hole: a write-protect marker in its page-table
+		 * entry, which UFFDIO_ZEROPAGE alone does not fill */
+		TH_CHECK(cow__track_arm(a, 120, 1) == 0);
+		TH_CHECK(pagemap_bits(p + 120 * PG) & PM_UFFD_WP);
+	}
+	maps = th_arena_maps(a);
+	TH_CHECK(maps == 2);
+	/* fill the file system */
+	snprintf(path, sizeof(path), "%s/fill", full_dir);
+	fill = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	TH_CHECK(fill >= 0);
+	memset(buf, 'f', sizeof(buf));
+	while (write(fill, buf, sizeof(buf)) > 0)
+		;
+	TH_CHECK(errno == ENOSPC);
+	close(fill);
+
+	if (uffd) {
+		/* a fork child's fault is completed in the child: the
+		 * descriptor it inherited acts on the opener's memory */
+		pid_t pid = fork();
+		int wst;
+
+		if (pid == 0)
+			_exit(p[130 * PG] == 0 && p[200 * PG] == 'd' ? 0 : 1);
+		TH_CHECK(pid > 0 && waitpid(pid, &wst, 0) == pid);
+		TH_CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+		TH_CHECK(!(pagemap_bits(p + 130 * PG) & PM_PRESENT));
+	}
+	TH_CHECK(p[100 * PG + 3] == 0); /* a hole: faults, survives */
+	TH_CHECK(p[100 * PG + PG - 1] == 0);
+	p[100 * PG + 9] = 'h'; /* and takes a store */
+	/* the private pages stay as written, the file keeps its size */
+	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
+		for (size_t off = 0; off < PG; off += 512)
+			TH_CHECK(p[priv[i] * PG + off] == 'a' + (int)i);
+	TH_CHECK(th_arena_maps(a) <= 3);
+	if (uffd) {
+		/* no mapping more, the reservation kept: holes cost nothing */
+		TH_CHECK(p[150 * PG] == 0);
+		TH_CHECK(p[120 * PG + 5] == 0);
+		TH_CHECK(th_arena_maps(a) == maps);
+		TH_CHECK(cow_reserved(a) > cow_size(a));
+	}
+	TH_CHECK(how == FULL_PLAIN || p[PG + 7] == 'S');
+	TH_CHECK(p[100 * PG + 9] == 'h');
+	snprintf(path, sizeof(path), "%s/base", full_dir);
+	TH_CHECK(stat(path, &sb) == 0 && sb.st_size == FULL_PAGES * PG);
+	/* the base cannot be trusted: -EIO, and nothing changes */
+	TH_CHECK(cow_discard(a) == -EIO);
+	TH_CHECK(cow_revert(a, p, PG) == -EIO);
+	TH_CHECK(cow_grow(a, cow_size(a) + PG) == -EIO);
+	TH_CHECK(cow_commit(a, 0) == -EIO);
+	TH_CHECK(cow_commit(a, COW_COMMIT_ASYNC) == -EIO);
+	if (s) {
+		cow_snap *s2 = NULL;
+
+		TH_CHECK(cow_rollback(a, s) == -EIO);
+		TH_CHECK(cow_snapshot(a, &s2) == -EIO && !s2);
+	}
+	for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
+		TH_CHECK(p[priv[i] * PG + 100] == 'a' + (int)i);
+	TH_CHECK(p[100 * PG + 9] == 'h');
+	TH_CHECK(cow_size(a) == FULL_PAGES * PG);
+	TH_CHECK(cow_dirty(a, NULL, 0) >= 4); /* still says what to save */
+	TH_CHECK(cow_stats(a, &st) == 0 && st.mappings <= 3);
+	TH_CHECK(st.mappings == th_arena_maps(a));
+	snprintf(path, sizeof(path), "%s/base.cowlog", full_dir);
+	TH_CHECK(access(path, F_OK) < 0); /* the commits wrote nothing */
+	if (s)
+		cow_snap_release(s);
+	TH_CHECK(cow_close(a) == 0);
+	return 0;
+}
+
+static void test_full_tmpfs(void **state)
+{
+	char dir[] = "/tmp/cowarena-full-XXXXXX";
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	if (mount("cowarena", dir, "tmpfs", 0, "size=256k") < 0) {
+		int e = errno;
+
+		rmdir(dir);
+		printf("# skipped: cannot mount a tmpfs here (%s)\n",
+		       strerror(e));
+		skip();
+	}
+	full_dir = dir;
+	for (int how = FULL_UFFD; how <= FULL_COMPARE; how++) {
+		char path[512];
+		int st;
+
+		st = th_in_child(child_full, (void *)(intptr_t)how);
+		snprintf(path, sizeof(path), "%s/fill", dir);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/base", dir);
+		unlink(path);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			printf("# way %d failed\n", how);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			umount2(dir, MNT_DETACH);
+			rmdir(dir);
+		}
+		th_assert_exit0(st);
+	}
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	rmdir(dir);
+}
+
 /* cow_open_fd's checks before it opens the file again. */
 static void test_open_fd_errors(void **state)
 {
@@ -1131,6 +1314,7 @@ int main(void)
 	    cmocka_unit_test(test_isolate_relative),
 	    cmocka_unit_test(test_sigbus_chain_plain),
 	    cmocka_unit_test(test_close_order),
+	    cmocka_unit_test(test_full_tmpfs),
 	    cmocka_unit_test(test_open_fd_errors),
 	};
 
