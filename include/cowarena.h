@@ -145,7 +145,9 @@ typedef struct cow_snap cow_snap;
  * the log or the base. A commit survives a crash of the process (the
  * kernel keeps the data) but not necessarily a crash of the system or a
  * power loss, which may lose it or, as with any unsynced write, leave
- * the file torn. */
+ * the file torn. As without it, cow_close() removes the log only when
+ * every commit it holds is written into the file: after a failed write
+ * the log stays, and the next open replays it. */
 #define COW_NOSYNC 0x08u
 /** No background thread: background I/O (the in-place writes of
  * asynchronous commits, the base's fdatasync, the log's reset) advances

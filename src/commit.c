@@ -810,10 +810,14 @@ void cow__commit_close(struct cow_arena *a)
 		cow__io_lock();
 		c->closing = 1;
 		wait_for(c, idle);
-		clean = !c->fatal && c->seq_base == c->seq_logged &&
-			c->seq_applied == c->seq_logged;
+		/* The log goes only when every transaction it holds is in
+		 * the base, and (unless COW_NOSYNC) the base is synced: a
+		 * failed in-place write leaves it for the next open to
+		 * replay, with COW_NOSYNC too. */
+		clean = !c->fatal && c->seq_applied == c->seq_logged &&
+			(c->nosync || c->seq_base == c->seq_logged);
 		cow__io_unlock();
-		if (clean || c->nosync)
+		if (clean)
 			cow__wal_close(&c->wal, 1);
 		cow__io_put(!(c->flags & COW_NOTHREAD));
 	}

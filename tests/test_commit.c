@@ -499,8 +499,9 @@ static void fault_sweep(enum th_backing b, unsigned oflags, unsigned cflags)
 
 	for (unsigned long n = 1; !done && n < 400; n++) {
 		struct th_arena t;
+		struct cow_stats st;
 		unsigned long before;
-		int r, r2, fired;
+		int r, r2, fired, logged;
 
 		assert_int_equal(th_open(&t, b, SZ, &o), 0);
 		th_base_ref(b, ref1, SZ);
@@ -515,6 +516,10 @@ static void fault_sweep(enum th_backing b, unsigned oflags, unsigned cflags)
 			r = cow_sync(t.a);
 		fired = cow__fault_calls(COW__SYS_ANY) - before >= n;
 		cow__fault_reset();
+		/* Its log record was written (and, without COW_NOSYNC,
+		 * synced): the reopened file must hold it, whatever failed
+		 * after. */
+		logged = cow_stats(t.a, &st) == 0 && st.commit_seq_durable >= 2;
 		if (!fired)
 			assert_int_equal(r, 0);
 		done = !fired;
@@ -534,7 +539,7 @@ static void fault_sweep(enum th_backing b, unsigned oflags, unsigned cflags)
 		}
 		cow_close(t.a);
 		assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
-		if (r == 0) {
+		if (r == 0 || logged) {
 			assert_true(th_equal(&t, ref2, SZ));
 		} else if (memcmp(cow_base(t.a), ref2, SZ)) {
 			assert_true(th_equal(&t, ref1, SZ));
@@ -572,6 +577,56 @@ static void test_fault_sweep_async(void **state)
 	(void)state;
 	fault_sweep(TH_EXT4, COW_NOTHREAD, COW_COMMIT_ASYNC);
 	fault_sweep(TH_TMPFS, 0, COW_COMMIT_ASYNC);
+}
+
+/* COW_NOSYNC: no sync to fail, but the writes can, and a commit whose
+ * record reached the log must not be lost by the close. */
+static void test_fault_sweep_nosync(void **state)
+{
+	(void)state;
+	fault_sweep(TH_EXT4, COW_NOTHREAD | COW_NOSYNC, 0);
+	fault_sweep(TH_TMPFS, COW_NOSYNC, 0);
+	fault_sweep(TH_EXT4, COW_NOTHREAD | COW_NOSYNC, COW_COMMIT_ASYNC);
+	fault_sweep(TH_TMPFS, COW_NOSYNC, COW_COMMIT_ASYNC);
+}
+
+/*
+ * COW_NOSYNC, the in-place write failing after the log record was
+ * written: the commit reports the error, and the close keeps the log, so
+ * that the reopened file holds the commit (the close used to remove the
+ * log whatever had failed).
+ */
+static void test_nosync_apply_fails(void **state)
+{
+	struct cow_options o = {.flags = COW_NOTHREAD | COW_NOSYNC};
+
+	(void)state;
+	for (int b = TH_TMPFS; b <= TH_EXT4; b++) {
+		unsigned char *ref = malloc(SZ);
+		struct th_arena t;
+		struct cow_stats st;
+		int r, ok;
+
+		assert_int_equal(th_open(&t, b, SZ, &o), 0);
+		th_base_ref(b, ref, SZ);
+		fill_gen(t.a, ref, 1);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		fill_gen(t.a, ref, 2);
+		/* the log's write, then the first in-place write */
+		cow__fault_inject(COW__SYS_PWRITE, 2, EIO, 0);
+		r = cow_commit(t.a, 0);
+		cow__fault_reset();
+		assert_int_equal(r, -EIO);
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		assert_int_equal(st.commit_seq_durable, 2);
+		cow_close(t.a);
+		assert_true(log_exists(t.path));
+		assert_int_equal(cow_open(&t.a, t.path, &o), 0);
+		ok = th_equal(&t, ref, SZ);
+		th_close(&t);
+		assert_true(ok);
+		free(ref);
+	}
 }
 
 /* Each io_uring completion failing in turn, as the kernel would report a
@@ -632,6 +687,8 @@ int main(void)
 		cmocka_unit_test(test_fault_sweep_sync),
 		cmocka_unit_test(test_fault_sweep_async),
 		cmocka_unit_test(test_fault_sweep_ckpt),
+		cmocka_unit_test(test_fault_sweep_nosync),
+		cmocka_unit_test(test_nosync_apply_fails),
 		cmocka_unit_test(test_fault_cqe),
 	};
 
