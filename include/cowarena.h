@@ -89,8 +89,9 @@
  * replaces. The repair needs one mapping more;
  * in a process already at vm.max_map_count it gives up the arena's unused
  * reservation (cow_grow() is refused on a stale arena anyway) to get it.
- * cow_grow() checks RLIMIT_FSIZE itself, so it returns -EFBIG instead of
- * raising SIGXFSZ.
+ * cow_grow(), cow_commit() and the recovery in cow_open() check
+ * RLIMIT_FSIZE themselves before every write that could pass it, so they
+ * return -EFBIG instead of raising SIGXFSZ.
  *
  * fork(): a child inherits copies of the parent's arenas' memory and may
  * read and write them (its changes are its own, as with any private
@@ -175,6 +176,12 @@ typedef struct cow_snap cow_snap;
 /** A read-only open found committed transactions in the log that are not
  * yet in the file: open it writable once (or run `cowarena recover`). */
 #define COW_ERECOVER (-4100)
+/** The log's name beside the file (FILE.cowlog, or FILE.cowlog.tmp while
+ * a commit creates the log) is taken by something that is not a regular
+ * file: a directory, FIFO, socket, device or symbolic link. It is never
+ * read, waited on, followed or replaced; remove it (after checking what
+ * it is) and retry. */
+#define COW_ELOGTYPE (-4101)
 /** @} */
 
 /** Which write tracking an arena uses (cow_stats.tracking). */
@@ -231,7 +238,11 @@ struct cow_options {
  * log's header records the file's device and inode: move a file together
  * with a log that holds transactions only after recovering it. A file
  * created by COW_CREATE starts without a log (one left beside a file of
- * that name that no longer exists is removed).
+ * that name that no longer exists is removed). The log's directory is the
+ * file's, found once by this call (for a relative path, from the working
+ * directory of now): a later chdir() never moves the log. The log's names
+ * (FILE.cowlog, FILE.cowlog.tmp) are never followed as symlinks; a log
+ * name that is not a regular file is refused, never read or waited on.
  *
  * @param[out] out  receives the arena; untouched on failure.
  * @param[in] path  the file.
@@ -253,11 +264,14 @@ struct cow_options {
  *  - -ENOLCK: the file system does not support the lock (some network
  *    file systems).
  *  - -EFBIG: opt.size (or the copy of COW_ISOLATE) exceeds RLIMIT_FSIZE
- *    or the file system's limit.
+ *    or the file system's limit; or replaying the log would write at or
+ *    past RLIMIT_FSIZE (the log is kept; no SIGXFSZ is raised).
  *  - -ENOSPC: growing the file to opt.size failed.
  *  - COW_ECORRUPT, COW_EFOREIGN, COW_EVERSION: the log beside the file
  *    cannot be replayed (see the codes); nothing was changed.
  *  - COW_ERECOVER: COW_READONLY and the log holds transactions.
+ *  - COW_ELOGTYPE: FILE.cowlog is not a regular file (a directory, FIFO,
+ *    socket, device or symlink); nothing was changed.
  *  - -EIO and other errnos of pread(2), pwrite(2), fdatasync(2) while
  *    replaying the log or invalidating it after the replay (the log is
  *    kept: the next open retries).
@@ -625,6 +639,13 @@ struct cow_stats {
  *    writing the base of an arena without a log, failed. Nothing changed:
  *    the previous commit is the base, the changes are still private, and
  *    a later commit may succeed.
+ *  - -EFBIG also: RLIMIT_FSIZE is below what the commit would write: the
+ *    log's preallocation (1 MiB, then doubling), or a page of the file
+ *    at or past the limit (even inside the file). Checked before anything
+ *    is written or created, so no SIGXFSZ is raised; nothing changed.
+ *  - COW_ELOGTYPE: creating the log found FILE.cowlog.tmp taken by
+ *    something that is not a regular file (a symlink is never followed, a
+ *    regular file left by a crash is replaced). Nothing changed.
  *  - an errno of io_uring_setup(2) (-EPERM where io_uring is disabled,
  *    -EMFILE, -ENOMEM): the process's I/O ring cannot be set up. Nothing
  *    changed.

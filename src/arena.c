@@ -202,7 +202,7 @@ static int open_file(cow_arena **out, int fd, const struct cow_options *o,
 		/* The arena starts bigger than the file: grow it (or its
 		 * copy) now, as cow_grow() would, and shrink it back if the
 		 * open fails. */
-		r = cow__guard_fsize((off_t)want);
+		r = cow__sys_fsize_check((off_t)want);
 		if (r == 0)
 			r = cow__sys_ftruncate(base, (off_t)want);
 		if (r < 0)
@@ -256,7 +256,7 @@ COW_API int cow_open(cow_arena **out, const char *path,
 	if (fd == -ENOENT && (flags & COW_CREATE)) {
 		if (!opt->size)
 			return -EINVAL;
-		r = cow__guard_fsize((off_t)opt->size);
+		r = cow__sys_fsize_check((off_t)opt->size);
 		if (r < 0)
 			return r;
 		fd = cow__sys_open(path, oflags | O_CREAT | O_EXCL,
@@ -360,7 +360,7 @@ COW_API int cow_open_anon(cow_arena **out, size_t size,
 		return -EINVAL;
 	if (opt && opt->reserve && opt->reserve < size)
 		return -EINVAL;
-	r = cow__guard_fsize((off_t)size);
+	r = cow__sys_fsize_check((off_t)size);
 	if (r < 0)
 		return r;
 	/* The base of an anonymous arena is a memfd of zeros: it behaves as a
@@ -470,7 +470,7 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 	extend = (off_t)new_size > old_len;
 	if (extend) {
 		/* Checked first: past RLIMIT_FSIZE ftruncate raises SIGXFSZ. */
-		COW_TRY(cow__guard_fsize((off_t)new_size));
+		COW_TRY(cow__sys_fsize_check((off_t)new_size));
 		COW_TRY(cow__sys_ftruncate(a->fd, (off_t)new_size));
 		/* Our own change of the file is not a change from outside. */
 		if (base_is_file(a)) {
@@ -671,11 +671,14 @@ COW_API const char *cow_strerror(int err)
 	    [-COW_ERECOVER - 4096] = "the write-ahead log holds committed "
 				     "transactions; open the file "
 				     "writable to recover them",
+	    [-COW_ELOGTYPE - 4096] = "the write-ahead log beside the file "
+				     "(FILE.cowlog or FILE.cowlog.tmp) is "
+				     "not a regular file",
 	};
 
 	if (err == 0)
 		return "Success";
-	if (err <= COW_ECORRUPT && err >= COW_ERECOVER)
+	if (err <= COW_ECORRUPT && err >= COW_ELOGTYPE)
 		return lib[-err - 4096];
 	s = err < 0 && err > -4096 ? strerrordesc_np(-err) : NULL;
 	return s ? s : "Unknown error";

@@ -723,6 +723,7 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 	if (c) {
 		c->basefd = -1;
 		c->wal.fd = -1;
+		c->wal.dirfd = -1;
 		c->reset_sector = cow__malloc(COW__WAL_HDR);
 	}
 	if (c && !c->reset_sector)
@@ -1216,6 +1217,29 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 	return r;
 }
 
+/*
+ * -EFBIG when the transaction's writes into the base (its pages, inside
+ * the file, and the file's extension) reach past RLIMIT_FSIZE: found
+ * before anything is logged, since a failure after the durable point
+ * would stop the arena's commits.
+ */
+static int base_fsize_check(const struct cow_arena *a,
+			    const struct cow__commit *c, const size_t *cap,
+			    size_t n)
+{
+	off_t end = a->file_size > c->real_len ? a->file_size : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		off_t e = (off_t)((cap[i] + 1) * a->pgsz);
+
+		if (e > a->file_size)
+			e = a->file_size;
+		if (e > end)
+			end = e;
+	}
+	return cow__sys_fsize_check(end);
+}
+
 static int commit_log(struct cow_arena *a, int async)
 {
 	struct cow__commit *c = a->commit;
@@ -1265,6 +1289,9 @@ static int commit_log(struct cow_arena *a, int async)
 		cow__snap_commit_finish(a, token, 1);
 		goto out;
 	}
+	r = base_fsize_check(a, c, cap, ncap);
+	if (r < 0)
+		goto fail;
 	t = txn_build(a, cap, ncap, async);
 	if (!t) {
 		r = -ENOMEM;

@@ -148,16 +148,6 @@ int cow__guard_refresh(struct cow_arena *a)
 	return cow__guard_ident(a->file_fd, &a->ident);
 }
 
-int cow__guard_fsize(off_t len)
-{
-	struct rlimit rl;
-
-	COW_TRY(cow__sys_getrlimit(RLIMIT_FSIZE, &rl));
-	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)len > rl.rlim_cur)
-		return -EFBIG;
-	return 0;
-}
-
 /* ---- one writer per file ---- */
 
 static int set_lock(int fd, short type)
@@ -266,7 +256,7 @@ static int isolate_memfd(int fd, off_t len, int *out)
 {
 	int mfd, r;
 
-	r = cow__guard_fsize(len);
+	r = cow__sys_fsize_check(len);
 	if (r < 0)
 		return r;
 	mfd = cow__sys_memfd("cowarena-isolated",

@@ -224,9 +224,6 @@ int cow__guard_marked(const struct cow_arena *a);
 int cow__guard_refresh(struct cow_arena *a);
 int cow__guard_ident(int fd, struct cow__ident *id);
 void cow__guard_ident_from(const struct stat *st, struct cow__ident *id);
-/* -EFBIG when a file may not reach len bytes (RLIMIT_FSIZE): checked
- * before ftruncate, which would otherwise raise SIGXFSZ. */
-int cow__guard_fsize(off_t len);
 /* Takes the whole-file OFD lock: shared if readonly, else exclusive.
  * -EBUSY when another arena holds a conflicting one. */
 int cow__guard_lock(int fd, int readonly);

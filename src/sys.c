@@ -133,9 +133,40 @@ int cow__sys_memfd(const char *name, unsigned flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * RLIMIT_FSIZE: a write that reaches past the limit (whether or not the
+ * file is that long already) or a truncation that grows a file past it
+ * makes the kernel send SIGXFSZ, which kills the process by default. Every
+ * wrapper that can make a file longer checks first and returns -EFBIG, as
+ * the kernel would with the signal ignored; the limit is read each time
+ * (setrlimit may change it at any moment).
+ */
+int cow__sys_fsize_check(off_t end)
+{
+	struct rlimit rl;
+
+	int r = cow__sys_getrlimit(RLIMIT_FSIZE, &rl);
+
+	if (r < 0)
+		return r;
+	if (rl.rlim_cur != RLIM_INFINITY && end > 0 &&
+	    (rlim_t)end > rl.rlim_cur)
+		return -EFBIG;
+	return 0;
+}
+
 int cow__sys_ftruncate(int fd, off_t len)
 {
 	INJECT(COW__SYS_FTRUNCATE);
+	if (cow__sys_fsize_check(len) < 0) {
+		/* Only growing past the limit raises the signal. */
+		struct stat st;
+
+		if (fstat(fd, &st))
+			return -errno;
+		if (len > st.st_size)
+			return -EFBIG;
+	}
 	while (ftruncate(fd, len)) {
 		if (errno != EINTR)
 			return -errno;
@@ -206,6 +237,9 @@ ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off)
 	ssize_t r;
 
 	INJECT(COW__SYS_PWRITE);
+	r = cow__sys_fsize_check(off + (off_t)len);
+	if (r < 0)
+		return r;
 	r = write_full(fd, buf, len, off);
 	if (r >= 0)
 		cow__sys_trace(COW__SYS_PWRITE, fd, &iov, 1, off);
@@ -222,6 +256,9 @@ ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 	INJECT(COW__SYS_PWRITE);
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
+	r = cow__sys_fsize_check(off + (off_t)total);
+	if (r < 0)
+		return r;
 	r = pwritev(fd, iov, cnt, off);
 	if (r < 0 && errno != EINTR)
 		return -errno;
@@ -256,9 +293,10 @@ int cow__sys_fsync(int fd, int data_only)
 	return 0;
 }
 
-int cow__sys_fsync_path(const char *path)
+int cow__sys_fsync_dir(int dirfd)
 {
-	int fd = cow__sys_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int fd = cow__sys_openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				 0);
 	int r;
 
 	if (fd < 0)
@@ -284,10 +322,19 @@ int cow__sys_getrandom(void *buf, size_t len)
 	return 0;
 }
 
-int cow__sys_rename(const char *from, const char *to)
+int cow__sys_renameat(int dirfd, const char *from, const char *to)
 {
 	INJECT(COW__SYS_OPEN);
-	return rename(from, to) ? -errno : 0;
+	return renameat(dirfd, from, dirfd, to) ? -errno : 0;
+}
+
+off_t cow__sys_lseek(int fd, off_t off, int whence)
+{
+	off_t r;
+
+	INJECT(COW__SYS_SEEK);
+	r = lseek(fd, off, whence);
+	return r < 0 ? -errno : r;
 }
 
 ssize_t cow__sys_readlink(const char *path, char *buf, size_t len)
@@ -365,6 +412,12 @@ int cow__sys_fstat(int fd, struct stat *st)
 	return fstat(fd, st) ? -errno : 0;
 }
 
+int cow__sys_fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	INJECT(COW__SYS_FSTAT);
+	return fstatat(dirfd, path, st, flags) ? -errno : 0;
+}
+
 int cow__sys_fcntl(int fd, int cmd, long arg)
 {
 	int r;
@@ -404,6 +457,11 @@ void cow__sys_close(int fd)
 void cow__sys_unlink(const char *path)
 {
 	(void)unlink(path);
+}
+
+void cow__sys_unlinkat(int dirfd, const char *path)
+{
+	(void)unlinkat(dirfd, path, 0);
 }
 
 /* Cleanup only, not injected (as close): removing a lock we hold cannot

@@ -36,6 +36,7 @@ enum cow__sys_kind {
 	COW__SYS_URING,	 /* io_uring setup and submission */
 	COW__SYS_CQE,	 /* the result of an io_uring completion */
 	COW__SYS_SIGNAL, /* sigaction(2): installing the SIGBUS guard */
+	COW__SYS_SEEK,	 /* lseek(2): finding a log's data (SEEK_DATA) */
 	COW__SYS_NKINDS
 };
 
@@ -61,12 +62,14 @@ int cow__sys_ioctl(int fd, unsigned long req, void *arg);
 int cow__sys_open(const char *path, int flags, unsigned mode);
 int cow__sys_openat(int dirfd, const char *path, int flags, unsigned mode);
 int cow__sys_fstat(int fd, struct stat *st);
+int cow__sys_fstatat(int dirfd, const char *path, struct stat *st, int flags);
 int cow__sys_fcntl(int fd, int cmd, long arg);
 int cow__sys_fcntl_lock(int fd, int cmd, void *flock);
 int cow__sys_userfaultfd(int flags);
 ssize_t cow__sys_read(int fd, void *buf, size_t len);
 void cow__sys_close(int fd);
 void cow__sys_unlink(const char *path);
+void cow__sys_unlinkat(int dirfd, const char *path);
 void cow__sys_ofd_unlock(int fd);
 int cow__sys_sigaction(int sig, const struct sigaction *act,
 		       struct sigaction *old);
@@ -84,8 +87,14 @@ int cow__sys_sig_ioctl(int fd, unsigned long req, void *arg);
 void cow__sys_sig_default(int sig, int resend);
 
 int cow__sys_getrandom(void *buf, size_t len);
-int cow__sys_rename(const char *from, const char *to);
-int cow__sys_fsync_path(const char *path); /* open, fsync, close (dirs) */
+/* Renames within one directory (dirfd), never across. */
+int cow__sys_renameat(int dirfd, const char *from, const char *to);
+int cow__sys_fsync_dir(int dirfd); /* open ".", fsync, close */
+off_t cow__sys_lseek(int fd, off_t off, int whence);
+/* -EFBIG if a file may not reach end bytes (RLIMIT_FSIZE); pwrite, pwritev
+ * and ftruncate check it themselves, callers check early to change
+ * nothing (io_uring writes are checked by the io layer). */
+int cow__sys_fsize_check(off_t end);
 ssize_t cow__sys_readlink(const char *path, char *buf, size_t len);
 
 struct io_uring;

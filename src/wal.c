@@ -15,7 +15,11 @@
  *
  * A log is created complete under a temporary name and renamed into place
  * (then the directory is synced), so a log file either does not exist or
- * has a valid header. A header with the wrong identity (the base file's
+ * has a valid header. Both names are looked up in the base file's
+ * directory through a descriptor opened once at open (the *at calls), so
+ * a chdir() of the process never moves the log; neither is ever followed
+ * through a symlink, and anything but a regular file there is refused
+ * (COW_ELOGTYPE) rather than read, waited on or written through. A header with the wrong identity (the base file's
  * device and inode) or page size is COW_EFOREIGN when it holds
  * transactions; an empty one is simply replaced.
  */
@@ -100,6 +104,29 @@ static int src_read(const struct src *s, off_t off, void *dst, size_t len)
 	if (r < 0)
 		return (int)r;
 	return (size_t)r == len;
+}
+
+/*
+ * The first offset at or after off that may hold data (not a hole): holes
+ * read as zeros, which never make a record, so a sparse log's scan reads
+ * only what was written (s->size when nothing follows). Rounded down to a
+ * record boundary.
+ */
+static off_t src_data(const struct src *s, off_t off)
+{
+	off_t d;
+
+	if (s->buf)
+		return off;
+	d = cow__sys_lseek(s->fd, off, SEEK_DATA);
+	if (d == -ENXIO)
+		return s->size; /* only a hole from off on */
+	if (d == -EINVAL)
+		return off; /* no SEEK_DATA here: all data */
+	if (d < 0)
+		return d;
+	d &= ~(off_t)(COW__WAL_ALIGN - 1);
+	return d > off ? d : off;
 }
 
 static int is_zero(const void *p, size_t n)
@@ -188,6 +215,13 @@ static int durable_past(const struct src *s, const struct cow__wal_hdr *h,
 		size_t n = SCAN_CHUNK;
 		int r;
 
+		off = src_data(s, off);
+		if (off < 0) {
+			cow__free(buf);
+			return (int)off;
+		}
+		if (off + (off_t)sizeof(struct cow__wal_commit) > s->size)
+			break;
 		if ((off_t)n > s->size - off)
 			n = (size_t)(s->size - off);
 		n -= n % COW__WAL_ALIGN;
@@ -394,25 +428,79 @@ int cow__wal_new_header(struct cow__wal *w, uint64_t start_seq,
 	return 0;
 }
 
-/* Fsyncs the directory that holds path. */
-static int sync_dir(const char *path)
+/*
+ * Opens the directory of base_path (as it is now: once, at open) and
+ * makes the log's name in it.
+ */
+static int dir_open(struct cow__wal *w, const char *base_path)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int r;
+	const char *slash = strrchr(base_path, '/');
+	const char *file = slash ? slash + 1 : base_path;
+	size_t n = strlen(file);
+	char *dir = NULL;
+	int fd;
 
-	if (!slash)
-		return cow__sys_fsync_path(".");
-	if (slash == path)
-		return cow__sys_fsync_path("/");
-	dir = cow__malloc((size_t)(slash - path) + 1);
-	if (!dir)
+	w->name = cow__malloc(n + sizeof(".cowlog"));
+	if (!w->name)
 		return -ENOMEM;
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash - path] = 0;
-	r = cow__sys_fsync_path(dir);
+	memcpy(w->name, file, n);
+	memcpy(w->name + n, ".cowlog", sizeof(".cowlog"));
+	if (slash && slash > base_path) {
+		dir = cow__malloc((size_t)(slash - base_path) + 1);
+		if (!dir) {
+			fd = -ENOMEM;
+			goto out;
+		}
+		memcpy(dir, base_path, (size_t)(slash - base_path));
+		dir[slash - base_path] = 0;
+	}
+	fd = cow__sys_openat(AT_FDCWD, dir ? dir : slash ? "/" : ".",
+			     O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 	cow__free(dir);
-	return r;
+out:
+	if (fd < 0) {
+		cow__free(w->name);
+		w->name = NULL;
+		return fd;
+	}
+	w->dirfd = fd;
+	return 0;
+}
+
+int cow__wal_open_log(int dirfd, const char *name, int readonly)
+{
+	struct stat st;
+	int fd, r;
+
+	/* O_NONBLOCK: a FIFO opens at once (to be refused below) instead of
+	 * waiting for a writer; O_NOFOLLOW: a symlink fails (ELOOP). */
+	fd = cow__sys_openat(dirfd, name,
+			     (readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK |
+				 O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+			     0);
+	if (fd == -ENOENT)
+		return fd;
+	if (fd < 0) {
+		/* A symlink, a directory, a socket or a device without a
+		 * driver fails to open: say what the name is. */
+		r = cow__sys_fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW);
+		return r == 0 && !S_ISREG(st.st_mode) ? COW_ELOGTYPE : fd;
+	}
+	r = cow__sys_fstat(fd, &st);
+	if (r == 0 && !S_ISREG(st.st_mode))
+		r = COW_ELOGTYPE;
+	/* Back to blocking: io_uring would fail a write on a non-blocking
+	 * file with EAGAIN instead of waiting. */
+	if (r == 0) {
+		r = cow__sys_fcntl(fd, F_GETFL, 0);
+		if (r >= 0)
+			r = cow__sys_fcntl(fd, F_SETFL, r & ~O_NONBLOCK);
+	}
+	if (r < 0) {
+		cow__sys_close(fd);
+		return r;
+	}
+	return fd;
 }
 
 /*
@@ -427,7 +515,7 @@ static int sync_dir(const char *path)
  * COW_NOSYNC does not apply here: the transactions were committed by an
  * earlier open, with the durability it promised.
  */
-static int retire(int fd, const char *path, int replayed)
+static int retire(int fd, const struct cow__wal *w, int replayed)
 {
 	static const char zeros[sizeof(struct cow__wal_hdr)];
 
@@ -438,7 +526,7 @@ static int retire(int fd, const char *path, int replayed)
 			return (int)n;
 		COW_TRY(cow__sys_fsync(fd, 1));
 	}
-	cow__sys_unlink(path);
+	cow__sys_unlinkat(w->dirfd, w->name);
 	return 0;
 }
 
@@ -451,13 +539,14 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 
 	memset(info, 0, sizeof(*info));
 	w->fd = -1;
+	w->dirfd = -1;
+	w->name = NULL;
 	w->pgsz = pgsz;
 	COW_TRY(cow__sys_fstat(basefd, &st));
 	w->dev = (uint64_t)st.st_dev;
 	w->ino = (uint64_t)st.st_ino;
-	COW_TRY(cow__wal_path(base_path, &w->path));
-	fd = cow__sys_open(
-	    w->path, readonly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CLOEXEC, 0);
+	COW_TRY(dir_open(w, base_path));
+	fd = cow__wal_open_log(w->dirfd, w->name, readonly);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0) {
@@ -487,7 +576,7 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 			goto err_fd;
 	}
 	if (!readonly) {
-		r = retire(fd, w->path, info->ntx != 0);
+		r = retire(fd, w, info->ntx != 0);
 		if (r < 0)
 			goto err_fd;
 	}
@@ -497,8 +586,10 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 err_fd:
 	cow__sys_close(fd);
 err:
-	cow__free(w->path);
-	w->path = NULL;
+	cow__sys_close(w->dirfd);
+	w->dirfd = -1;
+	cow__free(w->name);
+	w->name = NULL;
 	return r;
 }
 
@@ -541,27 +632,55 @@ int cow__wal_reserve(struct cow__wal *w, size_t len)
 		return 0;
 	to = w->alloc * 2 > want ? w->alloc * 2 : want;
 	to = (to + PREALLOC_MIN - 1) & ~(PREALLOC_MIN - 1);
+	COW_TRY(cow__sys_fsize_check(to));
 	COW_TRY(write_zeros(w->fd, w->alloc, to));
 	w->alloc = to;
 	return 0;
 }
 
+/*
+ * Creates the temporary log exclusively, never through a symlink. A
+ * regular file already there was left by a crash between its creation and
+ * the rename (the file's write lock is ours: no other writer makes one):
+ * it is removed. Anything else is not ours to remove or follow.
+ */
+static int tmp_create(int dirfd, const char *tmp)
+{
+	int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	struct stat st;
+	int fd = cow__sys_openat(dirfd, tmp, flags, 0600), r;
+
+	if (fd != -EEXIST)
+		return fd;
+	r = cow__sys_fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW);
+	if (r < 0)
+		return r;
+	if (!S_ISREG(st.st_mode))
+		return COW_ELOGTYPE;
+	cow__sys_unlinkat(dirfd, tmp);
+	return cow__sys_openat(dirfd, tmp, flags, 0600);
+}
+
 int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
 {
-	size_t n = strlen(w->path);
-	char *tmp = cow__malloc(n + 5);
+	size_t n = strlen(w->name);
+	char *tmp;
 	struct cow__wal_hdr h;
 	char sector[COW__WAL_HDR];
 	int fd, r;
 
+	/* The preallocation is the first write past RLIMIT_FSIZE: check
+	 * before anything is created. */
+	COW_TRY(cow__sys_fsize_check(PREALLOC_MIN));
+	tmp = cow__malloc(n + 5);
 	if (!tmp)
 		return -ENOMEM;
-	memcpy(tmp, w->path, n);
+	memcpy(tmp, w->name, n);
 	memcpy(tmp + n, ".tmp", 5);
 	r = cow__wal_new_header(w, start_seq, &h);
 	if (r < 0)
 		goto out;
-	fd = cow__sys_open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = tmp_create(w->dirfd, tmp);
 	if (fd < 0) {
 		r = fd;
 		goto out;
@@ -574,12 +693,12 @@ int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
 	if (r >= 0 && !nosync)
 		r = cow__sys_fsync(fd, 0);
 	if (r >= 0)
-		r = cow__sys_rename(tmp, w->path);
+		r = cow__sys_renameat(w->dirfd, tmp, w->name);
 	if (r >= 0 && !nosync)
-		r = sync_dir(w->path);
+		r = cow__sys_fsync_dir(w->dirfd);
 	if (r < 0) {
 		cow__sys_close(fd);
-		cow__sys_unlink(tmp);
+		cow__sys_unlinkat(w->dirfd, tmp);
 		goto out;
 	}
 	w->fd = fd;
@@ -612,10 +731,12 @@ void cow__wal_close(struct cow__wal *w, int clean)
 		static const char zeros[sizeof(struct cow__wal_hdr)];
 
 		(void)cow__sys_pwrite(w->fd, zeros, sizeof(zeros), 0);
-		cow__sys_unlink(w->path);
+		cow__sys_unlinkat(w->dirfd, w->name);
 	}
 	cow__sys_close(w->fd);
 	w->fd = -1;
-	cow__free(w->path);
-	w->path = NULL;
+	cow__sys_close(w->dirfd);
+	w->dirfd = -1;
+	cow__free(w->name);
+	w->name = NULL;
 }

@@ -60,7 +60,8 @@ struct cow__wal_commit {
 /* An open log. fd < 0: no log file exists (yet). */
 struct cow__wal {
 	int fd;
-	char *path; /* "<base>.cowlog" */
+	int dirfd;  /* the base file's directory, opened once (O_PATH) */
+	char *name; /* "<base name>.cowlog", in dirfd */
 	size_t pgsz;
 	uint64_t salt, dev, ino, start_seq;
 	off_t end;    /* where the next record goes */
@@ -100,15 +101,23 @@ int cow__wal_parse_buf(const void *buf, size_t len, size_t pgsz,
  * calls it for each frame of each complete transaction, in order. */
 int cow__wal_scan(int fd, size_t pgsz, const struct stat *base,
 		  struct cow__wal_info *info, cow__wal_frame_fn fn, void *ctx);
-/* Replays the log at w->path into basefd, makes the base durable and,
- * unless readonly, removes the log (see retire in wal.c); w->fd is left
- * -1: the first commit creates a new log. Returns the number of
- * transactions replayed or a negative errno / COW_E* (the log is then
- * kept). */
+/* Opens the existing log name in dirfd without following a symlink or
+ * waiting on a FIFO: the fd, -ENOENT, COW_ELOGTYPE when the name is not a
+ * regular file, or a negative errno. */
+int cow__wal_open_log(int dirfd, const char *name, int readonly);
+/* Finds the log beside base_path (its directory is opened here, once: the
+ * log stays beside the file whatever the process's working directory
+ * becomes), replays it into basefd, makes the base durable and, unless
+ * readonly, removes the log (see retire in wal.c); w->fd is left -1: the
+ * first commit creates a new log. Returns the number of transactions
+ * replayed or a negative errno / COW_E* (the log is then kept). */
 int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 		  size_t pgsz, int readonly, struct cow__wal_info *info);
 /* Creates the log file (complete under a temporary name, renamed into
- * place, directory synced). */
+ * place, directory synced). The temporary name is created exclusively
+ * (O_EXCL, never through a symlink); a regular file left there by a crash
+ * is replaced, anything else is COW_ELOGTYPE. -EFBIG past RLIMIT_FSIZE,
+ * before anything is created. */
 int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync);
 /* Makes sure [w->end, w->end + len) is preallocated. */
 int cow__wal_reserve(struct cow__wal *w, size_t len);

@@ -49,13 +49,27 @@ static long long read_gen(cow_arena *a)
 
 /* The child: commits generations from gen on, forever. With async, each
  * commit is asynchronous and every third is followed by cow_sync; only
- * synced generations are reported. */
-static void child(const char *path, uint32_t gen, int fd, int async)
+ * synced generations are reported. With away, it opens the file by its
+ * name relative to its directory, then changes to directory away: the log
+ * must stay beside the file. */
+static void child(const char *path, uint32_t gen, int fd, int async,
+		  const char *away)
 {
 	cow_arena *a;
 
+	if (away) {
+		char dir[256];
+		const char *slash = strrchr(path, '/');
+
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		if (chdir(dir))
+			_exit(6);
+		path = slash + 1;
+	}
 	if (cow_open(&a, path, NULL))
 		_exit(2);
+	if (away && chdir(away))
+		_exit(6);
 	for (;; gen++) {
 		stamp_all(a, gen);
 		if (!async) {
@@ -113,7 +127,7 @@ static int kill_recovery(const char *path, int *retired)
 	return !c;
 }
 
-static void sweep(int async, int rounds, int recovery)
+static void sweep_in(int async, int rounds, int recovery, const char *away)
 {
 	char path[256], tmp[300];
 	uint32_t gen = 1, first = 1;
@@ -141,7 +155,7 @@ static void sweep(int async, int rounds, int recovery)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(p[0]);
-			child(path, gen, p[1], async);
+			child(path, gen, p[1], async, away);
 		}
 		close(p[1]);
 		/* Mostly after the child's first commit returned (so the kill
@@ -187,6 +201,24 @@ static void sweep(int async, int rounds, int recovery)
 	unlink(tmp);
 }
 
+static void sweep(int async, int rounds, int recovery)
+{
+	sweep_in(async, rounds, recovery, NULL);
+}
+
+/* Opened by a relative path, then chdir() elsewhere: the log is still
+ * created, used, reset and removed beside the file (and recovered from
+ * there by the parent, which opens the file by its absolute path);
+ * nothing appears in the directory the child moved to. */
+static void sweep_away(int async, int rounds)
+{
+	char away[] = "/var/tmp/cowarena-away-XXXXXX";
+
+	assert_non_null(mkdtemp(away));
+	sweep_in(async, rounds, 0, away);
+	assert_int_equal(rmdir(away), 0); /* empty */
+}
+
 static void test_kill_sweep_sync(void **state)
 {
 	(void)state;
@@ -218,6 +250,15 @@ static void test_kill_sweep_recovery(void **state)
 	sweep(1, 40, 1);
 }
 
+static void test_kill_sweep_chdir(void **state)
+{
+	(void)state;
+	sweep_away(0, 100);
+	cow__commit_ckpt_bytes(200 << 10);
+	sweep_away(1, 60);
+	cow__commit_ckpt_bytes(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +266,7 @@ int main(void)
 		cmocka_unit_test(test_kill_sweep_async),
 		cmocka_unit_test(test_kill_sweep_ckpt),
 		cmocka_unit_test(test_kill_sweep_recovery),
+		cmocka_unit_test(test_kill_sweep_chdir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

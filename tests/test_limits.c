@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -266,6 +267,106 @@ static int child_fsize_copy(void *arg)
 	return 0;
 }
 
+/*
+ * Commits under RLIMIT_FSIZE: the log's preallocation, its growth, a page
+ * at or past the limit (inside the file), a replay that writes past it:
+ * each is -EFBIG (no SIGXFSZ), leaves nothing behind (no log, no
+ * FILE.cowlog.tmp, the changes still private), and works once the limit
+ * is lifted.
+ */
+#define MIB (1L << 20)
+static int child_fsize_commit(void *arg)
+{
+	struct rlimit rl = {MIB / 2, RLIM_INFINITY};
+	char path[256], log[300], tmp[300];
+	struct stat st;
+	cow_arena *a;
+	pid_t pid;
+	char *p;
+	int fd, r, i, status;
+
+	(void)arg;
+	signal(SIGXFSZ, SIG_DFL);
+	fd = th_make_file(TH_EXT4, SZ, path, sizeof(path));
+	TH_CHECK(fd >= 0);
+	close(fd);
+	snprintf(log, sizeof(log), "%s.cowlog", path);
+	snprintf(tmp, sizeof(tmp), "%s.cowlog.tmp", path);
+	TH_CHECK(cow_open(&a, path, NULL) == 0);
+	p = cow_base(a);
+	/* the log's first 1 MiB */
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	p[0] = 'a';
+	TH_CHECK(cow_commit(a, 0) == -EFBIG);
+	TH_CHECK(cow_commit(a, COW_COMMIT_ASYNC) == -EFBIG);
+	TH_CHECK(access(log, F_OK) == -1 && access(tmp, F_OK) == -1);
+	TH_CHECK(p[0] == 'a' && cow_dirty(a, NULL, 0) == 1);
+	/* its growth past 1 MiB: commits of the whole arena fill it */
+	rl.rlim_cur = 3 * MIB / 2;
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	for (i = 1;; i++) {
+		memset(p, i, SZ);
+		r = cow_commit(a, 0);
+		if (r)
+			break;
+		TH_CHECK(i < 10);
+	}
+	TH_CHECK(r == -EFBIG);
+	TH_CHECK(stat(log, &st) == 0 && st.st_size == MIB);
+	TH_CHECK(p[0] == (char)i && p[SZ - 1] == (char)i);
+	TH_CHECK(cow_dirty(a, NULL, 0) == 1); /* one run, all private */
+	rl.rlim_cur = RLIM_INFINITY;
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	TH_CHECK(cow_commit(a, 0) == 0);
+	cow_close(a);
+	unlink(path);
+
+	/* a page past the limit, inside a file longer than the limit */
+	fd = th_make_file(TH_EXT4, 2 * MIB, path, sizeof(path));
+	TH_CHECK(fd >= 0);
+	close(fd);
+	snprintf(log, sizeof(log), "%s.cowlog", path);
+	TH_CHECK(cow_open(&a, path, NULL) == 0);
+	p = cow_base(a);
+	rl.rlim_cur = 3 * MIB / 2;
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	p[7 * MIB / 4] = 'b';
+	TH_CHECK(cow_commit(a, 0) == -EFBIG);
+	TH_CHECK(cow_commit(a, COW_COMMIT_ASYNC) == -EFBIG);
+	TH_CHECK(cow_discard(a) == 0);
+	p[0] = 'c'; /* below the limit: fine */
+	TH_CHECK(cow_commit(a, 0) == 0);
+	cow_close(a);
+	/* a log whose replay writes past the limit: refused, kept */
+	rl.rlim_cur = RLIM_INFINITY;
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	pid = fork();
+	TH_CHECK(pid >= 0);
+	if (pid == 0) {
+		struct cow_options o = {.flags = COW_NOTHREAD};
+
+		if (cow_open(&a, path, &o))
+			_exit(2);
+		((char *)cow_base(a))[7 * MIB / 4] = 'd';
+		_exit(cow_commit(a, 0) ? 3 : 0); /* crash: the log stays */
+	}
+	TH_CHECK(waitpid(pid, &status, 0) == pid);
+	TH_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	rl.rlim_cur = 3 * MIB / 2;
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	TH_CHECK(cow_open(&a, path, NULL) == -EFBIG);
+	TH_CHECK(access(log, F_OK) == 0);
+	rl.rlim_cur = RLIM_INFINITY;
+	TH_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+	TH_CHECK(cow_open(&a, path, NULL) == 0);
+	p = cow_base(a);
+	TH_CHECK(p[0] == 'c' && p[7 * MIB / 4] == 'd');
+	cow_close(a);
+	unlink(log);
+	unlink(path);
+	return 0;
+}
+
 static void test_fsize(void **state)
 {
 	(void)state;
@@ -273,6 +374,7 @@ static void test_fsize(void **state)
 	th_assert_exit0(
 	    th_in_child(child_fsize, (void *)(uintptr_t)COW_ISOLATE));
 	th_assert_exit0(th_in_child(child_fsize_copy, NULL));
+	th_assert_exit0(th_in_child(child_fsize_commit, NULL));
 }
 
 /* At vm.max_map_count the truncation repair cannot split the base's

@@ -126,41 +126,38 @@ static int parse_file_cmd(int argc, char **argv, const char *text,
 }
 
 /*
- * Opens FILE's log for reading. 0 with *fd -1: no log. The log is opened
- * without blocking (a FIFO in its place must not hang the tool) and must
- * be a regular file (-EINVAL, with *why set, otherwise).
+ * Opens FILE's log for reading, as the library does (cow__wal_open_log):
+ * without blocking (a FIFO in its place must not hang the tool) and
+ * without following a symlink. 0 with *fd -1: no log. Not a regular file:
+ * -EINVAL, with *why set.
  */
 static int open_log(const char *file, int *fd, const char **why)
 {
 	struct stat st;
 	char *log;
-	int r = 0;
+	int r;
 
 	*fd = -1;
 	*why = NULL;
 	if (asprintf(&log, "%s.cowlog", file) < 0)
 		return -ENOMEM;
-	*fd = open(log, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	r = *fd < 0 && errno != ENOENT ? -errno : 0;
-	free(log);
-	if (*fd < 0)
-		return r;
-	if (fstat(*fd, &st)) {
-		r = -errno;
-	} else if (!S_ISREG(st.st_mode)) {
-		*why = S_ISFIFO(st.st_mode)   ? "a FIFO"
-		       : S_ISDIR(st.st_mode)  ? "a directory"
-		       : S_ISSOCK(st.st_mode) ? "a socket"
-		       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)
-			   ? "a device"
-			   : "a special file";
+	r = cow__wal_open_log(AT_FDCWD, log, 1);
+	if (r == COW_ELOGTYPE) {
+		*why = "a special file";
+		if (lstat(log, &st) == 0)
+			*why = S_ISLNK(st.st_mode)    ? "a symbolic link"
+			       : S_ISFIFO(st.st_mode) ? "a FIFO"
+			       : S_ISDIR(st.st_mode)  ? "a directory"
+			       : S_ISSOCK(st.st_mode) ? "a socket"
+			       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)
+				   ? "a device"
+				   : "a special file";
 		r = -EINVAL;
 	}
-	if (r < 0) {
-		close(*fd);
-		*fd = -1;
-	}
-	return r;
+	free(log);
+	if (r >= 0)
+		*fd = r;
+	return r == -ENOENT ? 0 : r < 0 ? r : 0;
 }
 
 /* Scans FILE's log. 0 and info->present = 0: no log; else COW_E* etc.

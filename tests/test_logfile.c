@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The log's files beside the base (FILE.cowlog, FILE.cowlog.tmp): found in
+ * the file's own directory whatever the working directory becomes; never
+ * a FIFO, directory or symlink waited on, followed or written through
+ * (by the library and by the cowarena tool); a sparse log scanned by its
+ * data only.
+ *
+ * Every test runs under alarm(): a regression that blocks (a FIFO opened
+ * for reading waits for a writer) kills the program instead of hanging.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "../src/sys.h"
+
+#define PG 4096UL
+#define NPG 16
+#define SZ (NPG * PG)
+
+static void log_name(const char *path, const char *suffix, char *out,
+		     size_t len)
+{
+	snprintf(out, len, "%s%s", path, suffix);
+}
+
+static void new_file(char *path, size_t len)
+{
+	int fd = th_make_file(TH_EXT4, SZ, path, len);
+
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void cleanup(const char *path)
+{
+	char l[300];
+
+	log_name(path, ".cowlog", l, sizeof(l));
+	unlink(l);
+	log_name(path, ".cowlog.tmp", l, sizeof(l));
+	unlink(l);
+	unlink(path);
+}
+
+/* Every word of the first SZ bytes holds gen. */
+static void stamp(cow_arena *a, uint32_t gen)
+{
+	uint32_t *p = cow_base(a);
+
+	for (size_t i = 0; i < SZ / 4; i++)
+		p[i] = gen;
+}
+
+static int has_gen(cow_arena *a, uint32_t gen)
+{
+	const uint32_t *p = cow_base(a);
+
+	for (size_t i = 0; i < SZ / 4; i++)
+		if (p[i] != gen)
+			return 0;
+	return 1;
+}
+
+/* A child commits generations 1..n and dies without closing (the log
+ * keeps them: COW_NOTHREAD, nothing resets it). */
+static void make_pending(const char *path, uint32_t n)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct cow_options o = {.flags = COW_NOTHREAD};
+		cow_arena *a;
+
+		if (cow_open(&a, path, &o))
+			_exit(2);
+		for (uint32_t g = 1; g <= n; g++) {
+			stamp(a, g);
+			if (cow_commit(a, 0))
+				_exit(3);
+		}
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * Runs the cowarena tool (built beside the tests' directory) with cmd and
+ * file, under an alarm; returns its exit status (a kill by the alarm
+ * fails the test) and its stderr in err.
+ */
+static int run_cli(const char *cmd, const char *file, char *err, size_t len)
+{
+	char exe[PATH_MAX], tool[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int p[2], status;
+	size_t got = 0;
+	pid_t pid;
+
+	assert_true(n > 0);
+	exe[n] = 0;
+	snprintf(tool, sizeof(tool), "%s/../cowarena", dirname(exe));
+	if (access(tool, X_OK)) {
+		fprintf(stderr, "# %s missing: build it first (make all)\n",
+			tool);
+		fail();
+	}
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(p[1], 2);
+		dup2(null, 1);
+		close(p[0]);
+		alarm(10); /* kept across exec */
+		execl(tool, tool, cmd, file, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (got + 1 < len) {
+		ssize_t r = read(p[0], err + got, len - 1 - got);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	err[got] = 0;
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status)) {
+		fprintf(stderr, "# cowarena %s: killed by signal %d\n", cmd,
+			WTERMSIG(status));
+		fail();
+	}
+	return WEXITSTATUS(status);
+}
+
+enum kind { K_FIFO, K_DIR, K_SYMLINK, K_DANGLING, K_SOCKET, K_NKINDS };
+static const char *const kind_names[K_NKINDS] = {
+    "FIFO", "directory", "symlink to a log", "dangling symlink", "socket"};
+
+/* Puts a thing of kind k at name (target: a regular file for symlinks). */
+static void make_thing(enum kind k, const char *name, const char *target)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int s;
+
+	switch (k) {
+	case K_FIFO:
+		assert_int_equal(mkfifo(name, 0600), 0);
+		break;
+	case K_DIR:
+		assert_int_equal(mkdir(name, 0700), 0);
+		break;
+	case K_SYMLINK:
+		assert_int_equal(symlink(target, name), 0);
+		break;
+	case K_DANGLING:
+		assert_int_equal(symlink("/nonexistent/cowarena-log", name),
+				 0);
+		break;
+	case K_SOCKET:
+		assert_true(strlen(name) < sizeof(sa.sun_path));
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
+		s = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_true(s >= 0);
+		assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		close(s);
+		break;
+	default:
+		fail();
+	}
+}
+
+static void remove_thing(const char *name)
+{
+	if (unlink(name))
+		assert_int_equal(rmdir(name), 0);
+}
+
+/* FILE.cowlog that is not a regular file: every open and every command of
+ * the tool refuses it at once, naming the log, and leaves it alone. */
+static void test_log_not_regular(void **state)
+{
+	struct cow_options ro = {.flags = COW_READONLY};
+	char path[256], l[300], real[300], err[1024];
+	const char *msg;
+	struct stat st1, st2;
+	cow_arena *a;
+
+	(void)state;
+	alarm(60);
+	for (int k = 0; k < K_NKINDS; k++) {
+		fprintf(stderr, "# %s at FILE.cowlog\n", kind_names[k]);
+		new_file(path, sizeof(path));
+		log_name(path, ".cowlog", l, sizeof(l));
+		log_name(path, ".real", real, sizeof(real));
+		if (k == K_SYMLINK) {
+			/* a real log with a pending transaction, reached
+			 * through a symlink: still not followed */
+			make_pending(path, 2);
+			assert_int_equal(rename(l, real), 0);
+		}
+		make_thing((enum kind)k, l, real);
+		assert_int_equal(lstat(l, &st1), 0);
+		assert_int_equal(cow_open(&a, path, &ro), COW_ELOGTYPE);
+		assert_int_equal(cow_open(&a, path, NULL), COW_ELOGTYPE);
+		assert_int_equal(lstat(l, &st2), 0);
+		assert_int_equal(st1.st_ino, st2.st_ino);
+		assert_int_equal(st1.st_mode, st2.st_mode);
+		msg = cow_strerror(COW_ELOGTYPE);
+		assert_non_null(strstr(msg, "FILE.cowlog"));
+		/* the tool: info, verify and recover fail at once, naming
+		 * the log (not the file) */
+		for (int c = 0; c < 3; c++) {
+			static const char *const cmds[] = {"info", "verify",
+							   "recover"};
+
+			assert_int_equal(run_cli(cmds[c], path, err,
+						 sizeof(err)),
+					 1);
+			assert_non_null(strstr(err, l));
+			assert_non_null(strstr(err, "not a regular file"));
+		}
+		assert_int_equal(lstat(l, &st2), 0);
+		assert_int_equal(st1.st_ino, st2.st_ino);
+		/* removed, the file opens again */
+		remove_thing(l);
+		if (k == K_SYMLINK)
+			assert_int_equal(rename(real, l), 0);
+		assert_int_equal(cow_open(&a, path, NULL), 0);
+		if (k == K_SYMLINK)
+			assert_true(has_gen(a, 2));
+		cow_close(a);
+		cleanup(path);
+	}
+	alarm(0);
+}
+
+/*
+ * Every call of an open that finds a log fails in turn: the open returns
+ * the error, holds nothing, leaves the log, and the next open replays it.
+ * With a symlink at FILE.cowlog, a failing lookup of what the name is
+ * reports the open's own error (ELOOP), never a guess.
+ */
+static void test_log_open_faults(void **state)
+{
+	struct cow_options ro = {.flags = COW_READONLY};
+	char path[256], l[300];
+	int done = 0, eloop = 0;
+	struct stat st1, st2;
+	cow_arena *a;
+
+	(void)state;
+	alarm(120);
+	new_file(path, sizeof(path));
+	log_name(path, ".cowlog", l, sizeof(l));
+	make_pending(path, 2);
+	assert_int_equal(stat(l, &st1), 0);
+	for (unsigned long n = 1; n < 1000 && !done; n++) {
+		size_t fds = th_count_fds();
+		int r;
+
+		cow__fault_inject(COW__SYS_ANY, n, ENOMEM, 0);
+		r = cow_open(&a, path, NULL);
+		cow__fault_reset();
+		if (r == 0) {
+			done = 1;
+			assert_true(has_gen(a, 2));
+			cow_close(a);
+			break;
+		}
+		assert_int_equal(r, -ENOMEM);
+		assert_int_equal(th_count_fds(), fds);
+		assert_int_equal(stat(l, &st2), 0);
+		assert_int_equal(st1.st_ino, st2.st_ino);
+	}
+	assert_true(done);
+	cleanup(path);
+
+	new_file(path, sizeof(path));
+	log_name(path, ".cowlog", l, sizeof(l));
+	assert_int_equal(symlink(path, l), 0);
+	done = 0;
+	for (unsigned long n = 1; n < 1000 && !done; n++) {
+		size_t fds = th_count_fds();
+		unsigned long calls = cow__fault_calls(COW__SYS_ANY);
+		int r, fired;
+
+		cow__fault_inject(COW__SYS_ANY, n, ENOMEM, 0);
+		r = cow_open(&a, path, &ro);
+		fired = cow__fault_calls(COW__SYS_ANY) >= calls + n;
+		cow__fault_reset();
+		assert_int_equal(th_count_fds(), fds);
+		if (!fired) {
+			assert_int_equal(r, COW_ELOGTYPE);
+			done = 1;
+		} else if (r == -ELOOP) {
+			eloop++;
+		} else if (r != COW_ELOGTYPE) {
+			/* (the log's own open failing is still a symlink) */
+			assert_int_equal(r, -ENOMEM);
+		}
+	}
+	assert_true(done);
+	assert_int_equal(eloop, 1);
+	cleanup(path);
+	alarm(0);
+}
+
+/* A symlink at FILE.cowlog.tmp is never followed: its target keeps its
+ * content, the commit is refused; a regular file left there by a crash is
+ * replaced. */
+static void test_tmp_symlink(void **state)
+{
+	char path[256], tmp[300], victim[300], got[64];
+	const char text[] = "victim's content, never to be truncated";
+	cow_arena *a;
+	int fd;
+
+	(void)state;
+	alarm(60);
+	new_file(path, sizeof(path));
+	log_name(path, ".cowlog.tmp", tmp, sizeof(tmp));
+	log_name(path, ".victim", victim, sizeof(victim));
+	fd = open(victim, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text)), sizeof(text));
+	close(fd);
+	assert_int_equal(symlink(victim, tmp), 0);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	stamp(a, 7);
+	assert_int_equal(cow_commit(a, 0), COW_ELOGTYPE);
+	/* the victim is untouched, the symlink is still there */
+	fd = open(victim, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, sizeof(got)), sizeof(text));
+	assert_memory_equal(got, text, sizeof(text));
+	close(fd);
+	assert_int_equal(readlink(tmp, got, sizeof(got)), strlen(victim));
+	/* nothing changed: the changes are still private, a commit after
+	 * the symlink is gone succeeds */
+	assert_true(has_gen(a, 7));
+	assert_int_equal(unlink(tmp), 0);
+	assert_int_equal(cow_commit(a, 0), 0);
+	cow_close(a);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 7));
+	cow_close(a);
+	/* a stale regular .tmp (a crash between create and rename): the
+	 * commit replaces it, and nothing is left behind */
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "stale", 5), 5);
+	close(fd);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	stamp(a, 8);
+	assert_int_equal(cow_commit(a, 0), 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	cow_close(a);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 8));
+	cow_close(a);
+	/* a FIFO or a directory there: refused, left alone */
+	for (int k = 0; k < 2; k++) {
+		make_thing(k ? K_DIR : K_FIFO, tmp, NULL);
+		assert_int_equal(cow_open(&a, path, NULL), 0);
+		stamp(a, 9);
+		assert_int_equal(cow_commit(a, 0), COW_ELOGTYPE);
+		cow_close(a);
+		remove_thing(tmp);
+	}
+	unlink(victim);
+	cleanup(path);
+	alarm(0);
+}
+
+/*
+ * The log stays beside the file opened by a relative path whatever the
+ * working directory becomes: commits create, use and remove it there, a
+ * crash is recovered from there, and nothing appears in the new cwd.
+ */
+static int chdir_child(void *arg)
+{
+	const char **dirs = arg;
+	struct cow_options o = {.flags = COW_NOTHREAD};
+	cow_arena *a;
+
+	TH_CHECK(chdir(dirs[0]) == 0);
+	TH_CHECK(cow_open(&a, "f", &o) == 0);
+	TH_CHECK(chdir(dirs[1]) == 0);
+	stamp(a, 5);
+	TH_CHECK(cow_commit(a, 0) == 0);
+	_exit(0); /* a crash: the log holds generation 5 */
+}
+
+static void test_log_beside_file(void **state)
+{
+	char d1[] = "/var/tmp/cowarena-cwd1-XXXXXX";
+	char d2[] = "/var/tmp/cowarena-cwd2-XXXXXX";
+	char old[PATH_MAX], path[256], l[300];
+	const char *dirs[2];
+	cow_arena *a;
+	int fd;
+
+	(void)state;
+	alarm(60);
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	snprintf(path, sizeof(path), "%s/f", d1);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, SZ), 0);
+	close(fd);
+
+	assert_int_equal(chdir(d1), 0);
+	assert_int_equal(cow_open(&a, "f", NULL), 0);
+	assert_int_equal(chdir(d2), 0);
+	stamp(a, 3);
+	assert_int_equal(cow_commit(a, 0), 0);
+	/* the log is in d1, nothing in d2 */
+	assert_int_equal(access("f.cowlog", F_OK), -1);
+	assert_int_equal(access("f.cowlog.tmp", F_OK), -1);
+	log_name(path, ".cowlog", l, sizeof(l));
+	assert_int_equal(access(l, F_OK), 0);
+	stamp(a, 4);
+	assert_int_equal(cow_commit(a, COW_COMMIT_ASYNC), 0);
+	assert_int_equal(cow_sync(a), 0);
+	cow_close(a);
+	/* removed at close from d1 */
+	assert_int_equal(access(l, F_OK), -1);
+	assert_int_equal(access("f.cowlog", F_OK), -1);
+	assert_int_equal(chdir(old), 0);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 4));
+	cow_close(a);
+
+	/* a crash after the chdir: the log to recover is beside the file */
+	dirs[0] = d1;
+	dirs[1] = d2;
+	th_assert_exit0(th_in_child(chdir_child, dirs));
+	snprintf(l, sizeof(l), "%s/f.cowlog", d2);
+	assert_int_equal(access(l, F_OK), -1);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 5));
+	cow_close(a);
+	cleanup(path);
+	assert_int_equal(rmdir(d1), 0);
+	assert_int_equal(rmdir(d2), 0);
+	alarm(0);
+}
+
+/*
+ * A log made sparse and huge (64 GiB, its records and 1 MiB of data on
+ * disk): recovery reads its data, not its holes, and replays it right.
+ * The reads are counted (the fault injector's call counter): reading the
+ * holes would take 65536 reads of 1 MiB per scan.
+ */
+static void test_sparse_log(void **state)
+{
+	char path[256], l[300];
+	unsigned long reads;
+	struct stat st;
+	cow_arena *a;
+	int fd;
+
+	(void)state;
+	alarm(60);
+	new_file(path, sizeof(path));
+	log_name(path, ".cowlog", l, sizeof(l));
+	make_pending(path, 3);
+	fd = open(l, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)64 << 30), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_blocks * 512 < (off_t)4 << 20);
+	close(fd);
+	/* the file as before the commits: only the replay brings gen 3 */
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < SZ; i += PG) {
+		unsigned char pg[PG];
+
+		for (size_t j = 0; j < PG; j++)
+			pg[j] = th_base_byte(TH_EXT4, i + j);
+		assert_int_equal(pwrite(fd, pg, PG, (off_t)i), PG);
+	}
+	close(fd);
+	reads = cow__fault_calls(COW__SYS_PREAD);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	reads = cow__fault_calls(COW__SYS_PREAD) - reads;
+	fprintf(stderr, "# a 64 GiB sparse log: %lu reads\n", reads);
+	assert_true(reads < 1000);
+	assert_true(has_gen(a, 3));
+	stamp(a, 4);
+	assert_int_equal(cow_commit(a, 0), 0);
+	cow_close(a);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 4));
+	cow_close(a);
+	/* the tool's verify reads it the same way */
+	make_pending(path, 2);
+	fd = open(l, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)64 << 30), 0);
+	close(fd);
+	{
+		char err[1024];
+
+		assert_int_equal(run_cli("verify", path, err, sizeof(err)), 0);
+	}
+	/* a failing SEEK_DATA fails the open, changing nothing */
+	cow__fault_inject(COW__SYS_SEEK, 1, EIO, 0);
+	assert_int_equal(cow_open(&a, path, NULL), -EIO);
+	cow__fault_reset();
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 2));
+	cow_close(a);
+	cleanup(path);
+	alarm(0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_log_not_regular),
+		cmocka_unit_test(test_log_open_faults),
+		cmocka_unit_test(test_tmp_symlink),
+		cmocka_unit_test(test_log_beside_file),
+		cmocka_unit_test(test_sparse_log),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
