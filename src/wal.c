@@ -547,8 +547,10 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 	w->ino = (uint64_t)st.st_ino;
 	COW_TRY(dir_open(w, base_path));
 	fd = cow__wal_open_log(w->dirfd, w->name, readonly);
-	if (fd == -ENOENT)
-		return 0;
+	if (fd == -ENOENT) {
+		r = 0;
+		goto out;
+	}
 	if (fd < 0) {
 		r = fd;
 		goto err;
@@ -581,7 +583,14 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 			goto err_fd;
 	}
 	cow__sys_close(fd);
-	return (int)info->ntx;
+	r = (int)info->ntx;
+out:
+	if (readonly) {
+		/* never written: the directory is not needed any more */
+		cow__sys_close(w->dirfd);
+		w->dirfd = -1;
+	}
+	return r;
 
 err_fd:
 	cow__sys_close(fd);
