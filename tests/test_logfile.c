@@ -75,6 +75,23 @@ static int has_gen(cow_arena *a, uint32_t gen)
 	return 1;
 }
 
+/* The file itself holds gen in every word of its SZ bytes. */
+static int file_has_gen(const char *path, uint32_t gen)
+{
+	uint32_t *buf = malloc(SZ);
+	int fd = open(path, O_RDONLY), ok = 0;
+
+	if (buf && fd >= 0 && pread(fd, buf, SZ, 0) == (ssize_t)SZ) {
+		ok = 1;
+		for (size_t i = 0; i < SZ / 4; i++)
+			ok &= buf[i] == gen;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ok;
+}
+
 /* A child commits generations 1..n and dies without closing (the log
  * keeps them: COW_NOTHREAD, nothing resets it). */
 static void make_pending(const char *path, uint32_t n)
@@ -266,7 +283,7 @@ static void test_log_open_faults(void **state)
 {
 	struct cow_options ro = {.flags = COW_READONLY};
 	char path[256], l[300];
-	int done = 0, eloop = 0;
+	int done = 0, eloop = 0, retired = 0;
 	struct stat st1, st2;
 	cow_arena *a;
 
@@ -291,9 +308,17 @@ static void test_log_open_faults(void **state)
 		}
 		assert_int_equal(r, -ENOMEM);
 		assert_int_equal(th_count_fds(), fds);
-		assert_int_equal(stat(l, &st2), 0);
-		assert_int_equal(st1.st_ino, st2.st_ino);
+		if (stat(l, &st2) == 0) {
+			assert_int_equal(st1.st_ino, st2.st_ino);
+		} else {
+			/* retired (a writable open removes the log once it
+			 * is in the file), then a later step failed */
+			assert_true(file_has_gen(path, 2));
+			retired++;
+		}
 	}
+	fprintf(stderr, "# %d failed opens after the log was retired\n",
+		retired);
 	assert_true(done);
 	cleanup(path);
 
