@@ -984,7 +984,7 @@ static int commit_direct(struct cow_arena *a)
 		r = n < 0 ? (int)n : 0;
 		pos += len;
 	}
-	for (size_t i = 0, pos = 0; i < rs.n && r >= 0; i++, done++) {
+	for (size_t i = 0; i < rs.n && r >= 0; i++, done++) {
 		off_t off = (off_t)(rs.v[i].offset * a->pgsz);
 		size_t len = rs.v[i].length * a->pgsz;
 
@@ -998,8 +998,6 @@ static int commit_direct(struct cow_arena *a)
 			n = cow__sys_pwrite(a->file_fd, a->base + off, len,
 					    off);
 		r = n < 0 ? (int)n : 0;
-		if (r == 0)
-			pos += len;
 	}
 	if (r < 0) {
 		/* Put back what was written (all or nothing). */
