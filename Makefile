@@ -29,9 +29,10 @@ CFLAGS ?= -O2 -g
 ifeq ($(CI),true)
 WERROR ?= -Werror
 endif
+# xxHash is compiled in (XXH_INLINE_ALL in src/wal.c): libxxhash-dev gives
+# the header only, and the library links with liburing and pthread alone.
 PKG_CFLAGS = $(shell pkg-config --cflags liburing libxxhash 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs liburing libxxhash 2>/dev/null || \
-	echo -luring -lxxhash)
+PKG_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(WERROR) -fvisibility=hidden \
 	-fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LIBS = $(PKG_LIBS) -lpthread
@@ -39,6 +40,11 @@ LDFLAGS_ALL = $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC := $(wildcard src/*.c)
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+# The same sources built again with the fault injector and the trace hook
+# of src/sys.c (COW_FAULT_INJECT), for the tests only: the release .a/.so
+# carry neither.
+TEST_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj-test/%.o)
+TEST_LIB := $(BUILD)/libcowarena-test.a
 HDRS := include/cowarena.h $(wildcard src/*.h)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
@@ -52,7 +58,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
 
 .PHONY: all lib test demo bench bench-deps deps asan ubsan tsan check-all \
-	coverage fuzz install uninstall format format-check clean
+	check-link coverage fuzz install uninstall format format-check clean
 
 all: lib $(BUILD)/cowarena $(EXAMPLES)
 
@@ -98,8 +104,15 @@ bench-deps:
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj $(BUILD)/examples $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/obj-test/%.o: src/%.c $(HDRS) | $(BUILD)/obj-test
+	$(CC) $(ALL_CFLAGS) -DCOW_FAULT_INJECT -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/obj-test $(BUILD)/examples $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
+
+$(TEST_LIB): $(TEST_OBJ)
+	rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/libcowarena.a: $(LIB_OBJ)
 	rm -f $@
@@ -122,9 +135,9 @@ $(BUILD)/cowarena: src/cli/cowarena.c $(BUILD)/libcowarena.a
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libcowarena.a | $(BUILD)/examples
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(BUILD)/libcowarena.a | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS_ALL) -o $@ $< \
-		$(TEST_HELPERS) $(BUILD)/libcowarena.a \
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(TEST_LIB) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -DCOW_FAULT_INJECT -Wno-missing-prototypes \
+		$(LDFLAGS_ALL) -o $@ $< $(TEST_HELPERS) $(TEST_LIB) \
 		$$(pkg-config --libs cmocka) $(LIBS)
 
 # The tests of the CLI (and of recover in test_wal) run the tool built
@@ -200,12 +213,12 @@ coverage: deps
 			echo "missing gcovr; run: sudo apt-get install -y gcovr"; \
 			exit 1; \
 		fi; }
-	@mkdir -p build/cov/obj && rm -f build/cov/obj/*.gcda
+	@mkdir -p build/cov/obj-test && rm -f build/cov/obj-test/*.gcda
 	@$(MAKE) --no-print-directory BUILD=build/cov CFLAGS="-O0 -g" \
 		EXTRA_CFLAGS="--coverage -fprofile-update=atomic -DCOW_COVERAGE" EXTRA_LDFLAGS="--coverage" test \
 		>build/coverage-test.log 2>&1 || { tail -n 30 build/coverage-test.log; exit 1; }
 	@tail -n 1 build/coverage-test.log
-	@gcovr -r . --filter 'src/' --exclude 'src/cli/' build/cov/obj
+	@gcovr -r . --filter 'src/' --exclude 'src/cli/' build/cov/obj-test
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR)
@@ -224,6 +237,35 @@ install: all
 	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 docs/man/*.7 $(DESTDIR)$(MANDIR)/man7/
+
+# Links tests/link/prog.c the ways a user does and runs each result: the
+# README's line (the static library with -luring -lpthread, nothing else),
+# then against a copy installed under a scratch PREFIX through pkg-config,
+# shared and fully static (`pkg-config --static` must list everything).
+# Also checks that the release libraries carry no test hooks.
+LINK_DIR = $(abspath $(BUILD))/check-link
+check-link: lib
+	@rm -rf $(LINK_DIR) && mkdir -p $(LINK_DIR)
+	$(CC) tests/link/prog.c -Iinclude $(BUILD)/libcowarena.a -luring \
+		-lpthread -o $(LINK_DIR)/readme
+	$(LINK_DIR)/readme
+	@$(MAKE) --no-print-directory install PREFIX=$(LINK_DIR)/prefix \
+		DESTDIR= >/dev/null
+	PKG_CONFIG_PATH=$(LINK_DIR)/prefix/lib/pkgconfig; \
+		export PKG_CONFIG_PATH; \
+		$(CC) tests/link/prog.c -o $(LINK_DIR)/shared \
+			$$(pkg-config --cflags --libs cowarena) && \
+		LD_LIBRARY_PATH=$(LINK_DIR)/prefix/lib $(LINK_DIR)/shared && \
+		$(CC) -static tests/link/prog.c -o $(LINK_DIR)/static \
+			$$(pkg-config --static --cflags --libs cowarena) && \
+		$(LINK_DIR)/static
+	@LD_LIBRARY_PATH=$(LINK_DIR)/prefix/lib ldd $(LINK_DIR)/shared | grep -q 'libcowarena.so.0 => $(LINK_DIR)/prefix' || \
+		{ echo "check-link: the shared link did not use the installed library"; exit 1; }
+	@if nm $(BUILD)/libcowarena.a $(BUILD)/libcowarena.so 2>/dev/null | \
+		grep -E 'cow__fault_|cow__sys_set_trace|cow__sys_trace'; then \
+		echo "check-link: test hooks in the release library"; exit 1; fi
+	@rm -rf $(LINK_DIR)
+	@echo "check-link: README line, pkg-config shared and static: OK"
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/cowarena.h $(DESTDIR)$(INCDIR)/cowarena.hpp \

@@ -7,7 +7,8 @@
  * "fail the Nth call of kind K with errno E", once or from then on. A kind of
  * COW__SYS_ANY counts every wrapped call, which is how the tests sweep a
  * public function over each of its underlying calls in turn. The cost when no
- * fault is armed is one relaxed atomic increment per call.
+ * fault is armed is two relaxed atomic increments per call, paid only by
+ * the test build (COW_FAULT_INJECT): the release library has none of it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +27,7 @@
 
 #include "sys.h"
 
+#ifdef COW_FAULT_INJECT
 struct fault {
 	unsigned long calls;   /* calls seen since reset */
 	unsigned long fire_at; /* 0 = disarmed; else the call number to fail */
@@ -86,6 +88,7 @@ int cow__fault_check(enum cow__sys_kind kind)
 	e2 = hit(&faults[COW__SYS_ANY]);
 	return e1 ? e1 : e2;
 }
+#endif
 
 #define INJECT(kind)                             \
 	do {                                     \
@@ -215,6 +218,7 @@ static ssize_t write_full(int fd, const char *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
+#ifdef COW_FAULT_INJECT
 static cow__sys_trace_fn trace_fn;
 
 void cow__sys_set_trace(cow__sys_trace_fn fn)
@@ -230,6 +234,7 @@ void cow__sys_trace(enum cow__sys_kind kind, int fd, const struct iovec *iov,
 	if (fn)
 		fn(kind, fd, iov, cnt, off);
 }
+#endif
 
 ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off)
 {

@@ -6,6 +6,12 @@
  * Each wrapper first asks the fault injector whether this call should fail:
  * tests make the Nth call of a kind (or of any kind) fail with a chosen
  * errno, once or persistently, so every error path runs in tests.
+ *
+ * The injector and the trace hook exist only where COW_FAULT_INJECT is
+ * defined: the test objects (build/obj-test, libcowarena-test.a) that the
+ * tests and the fuzzer link. The release library gets the inline stubs
+ * below, which the compiler removes: no counters, no atomics, and no
+ * cow__fault_* or trace symbols in libcowarena.a/.so.
  */
 #ifndef COW_SYS_H
 #define COW_SYS_H
@@ -40,12 +46,20 @@ enum cow__sys_kind {
 	COW__SYS_NKINDS
 };
 
-/* Test hooks (not exported from the shared library). */
+#ifdef COW_FAULT_INJECT
+/* Test hooks (test builds only). */
 void cow__fault_reset(void);
 void cow__fault_inject(enum cow__sys_kind kind, unsigned long nth, int err,
 		       int persistent);
 unsigned long cow__fault_calls(enum cow__sys_kind kind);
 int cow__fault_check(enum cow__sys_kind kind);
+#else
+static inline int cow__fault_check(enum cow__sys_kind kind)
+{
+	(void)kind;
+	return 0;
+}
+#endif
 
 /* Wrappers: 0 or a count on success, -errno on failure. */
 int cow__sys_mmap(void **out, void *addr, size_t len, int prot, int flags,
@@ -113,11 +127,23 @@ void cow__sys_uring_exit(struct io_uring *ring);
  * every munmap after it succeeded: COW__SYS_MUNMAP, fd -1, one iovec for
  * the range (the order of close is seen through it).
  */
+#ifdef COW_FAULT_INJECT
 typedef void (*cow__sys_trace_fn)(enum cow__sys_kind kind, int fd,
 				  const struct iovec *iov, int cnt, off_t off);
 void cow__sys_set_trace(cow__sys_trace_fn fn);
 void cow__sys_trace(enum cow__sys_kind kind, int fd, const struct iovec *iov,
 		    int cnt, off_t off);
+#else
+static inline void cow__sys_trace(enum cow__sys_kind kind, int fd,
+				  const struct iovec *iov, int cnt, off_t off)
+{
+	(void)kind;
+	(void)fd;
+	(void)iov;
+	(void)cnt;
+	(void)off;
+}
+#endif
 
 void *cow__malloc(size_t n);
 void *cow__calloc(size_t n, size_t sz);

@@ -29,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+/* xxHash compiled in (header-only use, from libxxhash-dev): the library
+ * links with nothing beyond liburing and pthread. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "internal.h"
