@@ -208,7 +208,9 @@ struct cow_options {
 	 * size, whichever is larger. Must be at least the size. */
 	size_t reserve;
 	/** Where to place the arena (page aligned). NULL = anywhere. Without
-	 * COW_FIXED_ADDR it is a hint: used when the range is free. */
+	 * COW_FIXED_ADDR it is a hint: used when the range is free, ignored
+	 * (the arena goes anywhere) when it is taken or lies outside user
+	 * space. */
 	void *addr;
 	/** COW_* flags. Unknown bits give -EINVAL. */
 	unsigned flags;
@@ -257,7 +259,8 @@ struct cow_options {
  *  - -ENOENT: the file does not exist and COW_CREATE was not given.
  *  - -EACCES, -EROFS, -EPERM: the file cannot be opened as asked.
  *  - -EEXIST: COW_FIXED_ADDR and the range at addr is taken.
- *  - -ENOMEM: no memory or address space for the reservation.
+ *  - -ENOMEM: no memory or address space for the reservation (also
+ *    COW_FIXED_ADDR with a range outside user space).
  *  - -EMFILE, -ENFILE: out of file descriptors (an arena holds one).
  *  - -EBUSY: another arena, in this process or another, holds the file
  *    and one of the two is writable (see "One writer per file" above).

@@ -45,7 +45,10 @@ int cow__reserve(void *hint, size_t len, int fixed, char **out)
 			cow__sys_munmap(p, len);
 			r = -EEXIST;
 		}
-		if (r == 0 || fixed || r != -EEXIST)
+		/* A plain hint is ignored when it cannot be used: the range
+		 * is taken (EEXIST) or lies outside user space (ENOMEM, as a
+		 * plain mmap would ignore it). */
+		if (r == 0 || fixed || (r != -EEXIST && r != -ENOMEM))
 			goto out;
 	}
 	r = map_placeholder(NULL, len, 0, &p);

@@ -431,6 +431,32 @@ static void test_fixed_addr(void **state)
 	cow_close(a);
 }
 
+/* A plain hint that cannot be used is ignored, wherever it points: past the
+ * top of user space, or so near it that the reservation would cross it.
+ * Only COW_FIXED_ADDR makes it an error. */
+static void test_hint_outside_user_space(void **state)
+{
+	void *hints[] = {(void *)0xffff800000000000UL,
+			 (void *)0x7ffffff00000UL};
+	cow_arena *a;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++) {
+		struct cow_options o = {.addr = hints[i], .reserve = 1UL << 30};
+		unsigned char *p;
+
+		assert_int_equal(cow_open_anon(&a, SZ, &o), 0);
+		p = cow_base(a);
+		assert_ptr_not_equal(p, hints[i]);
+		p[0] = 1;
+		p[SZ - 1] = 2;
+		assert_int_equal(p[0] + p[SZ - 1], 3);
+		cow_close(a);
+		o.flags = COW_FIXED_ADDR;
+		assert_int_equal(cow_open_anon(&a, SZ, &o), -ENOMEM);
+	}
+}
+
 static void test_open_fd(void **state)
 {
 	struct cow_options o = { .flags = COW_READONLY };
@@ -567,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_huge_reserve),
 		cmocka_unit_test(test_fixed_addr),
+		cmocka_unit_test(test_hint_outside_user_space),
 		cmocka_unit_test(test_open_fd),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_strerror_version),
