@@ -651,7 +651,8 @@ struct cow_stats {
  *    regular file left by a crash is replaced). Nothing changed.
  *  - an errno of io_uring_setup(2) (-EPERM where io_uring is disabled,
  *    -EMFILE, -ENOMEM): the process's I/O ring cannot be set up. Nothing
- *    changed.
+ *    changed. -ENOMEM also when its thread cannot be started (out of
+ *    memory, threads, or mappings near vm.max_map_count).
  *  - -EIO or another errno of a write or fdatasync that failed after the
  *    log record was durable (writing the pages into the file, syncing the
  *    file, resetting the log), or of an earlier asynchronous commit: the

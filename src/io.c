@@ -171,6 +171,11 @@ static int thread_start(void)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = -pthread_create(&eng.thread, NULL, reaper, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* EAGAIN is pthread_create's word for "no stack": out of memory or
+	 * of mappings (vm.max_map_count) or threads. Callers document the
+	 * engine's set-up errors as -ENOMEM. */
+	if (r == -EAGAIN)
+		r = -ENOMEM;
 	if (r == 0)
 		eng.thread_on = 1;
 	return r;
