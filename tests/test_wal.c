@@ -426,8 +426,10 @@ static void write_file(const char *path, const char *text)
 	int fd = open(path, O_WRONLY);
 
 	if (fd >= 0) {
-		if (write(fd, text, strlen(text)) < 0)
-			fd = fd; /* best effort: the mount below tells */
+		/* best effort: the mount below tells */
+		ssize_t n = write(fd, text, strlen(text));
+
+		(void)n;
 		close(fd);
 	}
 }
