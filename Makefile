@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 # cowarena build. `make` builds the libraries, the CLI and the examples in
-# build/; `make test` and `make demo` first install missing dependencies
-# (as root) or print the command that would.
+# build/; `make test` (alias `make check`) and `make demo` first install
+# missing dependencies (as root) or print the command that would; with
+# NO_DEPS=1 they never install and fail with that command instead.
+# CPPFLAGS, CFLAGS and LDFLAGS are honoured; a change of CC or of any flags
+# rebuilds (build/.flags).
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -12,8 +15,13 @@ DESTDIR ?=
 BUILD ?= build
 CC ?= cc
 CXX ?= g++
-VERSION := 0.1.0
-SONAME := libcowarena.so.0
+# The version lives in one place: the COWARENA_VERSION_* macros of the
+# header (cow_version() builds its string from them too).
+version_part = $(shell sed -n \
+	's/^\#define COWARENA_VERSION_$(1)  *\([0-9][0-9]*\).*/\1/p' \
+	include/cowarena.h)
+VERSION := $(call version_part,MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME := libcowarena.so.$(call version_part,MAJOR)
 
 # Debian packages the build needs, and the pkg-config names that prove them.
 DEPS_APT := liburing-dev libcmocka-dev libxxhash-dev pkg-config
@@ -34,7 +42,7 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags liburing libxxhash 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(WERROR) -fvisibility=hidden \
-	-fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+	-fPIC -Iinclude -Isrc $(PKG_CFLAGS) $(CPPFLAGS) $(EXTRA_CFLAGS)
 LIBS = $(PKG_LIBS) -lpthread
 LDFLAGS_ALL = $(LDFLAGS) $(EXTRA_LDFLAGS)
 
@@ -57,8 +65,8 @@ PY_TESTS := tests/test_python.sh
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 BENCH_HELPERS := $(filter-out bench/bench_%.c,$(wildcard bench/*.c))
 
-.PHONY: all lib test demo bench bench-deps deps asan ubsan tsan check-all \
-	check-link coverage fuzz install uninstall format format-check clean
+.PHONY: all lib test check demo bench bench-deps deps asan ubsan tsan \
+	check-all check-link check-build dist distcheck FORCE coverage fuzz install uninstall format format-check clean
 
 all: lib $(BUILD)/cowarena $(EXAMPLES)
 
@@ -70,7 +78,12 @@ deps:
 		pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then \
+		sudo=sudo; [ "$$(id -u)" != 0 ] || sudo=; \
+		if [ -n "$(NO_DEPS)" ]; then \
+			echo "missing:$$missing (NO_DEPS set, not installing); run:" >&2; \
+			echo "$${sudo:+sudo }apt-get install -y $(DEPS_APT)" >&2; \
+			exit 1; \
+		elif [ "$$(id -u)" = 0 ]; then \
 			echo "installing build dependencies: $(DEPS_APT)"; \
 			apt-get update -qq && \
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -89,7 +102,13 @@ bench-deps:
 	done; \
 	command -v gnuplot >/dev/null 2>&1 || missing="$$missing gnuplot"; \
 	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then \
+		sudo=sudo; [ "$$(id -u)" != 0 ] || sudo=; \
+		if [ -n "$(NO_DEPS)" ]; then \
+			echo "missing:$$missing (NO_DEPS set, not installing); run:" >&2; \
+			echo "$${sudo:+sudo }apt-get install -y $(BENCH_DEPS_APT)" >&2; \
+			command -v gnuplot >/dev/null 2>&1 || [ "$$missing" != " gnuplot" ] || exit 0; \
+			exit 1; \
+		elif [ "$$(id -u)" = 0 ]; then \
 			echo "installing benchmark dependencies: $(BENCH_DEPS_APT)"; \
 			apt-get update -qq && \
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -101,10 +120,19 @@ bench-deps:
 		fi; \
 	fi
 
-$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
+# Everything built depends on this stamp, rewritten only when the compiler
+# or the flags change: `make CC=clang` or `make CFLAGS=-O0` rebuilds all.
+FLAGS_LINE = $(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) $(LIBS) | $(CXX)
+FLAGS := $(BUILD)/.flags
+$(FLAGS): FORCE | $(BUILD)/obj
+	@printf '%s\n' '$(subst ','\'',$(FLAGS_LINE))' > $@.new; \
+	if cmp -s $@.new $@; then rm -f $@.new; else mv -f $@.new $@; fi
+FORCE:
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS) $(FLAGS) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/obj-test/%.o: src/%.c $(HDRS) | $(BUILD)/obj-test
+$(BUILD)/obj-test/%.o: src/%.c $(HDRS) $(FLAGS) | $(BUILD)/obj-test
 	$(CC) $(ALL_CFLAGS) -DCOW_FAULT_INJECT -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/obj-test $(BUILD)/examples $(BUILD)/tests $(BUILD)/bench:
@@ -118,7 +146,7 @@ $(BUILD)/libcowarena.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libcowarena.so: $(LIB_OBJ) libcowarena.map
+$(BUILD)/libcowarena.so: $(LIB_OBJ) libcowarena.map $(FLAGS)
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs \
 		-Wl,--version-script=libcowarena.map $(LDFLAGS_ALL) \
 		-o $(BUILD)/libcowarena.so.$(VERSION) $(LIB_OBJ) $(LIBS)
@@ -129,13 +157,13 @@ $(BUILD)/cowarena.pc: cowarena.pc.in Makefile | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-$(BUILD)/cowarena: src/cli/cowarena.c $(BUILD)/libcowarena.a
+$(BUILD)/cowarena: src/cli/cowarena.c $(BUILD)/libcowarena.a $(FLAGS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
 
-$(BUILD)/examples/%: examples/%.c $(BUILD)/libcowarena.a | $(BUILD)/examples
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libcowarena.a $(FLAGS) | $(BUILD)/examples
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(TEST_LIB) | $(BUILD)/tests
+$(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(TEST_LIB) $(FLAGS) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -DCOW_FAULT_INJECT -Wno-missing-prototypes \
 		$(LDFLAGS_ALL) -o $@ $< $(TEST_HELPERS) $(TEST_LIB) \
 		$$(pkg-config --libs cmocka) $(LIBS)
@@ -144,15 +172,17 @@ $(BUILD)/tests/%: tests/%.c $(TEST_HELPERS) tests/helpers.h $(TEST_LIB) | $(BUIL
 # beside them.
 $(BUILD)/tests/test_cli $(BUILD)/tests/test_wal: $(BUILD)/cowarena
 
-$(BUILD)/tests/test_cpp%: tests/test_cpp.cpp include/cowarena.hpp include/cowarena.h $(BUILD)/libcowarena.a | $(BUILD)/tests
-	$(CXX) -std=c++$* $(CFLAGS) $(CXX_WARN) -Iinclude $(EXTRA_CFLAGS) \
+$(BUILD)/tests/test_cpp%: tests/test_cpp.cpp include/cowarena.hpp include/cowarena.h $(BUILD)/libcowarena.a $(FLAGS) | $(BUILD)/tests
+	$(CXX) -std=c++$* $(CPPFLAGS) $(CFLAGS) $(CXX_WARN) -Iinclude $(EXTRA_CFLAGS) \
 		$(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcowarena.a $(LIBS)
 
 BENCH_LIBS = $(shell pkg-config --libs lmdb sqlite3 2>/dev/null || \
 	echo -llmdb -lsqlite3) -lm
-$(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a | $(BUILD)/bench
+$(BUILD)/bench/%: bench/%.c $(BENCH_HELPERS) $(wildcard bench/*.h) $(BUILD)/libcowarena.a $(FLAGS) | $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(LDFLAGS_ALL) -o $@ $< \
 		$(BENCH_HELPERS) $(BUILD)/libcowarena.a $(LIBS) $(BENCH_LIBS)
+
+check: test
 
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS) $(CXX_TESTS)
@@ -266,6 +296,92 @@ check-link: lib
 		echo "check-link: test hooks in the release library"; exit 1; fi
 	@rm -rf $(LINK_DIR)
 	@echo "check-link: README line, pkg-config shared and static: OK"
+
+# The release tarball: the files git tracks (as they are in the work tree),
+# under cowarena-VERSION/.
+DIST := cowarena-$(VERSION)
+dist:
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { \
+		echo "make dist: needs a git checkout (it packs git ls-files)"; \
+		exit 1; }
+	@rm -f $(DIST).tar.gz
+	git ls-files | tar -czf $(DIST).tar.gz --owner=0 --group=0 \
+		--numeric-owner --sort=name --transform 's,^,$(DIST)/,S' -T -
+	@echo "make dist: $(DIST).tar.gz"
+
+# Unpacks the tarball in a scratch directory, builds and tests there, then
+# installs into a DESTDIR and uninstalls: nothing may be left behind, and
+# nothing in the tarball may point outside it.
+DC = $(abspath $(BUILD))/distcheck
+distcheck: dist
+	@rm -rf $(DC) && mkdir -p $(DC)
+	tar -C $(DC) -xzf $(DIST).tar.gz
+	@if grep -rIl '\.\./shared' $(DC)/$(DIST); then \
+		echo "distcheck: files above point outside the tarball"; exit 1; fi
+	$(MAKE) --no-print-directory -C $(DC)/$(DIST) BUILD=build check
+	$(MAKE) --no-print-directory -C $(DC)/$(DIST) BUILD=build \
+		DESTDIR=$(DC)/inst install >/dev/null
+	@test -e $(DC)/inst$(LIBDIR)/$(SONAME) && \
+		test -e $(DC)/inst$(INCDIR)/cowarena.h
+	$(MAKE) --no-print-directory -C $(DC)/$(DIST) BUILD=build \
+		DESTDIR=$(DC)/inst uninstall >/dev/null
+	@left=$$(find $(DC)/inst ! -type d); if [ -n "$$left" ]; then \
+		echo "distcheck: uninstall left behind:"; echo "$$left"; \
+		exit 1; fi
+	@rm -rf $(DC)
+	@echo "distcheck: $(DIST).tar.gz builds, passes its tests, installs and uninstalls cleanly"
+
+# Checks of the build itself (CI runs them): CPPFLAGS reach the compiler
+# and the distribution's hardening flags build clean under -Werror; a
+# change of CFLAGS or CC rebuilds and an unchanged one does not; NO_DEPS
+# fails with the apt-get line instead of installing; the version is read
+# from the header everywhere.
+CB = $(abspath $(BUILD))/check-build
+CB_MAKE = $(MAKE) --no-print-directory BUILD=$(CB)
+check-build: $(BUILD)/cowarena.pc
+	@rm -rf $(CB)
+	@echo "check-build: CPPFLAGS=-D_FORTIFY_SOURCE=2 reaches the compiler"
+	@$(CB_MAKE) CPPFLAGS=-D_FORTIFY_SOURCE=2 CFLAGS="-O2 -g" \
+		$(CB)/obj/arena.o >/dev/null
+	@nm $(CB)/obj/arena.o | grep -q '_chk$$' || { \
+		echo "check-build: CPPFLAGS ignored (no fortified calls)"; exit 1; }
+	@if command -v dpkg-buildflags >/dev/null; then \
+		echo "check-build: dpkg-buildflags, -Werror: all and the tests"; \
+		$(CB_MAKE) -j2 CI=true CPPFLAGS="$$(dpkg-buildflags --get CPPFLAGS)" \
+			CFLAGS="$$(dpkg-buildflags --get CFLAGS)" \
+			LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+			all $(TESTS:$(BUILD)/%=$(CB)/%) $(CXX_TESTS:$(BUILD)/%=$(CB)/%) >/dev/null || exit 1; \
+	else echo "check-build: no dpkg-buildflags (dpkg-dev), skipped"; fi
+	@rm -rf $(CB)
+	@echo "check-build: a flags or compiler change rebuilds, no change does not"
+	@$(CB_MAKE) CFLAGS="-O2 -g" $(CB)/obj/reserve.o >/dev/null
+	@$(CB_MAKE) CFLAGS="-O2 -g" $(CB)/obj/reserve.o | \
+		{ ! grep -q -- '-c -o'; } || { echo "check-build: rebuilt without a change"; exit 1; }
+	@$(CB_MAKE) CFLAGS="-O1 -g" $(CB)/obj/reserve.o | grep -q -- '-c -o' || \
+		{ echo "check-build: CFLAGS change did not rebuild"; exit 1; }
+	@if command -v clang >/dev/null; then \
+		$(CB_MAKE) CFLAGS="-O1 -g" CC=clang $(CB)/obj/reserve.o | \
+		grep -q -- '-c -o' || \
+		{ echo "check-build: CC change did not rebuild"; exit 1; }; fi
+	@echo "check-build: NO_DEPS=1 fails with the apt-get line"
+	@out=$$($(MAKE) --no-print-directory deps NO_DEPS=1 \
+		DEPS_PC=cowarena-no-such-package 2>&1); rc=$$?; \
+		echo "$$out" | grep -q '^\(sudo \)\{0,1\}apt-get install -y $(DEPS_APT)$$' && \
+		[ $$rc -ne 0 ] && ! echo "$$out" | grep -q "^installing" || \
+		{ echo "check-build: NO_DEPS=1 gave (exit $$rc):"; echo "$$out"; exit 1; }
+	@echo "check-build: version $(VERSION) from the header everywhere"
+	@[ "$(VERSION)" != ".." ] || { echo "check-build: no version in the header"; exit 1; }
+	@grep -q '^## $(subst .,\.,$(VERSION))\b' CHANGELOG.md || \
+		{ echo "check-build: CHANGELOG.md has no entry for $(VERSION)"; exit 1; }
+	@grep -q '^Version: $(VERSION)$$' $(BUILD)/cowarena.pc || \
+		{ echo "check-build: cowarena.pc has another version"; exit 1; }
+	@mkdir -p $(CB)/bump && sed 's/^\(#define COWARENA_VERSION_PATCH\) .*/\1 4242/' \
+		include/cowarena.h > $(CB)/bump/cowarena.h
+	@$(CC) -I$(CB)/bump -Isrc $(PKG_CFLAGS) -c -o $(CB)/bump/arena.o src/arena.c
+	@strings $(CB)/bump/arena.o | grep -qx '$(call version_part,MAJOR)\.$(call version_part,MINOR)\.4242' || \
+		{ echo "check-build: cow_version() does not follow the header"; exit 1; }
+	@rm -rf $(CB)
+	@echo "check-build: OK"
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/cowarena.h $(DESTDIR)$(INCDIR)/cowarena.hpp \

@@ -117,7 +117,8 @@ extern "C" {
 #define COWARENA_VERSION_MINOR 1
 #define COWARENA_VERSION_PATCH 0
 
-/** @brief The library's version as text, "0.1.0". Thread-safe. */
+/** @brief The library's version as text, "MAJOR.MINOR.PATCH" from the
+ * COWARENA_VERSION_* macros above (e.g. "0.1.0"). Thread-safe. */
 const char *cow_version(void);
 
 /** An open arena (opaque). */

@@ -25,9 +25,14 @@
 #include "internal.h"
 #include "wal.h"
 
+#define VERSION_STR_(x) #x
+#define VERSION_STR(x) VERSION_STR_(x)
+
+/* Built from the header's macros: the version lives there alone. */
 COW_API const char *cow_version(void)
 {
-	return "0.1.0";
+	return VERSION_STR(COWARENA_VERSION_MAJOR) "." VERSION_STR(
+	    COWARENA_VERSION_MINOR) "." VERSION_STR(COWARENA_VERSION_PATCH);
 }
 
 static size_t page_size(void)
