@@ -70,6 +70,7 @@ enum class errc {
 	foreign = -COW_EFOREIGN,
 	version = -COW_EVERSION,
 	recover = -COW_ERECOVER,
+	logtype = -COW_ELOGTYPE,
 };
 
 namespace detail {

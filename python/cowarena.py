@@ -53,7 +53,7 @@ __all__ = [
     "Arena", "Snapshot", "Stats", "CowError", "version", "strerror",
     "CREATE", "READONLY", "ISOLATE", "NOSYNC", "NOTHREAD", "FIXED_ADDR",
     "COMMIT_ASYNC", "TRACK_NONE", "TRACK_UFFD_WP", "TRACK_COMPARE",
-    "ECORRUPT", "EFOREIGN", "EVERSION", "ERECOVER",
+    "ECORRUPT", "EFOREIGN", "EVERSION", "ERECOVER", "ELOGTYPE",
 ]
 
 # cow_options.flags
@@ -75,6 +75,7 @@ ECORRUPT = 4097
 EFOREIGN = 4098
 EVERSION = 4099
 ERECOVER = 4100
+ELOGTYPE = 4101
 _ERRNO_MAX = 4095
 
 
@@ -185,7 +186,8 @@ _cow_stats = _proto("cow_stats", ctypes.c_int, _P, ctypes.POINTER(_Stats))
 
 
 class CowError(OSError):
-    """A library error code (ECORRUPT, EFOREIGN, EVERSION, ERECOVER):
+    """A library error code (ECORRUPT, EFOREIGN, EVERSION, ERECOVER,
+    ELOGTYPE):
     errno is the code made positive, strerror cow_strerror()'s text."""
 
 

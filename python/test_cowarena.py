@@ -322,12 +322,18 @@ class TestErrors(Base):
         self.assertEqual(e.strerror, cowarena.strerror(cowarena.ECORRUPT))
         self.assertNotIn("Unknown", e.strerror)
         self.assertEqual(e.filename, self.path)
-        for code in (cowarena.ECORRUPT, cowarena.EFOREIGN,
-                     cowarena.EVERSION, cowarena.ERECOVER):
+        os.unlink(self.path + ".cowlog")
+        os.mkdir(self.path + ".cowlog")  # the log's name taken
+        with self.assertRaises(cowarena.CowError) as cm:
+            cowarena.Arena(self.path)
+        self.assertEqual(cm.exception.errno, cowarena.ELOGTYPE)
+        codes = (cowarena.ECORRUPT, cowarena.EFOREIGN, cowarena.EVERSION,
+                 cowarena.ERECOVER, cowarena.ELOGTYPE)
+        self.assertEqual(codes, tuple(range(4097, 4102)))
+        for code in codes:
             self.assertEqual(cowarena.strerror(code),
                              cowarena.strerror(-code))
-        self.assertEqual(len({cowarena.strerror(c) for c in range(4097, 4101)}),
-                         4)
+        self.assertEqual(len({cowarena.strerror(c) for c in codes}), 5)
         self.assertEqual(cowarena.version().count("."), 2)
 
 

@@ -273,16 +273,24 @@ void test_errors()
 		      std::string::npos);
 	}
 	CHECK(thrown);
-	unlink(path.c_str());
 	unlink((path + ".cowlog").c_str());
+	CHECK(mkdir((path + ".cowlog").c_str(), 0755) == 0);
+	CHECK_THROWS(cowarena::arena::open(path), cowarena::errc::logtype);
+	rmdir((path + ".cowlog").c_str());
+	unlink(path.c_str());
 
 	/* The mapping of return values to codes, for every library code. */
 	const int codes[] = {COW_ECORRUPT, COW_EFOREIGN, COW_EVERSION,
-			     COW_ERECOVER};
-	for (int c : codes) {
-		std::error_code ec = cowarena::error_code_of(c);
-		CHECK(ec.category() == cowarena::category() && ec.value() == -c);
-		CHECK(ec.message() == cow_strerror(c));
+			     COW_ERECOVER, COW_ELOGTYPE};
+	const cowarena::errc names[] = {
+		cowarena::errc::corrupt, cowarena::errc::foreign,
+		cowarena::errc::version, cowarena::errc::recover,
+		cowarena::errc::logtype};
+	for (std::size_t i = 0; i < 5; i++) {
+		std::error_code ec = cowarena::error_code_of(codes[i]);
+		CHECK(ec.category() == cowarena::category());
+		CHECK(ec.value() == -codes[i] && ec == names[i]);
+		CHECK(ec.message() == cow_strerror(codes[i]));
 	}
 	CHECK(cowarena::error_code_of(-EBUSY) ==
 	      std::errc::device_or_resource_busy);
