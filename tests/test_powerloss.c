@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,12 +131,15 @@ static void stamp(cow_arena *a, unsigned gen)
 		p[i] = gen;
 }
 
-/* The workload: generations 1..n, synchronous, one of them grows. */
-static void record(unsigned n)
+/* The workload: generations 1..n, synchronous, one of them grows. With
+ * away, the file is opened by its name relative to its directory, then
+ * the process changes to directory away: the log must still be made and
+ * used beside the file. */
+static void record(unsigned n, const char *away)
 {
 	struct cow_options o = {.flags = COW_NOTHREAD};
+	char log[300], old[PATH_MAX] = "";
 	struct stat st;
-	char log[300];
 	cow_arena *a;
 	int fd;
 
@@ -144,7 +148,18 @@ static void record(unsigned n)
 	assert_int_equal(fstat(fd, &st), 0);
 	close(fd);
 	inos[F_BASE] = st.st_ino;
-	assert_int_equal(cow_open(&a, base_path, &o), 0);
+	if (away) {
+		char *slash = strrchr(base_path, '/');
+
+		assert_non_null(getcwd(old, sizeof(old)));
+		*slash = 0;
+		assert_int_equal(chdir(base_path), 0);
+		*slash = '/';
+		assert_int_equal(cow_open(&a, slash + 1, &o), 0);
+		assert_int_equal(chdir(away), 0);
+	} else {
+		assert_int_equal(cow_open(&a, base_path, &o), 0);
+	}
 	stamp(a, 0);
 	assert_int_equal(cow_commit(a, 0), 0);
 	assert_int_equal(cow_sync(a), 0);
@@ -163,6 +178,8 @@ static void record(unsigned n)
 	}
 	assert_int_equal(cow_close(a), 0);
 	cow__sys_set_trace(NULL);
+	if (away)
+		assert_int_equal(chdir(old), 0);
 }
 
 /*
@@ -368,16 +385,17 @@ static void crash_at(size_t p, int v, const char *dir)
 	}
 }
 
-static void test_power_loss(void **state)
+static void power_loss(const char *away)
 {
 	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
 	size_t checks = 0;
 
-	(void)state;
+	nev = 0;
+	memset(returned_at, 0, sizeof(returned_at));
 	/* A small log: checkpoints (base sync, log reset) every few
 	 * commits, so crashes land in them too. */
 	cow__commit_ckpt_bytes(64 << 10);
-	record(12);
+	record(12, away);
 	cow__commit_ckpt_bytes(0);
 	assert_true(nev > 10);
 	assert_non_null(mkdtemp(dir));
@@ -392,6 +410,25 @@ static void test_power_loss(void **state)
 		free(ev[i].data);
 	for (int f = 0; f < F_NFILES; f++)
 		free(start[f].b);
+	nev = 0;
+}
+
+static void test_power_loss(void **state)
+{
+	(void)state;
+	power_loss(NULL);
+}
+
+/* The same after a relative open and a chdir(): nothing of the log goes
+ * to the new working directory (it stays empty). */
+static void test_power_loss_chdir(void **state)
+{
+	char away[] = "/dev/shm/cowarena-away-XXXXXX";
+
+	(void)state;
+	assert_non_null(mkdtemp(away));
+	power_loss(away);
+	assert_int_equal(rmdir(away), 0);
 }
 
 /* A power loss during the recovery of an open (replay, the file's sync,
@@ -429,6 +466,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_power_loss),
+		cmocka_unit_test(test_power_loss_chdir),
 		cmocka_unit_test(test_power_loss_recovery),
 	};
 
