@@ -407,6 +407,20 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 			continue;
 		v[k++] = v[i];
 	}
+	if (k) {
+		/* One RLIMIT_FSIZE check for the batch's writes (the ring's
+		 * are not checked one by one: that would cost a system call
+		 * each). The limit may have been lowered since the commit
+		 * checked it: this is the error path past the durable point,
+		 * not SIGXFSZ. */
+		off_t end = (off_t)((v[k - 1].page + 1) * pgsz);
+		int r = cow__sys_fsize_check(end < file_len ? end : file_len);
+
+		if (r < 0) {
+			b->g.err = r;
+			goto out;
+		}
+	}
 	for (size_t i = 0, nops = 0; i < k;) {
 		size_t j = i, bytes = 0;
 		off_t off = (off_t)(v[i].page * pgsz);
@@ -574,6 +588,11 @@ static void start_log(struct cow__commit *c)
 		return;
 	off = b->start;
 	cow__io_group_init(&b->g, log_done, b);
+	/* Inside the log's preallocation, checked when it was made; the
+	 * limit may have been lowered since. */
+	b->g.err = cow__sys_fsize_check(b->end);
+	if (b->g.err)
+		goto out;
 	for (size_t i = 0; i < b->niov; i += MAX_IOV) {
 		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
 		size_t len = 0;

@@ -311,23 +311,12 @@ static struct io_uring_sqe *op_start(struct cow__io_op *op,
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  const struct iovec *iov, int cnt, off_t off, int link)
 {
-	struct io_uring_sqe *sqe;
-	size_t len = 0;
-	int r;
+	struct io_uring_sqe *sqe = op_start(op, g, fd, iov, cnt, off);
 
-	for (int i = 0; i < cnt; i++)
-		len += iov[i].iov_len;
-	/* Past RLIMIT_FSIZE the write would raise SIGXFSZ. */
-	r = cow__sys_fsize_check(off + (off_t)len);
-	if (r < 0) {
-		if (!g->err)
-			g->err = r;
-		return g->err;
-	}
-	sqe = op_start(op, g, fd, iov, cnt, off);
 	if (!sqe)
 		return g->err;
-	op->expect = len;
+	for (int i = 0; i < cnt; i++)
+		op->expect += iov[i].iov_len;
 	if (cnt == 1)
 		io_uring_prep_write(sqe, fd, iov[0].iov_base,
 				    (unsigned)iov[0].iov_len, (__u64)off);

@@ -107,7 +107,7 @@ int cow__sys_fsync_dir(int dirfd); /* open ".", fsync, close */
 off_t cow__sys_lseek(int fd, off_t off, int whence);
 /* -EFBIG if a file may not reach end bytes (RLIMIT_FSIZE); pwrite, pwritev
  * and ftruncate check it themselves, callers check early to change
- * nothing (io_uring writes are checked by the io layer). */
+ * nothing, and once per batch for the io_uring writes they submit. */
 int cow__sys_fsize_check(off_t end);
 ssize_t cow__sys_readlink(const char *path, char *buf, size_t len);
 
