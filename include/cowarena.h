@@ -262,7 +262,8 @@ struct cow_options {
  *  - -EEXIST: COW_FIXED_ADDR and the range at addr is taken.
  *  - -ENOMEM: no memory or address space for the reservation (also
  *    COW_FIXED_ADDR with a range outside user space).
- *  - -EMFILE, -ENFILE: out of file descriptors (an arena holds one).
+ *  - -EMFILE, -ENFILE: out of file descriptors (an arena holds one; a
+ *    writable one three: the file twice and its directory).
  *  - -EBUSY: another arena, in this process or another, holds the file
  *    and one of the two is writable (see "One writer per file" above).
  *  - -ENOLCK: the file system does not support the lock (some network
