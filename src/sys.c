@@ -300,8 +300,8 @@ int cow__sys_fsync(int fd, int data_only)
 
 int cow__sys_fsync_dir(int dirfd)
 {
-	int fd = cow__sys_openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-				 0);
+	int fd =
+	    cow__sys_openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	int r;
 
 	if (fd < 0)

@@ -19,9 +19,11 @@
  * directory through a descriptor opened once at open (the *at calls), so
  * a chdir() of the process never moves the log; neither is ever followed
  * through a symlink, and anything but a regular file there is refused
- * (COW_ELOGTYPE) rather than read, waited on or written through. A header with the wrong identity (the base file's
- * device and inode) or page size is COW_EFOREIGN when it holds
- * transactions; an empty one is simply replaced.
+ * (COW_ELOGTYPE) rather than read, waited on or written through.
+ *
+ * A header with the wrong identity (the base file's device and inode) or
+ * page size is COW_EFOREIGN when it holds transactions; an empty one is
+ * simply replaced.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -440,6 +442,7 @@ static int dir_open(struct cow__wal *w, const char *base_path)
 	const char *slash = strrchr(base_path, '/');
 	const char *file = slash ? slash + 1 : base_path;
 	size_t n = strlen(file);
+	const char *dir_name = NULL;
 	char *dir = NULL;
 	int fd;
 
@@ -457,7 +460,9 @@ static int dir_open(struct cow__wal *w, const char *base_path)
 		memcpy(dir, base_path, (size_t)(slash - base_path));
 		dir[slash - base_path] = 0;
 	}
-	fd = cow__sys_openat(AT_FDCWD, dir ? dir : slash ? "/" : ".",
+	if (!dir)
+		dir_name = slash ? "/" : ".";
+	fd = cow__sys_openat(AT_FDCWD, dir ? dir : dir_name,
 			     O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 	cow__free(dir);
 out:

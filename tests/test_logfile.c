@@ -182,8 +182,12 @@ enum kind {
 	K_NKINDS
 };
 static const char *const kind_names[K_NKINDS] = {
-    "FIFO",   "directory", "symlink to a log", "dangling symlink",
-    "socket", "device (/dev/null's numbers)"};
+    "FIFO",
+    "directory",
+    "symlink to a log",
+    "dangling symlink",
+    "socket",
+    "device (/dev/null's numbers)"};
 
 /* Puts a thing of kind k at name (target: a regular file for symlinks). */
 static void make_thing(enum kind k, const char *name, const char *target)
@@ -202,15 +206,15 @@ static void make_thing(enum kind k, const char *name, const char *target)
 		assert_int_equal(symlink(target, name), 0);
 		break;
 	case K_DANGLING:
-		assert_int_equal(symlink("/nonexistent/cowarena-log", name),
-				 0);
+		assert_int_equal(symlink("/nonexistent/cowarena-log", name), 0);
 		break;
 	case K_SOCKET:
 		assert_true(strlen(name) < sizeof(sa.sun_path));
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
 		s = socket(AF_UNIX, SOCK_STREAM, 0);
 		assert_true(s >= 0);
-		assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)),
+				 0);
 		close(s);
 		break;
 	case K_DEVICE:
@@ -270,9 +274,8 @@ static void test_log_not_regular(void **state)
 			static const char *const cmds[] = {"info", "verify",
 							   "recover"};
 
-			assert_int_equal(run_cli(cmds[c], path, err,
-						 sizeof(err)),
-					 1);
+			assert_int_equal(
+			    run_cli(cmds[c], path, err, sizeof(err)), 1);
 			assert_non_null(strstr(err, l));
 			assert_non_null(strstr(err, "not a regular file"));
 		}
@@ -586,11 +589,11 @@ static void test_sparse_log(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_log_not_regular),
-		cmocka_unit_test(test_log_open_faults),
-		cmocka_unit_test(test_tmp_symlink),
-		cmocka_unit_test(test_log_beside_file),
-		cmocka_unit_test(test_sparse_log),
+	    cmocka_unit_test(test_log_not_regular),
+	    cmocka_unit_test(test_log_open_faults),
+	    cmocka_unit_test(test_tmp_symlink),
+	    cmocka_unit_test(test_log_beside_file),
+	    cmocka_unit_test(test_sparse_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
