@@ -189,6 +189,16 @@ test: deps
 	@BUILD=$(BUILD) COWARENA_LIB=$(BUILD)/$(SONAME) tests/run.sh $(TESTS) \
 		$(CXX_TESTS) $(PY_TESTS) tests/check-man.sh tests/check-readme.sh
 
+# Calls between the modules go down the layers of tools/layers.txt (see
+# docs/DESIGN.md): the checker tests itself on small fixtures, then reads
+# the library's objects. make test runs it first.
+.PHONY: check-layers
+test: check-layers
+check-layers: $(LIB_OBJ)
+	@tools/test-check-layers.sh "$(CC)" >$(BUILD)/check-layers-test.log 2>&1 || \
+		{ cat $(BUILD)/check-layers-test.log; exit 1; }
+	@tools/check-layers.sh $(LIB_OBJ)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@examples/run.sh $(BUILD)
