@@ -309,16 +309,15 @@ err:
  */
 static int reopen(int fd, int readonly)
 {
-	char link[40];
+	char link[COW__FD_PATH_LEN];
 	struct stat st;
 	int r;
 
 	r = stat_regular(fd, &st);
 	if (r < 0)
 		return r;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	return cow__sys_open(link, O_CLOEXEC | (readonly ? O_RDONLY : O_RDWR),
-			     0);
+	return cow__sys_open(cow__fd_path(link, fd),
+			     O_CLOEXEC | (readonly ? O_RDONLY : O_RDWR), 0);
 }
 
 COW_API int cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt)

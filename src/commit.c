@@ -374,7 +374,7 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 	cow__io_group_init(&b->g, apply_done, b);
 	v = cow__calloc(n ? n : 1, sizeof(*v));
 	b->iov = cow__calloc(n ? n : 1, sizeof(*b->iov));
-	b->ops = cow__calloc(n ? 2 * n : 1, sizeof(*b->ops));
+	b->ops = cow__calloc(n ? n : 1, 2 * sizeof(*b->ops)); /* 2 per page */
 	if (!v || !b->iov || !b->ops) {
 		b->g.err = -ENOMEM;
 		goto out;
@@ -719,7 +719,7 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 {
 	struct cow__wal_info info;
 	struct cow__commit *c;
-	char link[64], buf[PATH_MAX];
+	char link[COW__FD_PATH_LEN], buf[PATH_MAX];
 	struct stat st;
 	int r;
 
@@ -730,8 +730,8 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 	if (!path) {
 		ssize_t n;
 
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		n = cow__sys_readlink(link, buf, sizeof(buf) - 1);
+		n = cow__sys_readlink(cow__fd_path(link, fd), buf,
+				      sizeof(buf) - 1);
 		if (n < 0 || buf[0] != '/')
 			return n < 0 ? (int)n : 0;
 		buf[n] = 0;
@@ -759,8 +759,8 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 	c->pgsz = pgsz;
 	c->basefd = -1;
 	if (!(flags & COW_READONLY)) {
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		r = cow__sys_open(link, O_RDWR | O_CLOEXEC, 0);
+		r = cow__sys_open(cow__fd_path(link, fd), O_RDWR | O_CLOEXEC,
+				  0);
 		if (r < 0) {
 			cow__commit_free(c);
 			return r;
@@ -1123,7 +1123,7 @@ static struct txn *txn_build(struct cow_arena *a, const size_t *cap, size_t n,
 	t->src = cow__calloc(n ? n : 1, sizeof(*t->src));
 	t->fh = cow__calloc(n ? n : 1, sizeof(*t->fh));
 	if (async && n)
-		t->copy = cow__malloc(n * pgsz);
+		t->copy = cow__mallocarray(n, pgsz);
 	if (!t->pages || !t->src || !t->fh || (async && n && !t->copy))
 		goto err;
 	for (size_t i = 0; i < n; i++) {
@@ -1212,7 +1212,7 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 	for (size_t i = 0; i < rs->n; i++)
 		n += rs->v[i].length;
 	*ncap = 0;
-	*cap = cow__malloc((n ? n : 1) * sizeof(**cap));
+	*cap = cow__mallocarray(n, sizeof(**cap));
 	if (!*cap)
 		return -ENOMEM;
 	r = latest_build(c, rs, n, &l);

@@ -106,12 +106,6 @@ static int pages_add(void *ctx, size_t first, size_t n)
 	return 0;
 }
 
-/* cow__malloc that never returns NULL for an empty request. */
-static void *alloc_array(size_t n, size_t sz)
-{
-	return cow__malloc((n ? n : 1) * sz);
-}
-
 static char *page_addr(const struct cow_arena *a, size_t page)
 {
 	return a->base + page * a->pgsz;
@@ -144,7 +138,7 @@ static int compare_run(void *ctx, size_t first, size_t n)
 static int add_known(const struct cow__snaps *st, struct pages *w)
 {
 	size_t n = w->n + st->nknown, i = 0, j = 0, k = 0;
-	size_t *v = alloc_array(n, sizeof(*v));
+	size_t *v = cow__mallocarray(n, sizeof(*v));
 
 	if (!v)
 		return -ENOMEM;
@@ -381,8 +375,8 @@ static int plan_rollback(struct cow_arena *a, const struct cow_snap *s,
 	size_t i = 0, k = 0, limit = s->size / a->pgsz;
 	int rescan = st->rescan;
 
-	pl->act = alloc_array(w->n + d->n, sizeof(*pl->act));
-	pl->drop = alloc_array(w->n + d->n + 1, sizeof(*pl->drop));
+	pl->act = cow__mallocarray(w->n + d->n, sizeof(*pl->act));
+	pl->drop = cow__mallocarray(w->n + d->n + 1, sizeof(*pl->drop));
 	if (!pl->act || !pl->drop)
 		return -ENOMEM;
 	while (i < w->n || k < d->n) {
@@ -840,8 +834,8 @@ static int read_base(struct cow_arena *a, size_t page, struct cow__page *c)
 static int save_old_base(struct cow_arena *a, const struct pages *d,
 			 struct commit_token *t)
 {
-	t->page = alloc_array(d->n, sizeof(*t->page));
-	t->copy = alloc_array(d->n, sizeof(*t->copy));
+	t->page = cow__mallocarray(d->n, sizeof(*t->page));
+	t->copy = cow__mallocarray(d->n, sizeof(*t->copy));
 	if (!t->page || !t->copy)
 		return -ENOMEM;
 	for (size_t i = 0; i < d->n; i++) {
@@ -979,8 +973,8 @@ int cow__snap_commit_prepare_runs(struct cow_arena *a,
 		goto err;
 	r = -ENOMEM;
 	t->snaps = cow__calloc(a->snaps->count + 1, sizeof(*t->snaps));
-	pg = alloc_array(t->nsaved, sizeof(*pg));
-	cp = alloc_array(t->nsaved, sizeof(*cp));
+	pg = cow__mallocarray(t->nsaved, sizeof(*pg));
+	cp = cow__mallocarray(t->nsaved, sizeof(*cp));
 	if (!t->snaps || !pg || !cp)
 		goto err;
 	t->nsnaps = a->snaps->count;

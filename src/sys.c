@@ -575,6 +575,15 @@ void *cow__realloc(void *p, size_t n)
 	return realloc(p, n);
 }
 
+void *cow__mallocarray(size_t n, size_t sz)
+{
+	if (n == 0)
+		n = 1;
+	if (sz && n > PTRDIFF_MAX / sz)
+		return NULL;
+	return cow__malloc(n * sz);
+}
+
 void *cow__array_grow(void *v, size_t *cap, size_t need, size_t size,
 		      size_t first)
 {
@@ -582,8 +591,18 @@ void *cow__array_grow(void *v, size_t *cap, size_t need, size_t size,
 
 	if (need <= *cap)
 		return v;
+	if (n == 0)
+		n = 1;
 	while (n < need)
-		n *= 2;
+		n = n > SIZE_MAX / 2 ? need : 2 * n;
+	/* No object is larger than PTRDIFF_MAX bytes (malloc refuses, and
+	 * a sanitizer's would abort): fail before asking. */
+	if (size && n > PTRDIFF_MAX / size) {
+		/* doubling overshot what fits: the exact need may still */
+		n = need;
+		if (n > PTRDIFF_MAX / size)
+			return NULL;
+	}
 	v = cow__realloc(v, n * size);
 	if (v)
 		*cap = n;
@@ -593,4 +612,10 @@ void *cow__array_grow(void *v, size_t *cap, size_t need, size_t size,
 void cow__free(void *p)
 {
 	free(p);
+}
+
+const char *cow__fd_path(char buf[COW__FD_PATH_LEN], int fd)
+{
+	snprintf(buf, COW__FD_PATH_LEN, "/proc/self/fd/%d", fd);
+	return buf;
 }

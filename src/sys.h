@@ -148,11 +148,21 @@ static inline void cow__sys_trace(enum cow__sys_kind kind, int fd,
 void *cow__malloc(size_t n);
 void *cow__calloc(size_t n, size_t sz);
 void *cow__realloc(void *p, size_t n);
+/* malloc of n elements of sz bytes (at least one, so an empty array is not
+ * NULL): NULL when out of memory or when n * sz bytes exceed PTRDIFF_MAX
+ * (no object can be larger; the product may not even fit a size_t). */
+void *cow__mallocarray(size_t n, size_t sz);
 /* Grows array v (of *cap elements of size bytes) to hold at least need,
  * doubling from first: the new array (*cap updated), or NULL when out of
- * memory (v and *cap untouched). */
+ * memory or when need elements exceed PTRDIFF_MAX bytes (v and *cap
+ * untouched). */
 void *cow__array_grow(void *v, size_t *cap, size_t need, size_t size,
 		      size_t first);
 void cow__free(void *p);
+
+/* "/proc/self/fd/N": a path that opens the file of descriptor fd anew (a
+ * description of its own) or names it for readlink. Written to buf. */
+#define COW__FD_PATH_LEN 32
+const char *cow__fd_path(char buf[COW__FD_PATH_LEN], int fd);
 
 #endif
