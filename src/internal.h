@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "cowarena.h"
+#include "pageset.h"
 #include "sys.h"
 
 #define COW_API __attribute__((visibility("default")))
@@ -126,7 +127,6 @@ int cow__reserve_map_base(struct cow_arena *a, size_t from, size_t to);
 void cow__reserve_release(char *base, size_t len);
 
 /* track.c: which pages are private (differ from the base) */
-typedef int (*cow__run_fn)(void *ctx, size_t first_page, size_t npages);
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 		     cow__run_fn fn, void *ctx);
 void cow__track_force_pagemap(int on); /* tests: use the pagemap fallback */
@@ -238,14 +238,6 @@ int cow__guard_isolate(int fd, const char *path, off_t len, int *out);
 int cow__guard_watch(struct cow_arena *a);
 void cow__guard_resize(struct cow_arena *a);
 void cow__guard_unwatch(struct cow_arena *a);
-
-/* Error-return helpers (zstd style): keep call sites short. */
-#define COW_TRY(expr)                 \
-	do {                          \
-		int r_ = (int)(expr); \
-		if (r_ < 0)           \
-			return r_;    \
-	} while (0)
 
 static inline int cow__aligned(size_t v, size_t pgsz)
 {

@@ -145,6 +145,14 @@ static inline void cow__sys_trace(enum cow__sys_kind kind, int fd,
 }
 #endif
 
+/* Error-return helpers (zstd style): keep call sites short. */
+#define COW_TRY(expr)                 \
+	do {                          \
+		int r_ = (int)(expr); \
+		if (r_ < 0)           \
+			return r_;    \
+	} while (0)
+
 void *cow__malloc(size_t n);
 void *cow__calloc(size_t n, size_t sz);
 void *cow__realloc(void *p, size_t n);
