@@ -450,8 +450,10 @@ struct cow_range {
 
 /** @brief List the page runs that differ from the base.
  *
- * A page is dirty when the arena holds a private copy of it. Runs come in
- * ascending order, adjacent dirty pages merged into one run.
+ * A page is dirty when it differs from the base: the arena holds a
+ * private copy of it, other than a copy that an asynchronous commit
+ * already in the file made equal to the base (see cow_commit()). Runs
+ * come in ascending order, adjacent dirty pages merged into one run.
  *
  * @param[in] a     the arena.
  * @param[out] out  room for max runs, or NULL when max is 0.
@@ -616,10 +618,17 @@ struct cow_stats {
  * (its pages are copied): later stores do not change it. It becomes
  * durable in the background, batched with other asynchronous commits
  * into one log write and one fdatasync; cow_sync() waits for it. Its
- * pages stay private (the arena cannot know whether they were written
- * again since) until the next cow_commit() finds them unchanged and in
- * the file. A crash loses at most the asynchronous commits after the
- * last cow_sync() that returned 0, never a part of one.
+ * pages keep their private copies (writers may run meanwhile, so only a
+ * call that has them paused may drop a copy) until the next cow_commit()
+ * finds them unchanged and in the file and drops them. But once the
+ * commit is in the file (after cow_sync(), or earlier in the background)
+ * a page that still holds exactly what the commit captured equals the
+ * base: cow_dirty() and cow_stats() do not count it (a compare of each
+ * such page with its captured copy, whatever the write tracking), and
+ * no later commit writes it again. A page written with other bytes after
+ * the capture stays dirty. A crash loses at most the asynchronous
+ * commits after the last cow_sync() that returned 0, never a part of
+ * one.
  *
  * An anonymous arena, a memfd or an unlinked file has nothing durable:
  * the commit writes the pages into its base in memory, drops the private

@@ -628,7 +628,7 @@ COW_API ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max)
 		return -EINVAL;
 	COW_TRY(cow__guard_owner(a));
 	d.pgsz = a->pgsz;
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, dirty_add, &d);
+	r = cow__commit_dirty(a, dirty_add, &d);
 	return r < 0 ? r : (ssize_t)d.count;
 }
 
@@ -653,8 +653,7 @@ COW_API int cow_stats(const cow_arena *ca, struct cow_stats *st)
 	s.reserved = a->reserve;
 	s.page_size = a->pgsz;
 	cow__snap_stats(a, &s);
-	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, count_pages,
-				 &s.dirty_pages));
+	COW_TRY(cow__commit_dirty(a, count_pages, &s.dirty_pages));
 	COW_TRY(cow__count_mappings(a->base, a->reserve, &s.mappings));
 	cow__commit_stats(a, &s);
 	*st = s;

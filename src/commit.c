@@ -28,7 +28,9 @@
  * changed a page after the capture, and only the caller can pause
  * writers): the next cow_commit(), with writers paused, drops each page
  * still equal to its committed copy once that copy is in the base, and
- * does not capture it again.
+ * does not capture it again. Until then the dirty scans that report
+ * (cow_dirty, cow_stats: writers may run) leave such a page out once its
+ * commit is applied: it equals the base (cow__commit_dirty).
  *
  * Errors (the "fsyncgate" rule: a failed fsync is never retried and
  * reported as success): a failure before the durable point fails the
@@ -1105,6 +1107,92 @@ static int latest_build(struct cow__commit *c, const struct runs *rs,
 		if (l->v[i].t)
 			l->v[i].order = l->v[i].t->state == TX_APPLIED;
 	return 0;
+}
+
+/* Emits single pages to fn as merged runs. */
+struct page_runs {
+	cow__run_fn fn;
+	void *ctx;
+	size_t first, n;
+};
+
+static int page_runs_add(struct page_runs *pr, size_t page)
+{
+	int r = 0;
+
+	if (pr->n && pr->first + pr->n == page) {
+		pr->n++;
+		return 0;
+	}
+	if (pr->n)
+		r = pr->fn(pr->ctx, pr->first, pr->n);
+	pr->first = page;
+	pr->n = 1;
+	return r;
+}
+
+static int has_async(const struct cow__commit *c)
+{
+	for (const struct txn *t = c->head; t; t = t->next)
+		if (t->async)
+			return 1;
+	return 0;
+}
+
+/*
+ * The dirty pages as cow_dirty() and cow_stats() report them: the private
+ * pages, less those whose newest asynchronous commit is applied (its
+ * bytes are the base's now) and which still hold exactly what it
+ * captured: they do not differ from the base. Their private copies go at
+ * the next commit, which has the writers paused (select_pages); this
+ * call may run beside writers, so it only leaves them out. Comparing with
+ * the captured copy is exact whatever the write tracking (a page written
+ * again with other bytes is reported, one written back to the same bytes
+ * is not) and costs a compare per page of the asynchronous commits not
+ * yet followed by another commit: the pages written, not the arena.
+ */
+int cow__commit_dirty(struct cow_arena *a, cow__run_fn fn, void *ctx)
+{
+	struct cow__commit *c = a->commit;
+	size_t npages = a->size / a->pgsz, n = 0, k = 0;
+	struct page_runs pr = {fn, ctx, 0, 0};
+	struct runs rs = {0};
+	struct latest l = {0};
+	int r, any;
+
+	if (!c || !c->engine)
+		return cow__track_dirty(a, 0, npages, fn, ctx);
+	cow__io_lock();
+	any = has_async(c);
+	cow__io_unlock();
+	if (!any)
+		return cow__track_dirty(a, 0, npages, fn, ctx);
+	r = cow__track_dirty(a, 0, npages, runs_add, &rs);
+	for (size_t i = 0; r == 0 && i < rs.n; i++)
+		n += rs.v[i].length;
+	/* Under the engine's lock: completions change the transactions'
+	 * state, and a failed log write frees asynchronous ones. */
+	cow__io_lock();
+	cow__io_poll();
+	if (r == 0)
+		r = latest_build(c, &rs, n, &l);
+	for (size_t i = 0; r == 0 && i < rs.n; i++)
+		for (size_t p = rs.v[i].offset;
+		     r == 0 && p < rs.v[i].offset + rs.v[i].length; p++, k++) {
+			const struct pref *f = &l.v[k];
+
+			if (f->t && f->order &&
+			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz))
+				continue;
+			r = page_runs_add(&pr, p);
+		}
+	cow__io_unlock();
+	if (r == 0 && pr.n)
+		r = fn(ctx, pr.first, pr.n);
+	cow__free(l.v);
+	cow__free(l.start);
+	cow__free(rs.v);
+	return r;
 }
 
 /* Builds the transaction of the pages in cap (page indexes). */

@@ -118,6 +118,10 @@ void cow__commit_close(struct cow_arena *a);
 void cow__commit_free(struct cow__commit *c);
 int cow__commit_settle(struct cow_arena *a);
 void cow__commit_stats(struct cow_arena *a, struct cow_stats *st);
+/* The dirty pages as reported (cow_dirty, cow_stats): the private pages
+ * less those an applied asynchronous commit made equal to the base. */
+typedef int (*cow__run_fn)(void *ctx, size_t first_page, size_t npages);
+int cow__commit_dirty(struct cow_arena *a, cow__run_fn fn, void *ctx);
 /* Tests: checkpoint the log at n bytes (0: the default, 16 MiB). */
 void cow__commit_ckpt_bytes(off_t n);
 
