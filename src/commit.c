@@ -144,6 +144,7 @@ struct cow__commit {
 
 static void kick(struct cow__commit *c);
 static int refresh_guard(struct cow_arena *a);
+static void drop_clean(struct cow_arena *a);
 
 /* ---- transactions ---- */
 
@@ -861,6 +862,8 @@ int cow__commit_settle(struct cow_arena *a)
 	cow__io_unlock();
 	if (r == 0)
 		r = refresh_guard(a);
+	if (r == 0)
+		drop_clean(a);
 	return r;
 }
 
@@ -1140,59 +1143,110 @@ static int has_async(const struct cow__commit *c)
 }
 
 /*
- * The dirty pages as cow_dirty() and cow_stats() report them: the private
- * pages, less those whose newest asynchronous commit is applied (its
- * bytes are the base's now) and which still hold exactly what it
- * captured: they do not differ from the base. Their private copies go at
- * the next commit, which has the writers paused (select_pages); this
- * call may run beside writers, so it only leaves them out. Comparing with
- * the captured copy is exact whatever the write tracking (a page written
- * again with other bytes is reported, one written back to the same bytes
- * is not) and costs a compare per page of the asynchronous commits not
- * yet followed by another commit: the pages written, not the arena.
+ * Splits the private pages into those that differ from the base (to
+ * dirty) and those that do not (to clean): the pages whose newest
+ * asynchronous commit is applied (its bytes are the base's now) and which
+ * still hold exactly what it captured. Comparing with the captured copy
+ * is exact whatever the write tracking (a page written again with other
+ * bytes differs, one written back to the same bytes does not) and costs
+ * a compare per page of the asynchronous commits not yet followed by
+ * another commit: the pages written, not the arena. After a failed write
+ * the base may not hold an applied commit: every private page is dirty.
  */
-int cow__commit_dirty(struct cow_arena *a, cow__run_fn fn, void *ctx)
+static int split_dirty(struct cow_arena *a, cow__run_fn dirty, void *dctx,
+		       cow__run_fn clean, void *cctx)
 {
 	struct cow__commit *c = a->commit;
 	size_t npages = a->size / a->pgsz, n = 0, k = 0;
-	struct page_runs pr = {fn, ctx, 0, 0};
+	struct page_runs pd = {dirty, dctx, 0, 0}, pc = {clean, cctx, 0, 0};
 	struct runs rs = {0};
 	struct latest l = {0};
 	int r, any;
 
-	if (!c || !c->engine)
-		return cow__track_dirty(a, 0, npages, fn, ctx);
 	cow__io_lock();
-	any = has_async(c);
+	any = has_async(c) && !c->fatal && !c->torn;
 	cow__io_unlock();
 	if (!any)
-		return cow__track_dirty(a, 0, npages, fn, ctx);
+		return dirty ? cow__track_dirty(a, 0, npages, dirty, dctx) : 0;
 	r = cow__track_dirty(a, 0, npages, runs_add, &rs);
 	for (size_t i = 0; r == 0 && i < rs.n; i++)
 		n += rs.v[i].length;
 	/* Under the engine's lock: completions change the transactions'
 	 * state, and a failed log write frees asynchronous ones. */
 	cow__io_lock();
-	cow__io_poll();
 	if (r == 0)
 		r = latest_build(c, &rs, n, &l);
 	for (size_t i = 0; r == 0 && i < rs.n; i++)
 		for (size_t p = rs.v[i].offset;
 		     r == 0 && p < rs.v[i].offset + rs.v[i].length; p++, k++) {
 			const struct pref *f = &l.v[k];
+			int same = f->t && f->order && !f->t->err &&
+				   !c->torn &&
+				   !memcmp(a->base + p * a->pgsz, f->src,
+					   a->pgsz);
+			struct page_runs *to = same ? &pc : &pd;
 
-			if (f->t && f->order &&
-			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz))
-				continue;
-			r = page_runs_add(&pr, p);
+			if (to->fn)
+				r = page_runs_add(to, p);
 		}
 	cow__io_unlock();
-	if (r == 0 && pr.n)
-		r = fn(ctx, pr.first, pr.n);
+	if (r == 0 && pd.n)
+		r = dirty(dctx, pd.first, pd.n);
+	if (r == 0 && pc.n)
+		r = clean(cctx, pc.first, pc.n);
 	cow__free(l.v);
 	cow__free(l.start);
 	cow__free(rs.v);
 	return r;
+}
+
+/*
+ * The dirty pages as cow_dirty() and cow_stats() report them: the private
+ * pages less those an applied asynchronous commit made equal to the base
+ * (split_dirty). Their private copies go at the next call that has the
+ * writers paused (cow__commit_settle, or the next commit's select_pages);
+ * this one may run beside writers, so it only leaves them out.
+ */
+int cow__commit_dirty(struct cow_arena *a, cow__run_fn fn, void *ctx)
+{
+	if (!a->commit || !a->commit->engine)
+		return cow__track_dirty(a, 0, a->size / a->pgsz, fn, ctx);
+	return split_dirty(a, fn, ctx, NULL, NULL);
+}
+
+/*
+ * With the writers paused and every commit applied: drops the private
+ * copies that applied asynchronous commits made equal to the base, as a
+ * revert would (unarmed first, then MADV_DONTNEED per run, and the
+ * snapshots' records told that the pages hold the base), so that no
+ * snapshot or commit meets them again. Best effort: a run that cannot be
+ * dropped stays private and is reported dirty again once its commit is
+ * forgotten. When all went, the applied transactions are freed, so later
+ * calls skip the compare.
+ */
+static void drop_clean(struct cow_arena *a)
+{
+	struct cow__commit *c = a->commit;
+	struct runs clean = {0};
+	int r;
+
+	r = split_dirty(a, NULL, NULL, runs_add, &clean);
+	for (size_t i = 0; r == 0 && i < clean.n; i++) {
+		size_t first = clean.v[i].offset, n = clean.v[i].length;
+
+		r = cow__track_unarm(a, first, n);
+		if (r == 0)
+			r = cow__sys_madvise(a->base + first * a->pgsz,
+					     n * a->pgsz, MADV_DONTNEED);
+		if (r == 0)
+			cow__snap_reverted(a, first, n);
+	}
+	if (r == 0) {
+		cow__io_lock();
+		drop_applied(c);
+		cow__io_unlock();
+	}
+	cow__free(clean.v);
 }
 
 /* Builds the transaction of the pages in cap (page indexes). */

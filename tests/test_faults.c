@@ -49,6 +49,20 @@ static void take(struct state *s, struct th_arena *t)
 	memcpy(s->content, cow_base(t->a), s->size);
 }
 
+/* An asynchronous commit of every dirty page was pending: a failed call
+ * may still have written it into the file (background I/O advances in
+ * any call), after which its pages equal the base and are no longer
+ * reported dirty (and the next call with writers paused drops them). */
+static int dirty_may_clear;
+
+static ssize_t dirty_now(struct th_arena *t, ssize_t before,
+			 struct cow_range *runs, size_t max)
+{
+	ssize_t n = cow_dirty(t->a, runs, max);
+
+	return dirty_may_clear && n == 0 ? before : n;
+}
+
 static void same(const struct state *s, struct th_arena *t)
 {
 	struct stat sb;
@@ -58,7 +72,8 @@ static void same(const struct state *s, struct th_arena *t)
 	assert_int_equal(th_count_fds(), s->fds);
 	if (TH_MAPS_EXACT)
 		assert_int_equal(th_count_maps(), s->all_maps);
-	assert_int_equal(cow_dirty(t->a, NULL, 0), (ssize_t)s->dirty);
+	assert_int_equal(dirty_now(t, (ssize_t)s->dirty, NULL, 0),
+			 (ssize_t)s->dirty);
 	assert_memory_equal(cow_base(t->a), s->content, s->size);
 	if (t->path[0]) {
 		assert_int_equal(stat(t->path, &sb), 0);
@@ -268,6 +283,8 @@ static void csame(const struct cstate *c, struct th_arena *t)
 	struct cow_stats st;
 
 	same(&c->s, t);
+	if (cow_dirty(t->a, runs, NPG_RUNS) == 0 && dirty_may_clear)
+		return;
 	assert_int_equal(cow_dirty(t->a, runs, NPG_RUNS), c->nruns);
 	assert_memory_equal(runs, c->runs, (size_t)c->nruns * sizeof(*runs));
 	assert_int_equal(cow_stats(t->a, &st), 0);
@@ -370,6 +387,7 @@ static void sweep_commit_one(enum th_backing b, enum cop op)
 		size_t fds0 = th_count_fds();
 
 		cop_setup(&t, b, op, &s0, img0, ref2);
+		dirty_may_clear = file && op >= C_COMMIT_ASYNC;
 		ctake(&c, &t);
 		calls = cow__fault_calls(COW__SYS_ANY);
 		cow__fault_inject(COW__SYS_ANY, n, EIO, 0);
@@ -486,6 +504,7 @@ static void sweep_commit_one(enum th_backing b, enum cop op)
 		/* everything is released */
 		assert_int_equal(th_count_fds(), fds0);
 	}
+	dirty_may_clear = 0;
 	assert_false(fired);
 	/* cow_sync() makes no call where there is no log */
 	assert_int_equal(failed > 0, op != C_SYNC || file);
