@@ -217,6 +217,19 @@ tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan CFLAGS="$(SAN_FLAGS)" \
 		EXTRA_CFLAGS="-fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread" test
 
+# The COW_DEBUG build (build/debug): after every public call that can
+# change an arena, src/debug.c checks the invariants the layers share (the
+# guard's size is the arena's; every armed private page a full PAGEMAP_SCAN
+# finds is recorded) and aborts with the reason when one fails; each
+# program is linked with --wrap for those calls.
+DEBUG_WRAP := cow_open cow_open_fd cow_open_anon cow_close cow_grow \
+	cow_discard cow_revert cow_dirty cow_snapshot cow_rollback \
+	cow_snap_release cow_commit cow_sync cow_stats
+.PHONY: debug
+debug: deps
+	@$(MAKE) --no-print-directory BUILD=build/debug EXTRA_CFLAGS="-DCOW_DEBUG" \
+		EXTRA_LDFLAGS="$(DEBUG_WRAP:%=-Wl,--wrap=%)" test
+
 # libFuzzer on the log parser for FUZZ_TIME seconds, from the seed corpus
 # in tests/fuzz/wal-corpus (clang, Debian package clang). A crash fails.
 FUZZ_CC ?= clang
@@ -238,6 +251,7 @@ check-all:
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory tsan
+	@$(MAKE) --no-print-directory debug
 	@if $(MAKE) -n fuzz >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory fuzz FUZZ_TIME=$(FUZZ_TIME); \
 	else \

@@ -627,6 +627,21 @@ void cow__guard_resize(struct cow_arena *a)
 	__atomic_store_n(&s->size, a->size, __ATOMIC_RELEASE);
 }
 
+#ifdef COW_DEBUG
+int cow__guard_watched(const struct cow_arena *a, size_t *size,
+		       size_t *mapped)
+{
+	struct slot *s;
+
+	if (a->guard_slot < 0)
+		return -ENOENT;
+	s = slot_at(a->guard_slot);
+	*size = __atomic_load_n(&s->size, __ATOMIC_ACQUIRE);
+	*mapped = __atomic_load_n(&s->mapped, __ATOMIC_ACQUIRE);
+	return 0;
+}
+#endif
+
 void cow__guard_unwatch(struct cow_arena *a)
 {
 	if (a->guard_slot < 0)

@@ -243,6 +243,16 @@ int cow__guard_watch(struct cow_arena *a);
 void cow__guard_resize(struct cow_arena *a);
 void cow__guard_unwatch(struct cow_arena *a);
 
+#ifdef COW_DEBUG
+/* The COW_DEBUG build's views for the invariant checks of debug.c: the
+ * armed private pages as a full scan finds them, and the guard's record
+ * of the size (-ENOENT when the arena is not watched). */
+int cow__track_armed_scan(struct cow_arena *a, size_t first_page,
+			  size_t npages, cow__run_fn fn, void *ctx);
+int cow__guard_watched(const struct cow_arena *a, size_t *size,
+		       size_t *mapped);
+#endif
+
 static inline int cow__aligned(size_t v, size_t pgsz)
 {
 	return (v & (pgsz - 1)) == 0;

@@ -585,6 +585,26 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 	return r;
 }
 
+#ifdef COW_DEBUG
+/* The armed private pages: present or swapped, not file pages, not
+ * written since they were write-protected (src/debug.c checks them). */
+int cow__track_armed_scan(struct cow_arena *a, size_t first_page,
+			  size_t npages, cow__run_fn fn, void *ctx)
+{
+	static const struct scan_spec sp = {
+	    PM_SCAN_CHECK_WPASYNC, PAGE_IS_FILE | PAGE_IS_WRITTEN,
+	    PAGE_IS_FILE | PAGE_IS_WRITTEN, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	    PAGE_IS_FILE};
+	struct emitter e = {fn, ctx, 0, 0};
+	int r;
+
+	if (a->uffd < 0 || !npages)
+		return 0;
+	r = scan_ioctl(a, first_page, npages, &sp, &e);
+	return r < 0 ? r : emit_flush(&e);
+}
+#endif
+
 /* Counts lines of /proc/self/maps that start inside [start, start + len). */
 int cow__count_mappings(const void *start, size_t len, size_t *out)
 {

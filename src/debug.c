@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Invariant checks of the COW_DEBUG build (make debug): what the layers
+ * below must agree on after every public call, too costly to check in a
+ * release build (each check walks the arena's page tables once).
+ *
+ * - The guard's record of the arena's size and mapped bytes equals the
+ *   arena's: a fault is judged by the guard's copy.
+ * - Every armed private page (present or swapped, not a file page, not
+ *   written since it was write-protected), as a full PAGEMAP_SCAN finds
+ *   them, is in the set the snapshot state records as possibly armed (cur,
+ *   or the known list): a page armed but not recorded would never be
+ *   reported as written again, so a snapshot would miss its changes.
+ *
+ * The checks run after every public call that can change an arena: the
+ * debug build links each program with --wrap=cow_open, --wrap=cow_grow
+ * and so on (make debug), so a call reaches the wrapper below, which calls
+ * the real function and then checks. A broken invariant prints the call
+ * and the reason and aborts. The wrappers map each snapshot to its arena,
+ * so that a release is checked too.
+ *
+ * This file sits above every other module and calls only down. Without
+ * COW_DEBUG it is empty.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#ifdef COW_DEBUG
+
+static int check_guard(struct cow_arena *a, char *why, size_t len)
+{
+	size_t size, mapped;
+
+	if (cow__guard_watched(a, &size, &mapped) < 0)
+		return 0; /* not watched: nothing to agree on */
+	if (size == a->size && mapped == a->mapped)
+		return 0;
+	snprintf(why, len,
+		 "guard records size %zu mapped %zu, arena has %zu and %zu",
+		 size, mapped, a->size, a->mapped);
+	return -EINVAL;
+}
+
+static int check_armed(struct cow_arena *a, char *why, size_t len)
+{
+	struct cow__pageset found = COW__PAGESET_INIT;
+	struct cow__pageset rec = COW__PAGESET_INIT;
+	struct cow__pageset lost = COW__PAGESET_INIT;
+	size_t end = a->mapped / a->pgsz;
+	int r;
+
+	if (a->uffd < 0)
+		return 0;
+	r = cow__track_armed_scan(a, 0, end, cow__pageset_add_run, &found);
+	if (r == 0) {
+		r = cow__snap_armed(a, 0, end, cow__pageset_add_run, &rec);
+		if (r == -EAGAIN) /* nothing recorded: the next scan is full */
+			r = 0;
+		else if (r == 0)
+			r = cow__pageset_minus(&lost, &found, &rec);
+	}
+	if (r < 0) {
+		/* could not look (an injected fault, no memory): no verdict */
+		r = 0;
+	} else if (lost.n) {
+		snprintf(why, len,
+			 "%zu armed private page(s) not recorded, first %zu "
+			 "(%zu armed found, %zu recorded)",
+			 lost.pages, lost.v[0].first, found.pages, rec.pages);
+		r = -EINVAL;
+	}
+	cow__pageset_free(&found);
+	cow__pageset_free(&rec);
+	cow__pageset_free(&lost);
+	return r;
+}
+
+static int debug_check(struct cow_arena *a, char *why, size_t len)
+{
+	if (!a || cow__guard_owner(a) < 0)
+		return 0; /* a fork child may not look */
+	COW_TRY(check_guard(a, why, len));
+	return check_armed(a, why, len);
+}
+
+int __real_cow_open(cow_arena **out, const char *path,
+		    const struct cow_options *opt);
+int __real_cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt);
+int __real_cow_open_anon(cow_arena **out, size_t size,
+			 const struct cow_options *opt);
+int __real_cow_close(cow_arena *a);
+int __real_cow_grow(cow_arena *a, size_t new_size);
+int __real_cow_discard(cow_arena *a);
+int __real_cow_revert(cow_arena *a, void *addr, size_t len);
+ssize_t __real_cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
+int __real_cow_snapshot(cow_arena *a, cow_snap **out);
+int __real_cow_rollback(cow_arena *a, cow_snap *s);
+void __real_cow_snap_release(cow_snap *s);
+int __real_cow_commit(cow_arena *a, unsigned flags);
+int __real_cow_sync(cow_arena *a);
+int __real_cow_stats(const cow_arena *a, struct cow_stats *st);
+
+int __wrap_cow_open(cow_arena **out, const char *path,
+		    const struct cow_options *opt);
+int __wrap_cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt);
+int __wrap_cow_open_anon(cow_arena **out, size_t size,
+			 const struct cow_options *opt);
+int __wrap_cow_close(cow_arena *a);
+int __wrap_cow_grow(cow_arena *a, size_t new_size);
+int __wrap_cow_discard(cow_arena *a);
+int __wrap_cow_revert(cow_arena *a, void *addr, size_t len);
+ssize_t __wrap_cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
+int __wrap_cow_snapshot(cow_arena *a, cow_snap **out);
+int __wrap_cow_rollback(cow_arena *a, cow_snap *s);
+void __wrap_cow_snap_release(cow_snap *s);
+int __wrap_cow_commit(cow_arena *a, unsigned flags);
+int __wrap_cow_sync(cow_arena *a);
+int __wrap_cow_stats(const cow_arena *a, struct cow_stats *st);
+
+/* Which arena each live snapshot belongs to (tests keep a few). */
+#define MAX_SNAPS 4096
+static struct {
+	cow_snap *s;
+	cow_arena *a;
+} snaps[MAX_SNAPS];
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A broken invariant stops the program where it is seen: a debug build
+ * prints, which the library otherwise never does. */
+static void check(cow_arena *a, const char *call)
+{
+	char why[256] = "";
+
+	if (debug_check(a, why, sizeof(why)) < 0) {
+		fprintf(stderr, "COW_DEBUG: after %s: %s\n", call, why);
+		abort();
+	}
+}
+
+static void snap_add(cow_snap *s, cow_arena *a)
+{
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < MAX_SNAPS; i++)
+		if (!snaps[i].s) {
+			snaps[i].s = s;
+			snaps[i].a = a;
+			break;
+		}
+	pthread_mutex_unlock(&lock);
+}
+
+/* Forgets s (or every snapshot of a when s is NULL); returns the arena. */
+static cow_arena *snap_forget(cow_snap *s, cow_arena *a)
+{
+	cow_arena *owner = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < MAX_SNAPS; i++)
+		if (snaps[i].s && (s ? snaps[i].s == s : snaps[i].a == a)) {
+			owner = snaps[i].a;
+			snaps[i].s = NULL;
+		}
+	pthread_mutex_unlock(&lock);
+	return owner;
+}
+
+int __wrap_cow_open(cow_arena **out, const char *path,
+		    const struct cow_options *opt)
+{
+	int r = __real_cow_open(out, path, opt);
+
+	if (r == 0)
+		check(*out, "cow_open");
+	return r;
+}
+
+int __wrap_cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt)
+{
+	int r = __real_cow_open_fd(out, fd, opt);
+
+	if (r == 0)
+		check(*out, "cow_open_fd");
+	return r;
+}
+
+int __wrap_cow_open_anon(cow_arena **out, size_t size,
+			 const struct cow_options *opt)
+{
+	int r = __real_cow_open_anon(out, size, opt);
+
+	if (r == 0)
+		check(*out, "cow_open_anon");
+	return r;
+}
+
+int __wrap_cow_close(cow_arena *a)
+{
+	int r = __real_cow_close(a);
+
+	if (a)
+		snap_forget(NULL, a);
+	return r;
+}
+
+int __wrap_cow_grow(cow_arena *a, size_t new_size)
+{
+	int r = __real_cow_grow(a, new_size);
+
+	check(a, "cow_grow");
+	return r;
+}
+
+int __wrap_cow_discard(cow_arena *a)
+{
+	int r = __real_cow_discard(a);
+
+	check(a, "cow_discard");
+	return r;
+}
+
+int __wrap_cow_revert(cow_arena *a, void *addr, size_t len)
+{
+	int r = __real_cow_revert(a, addr, len);
+
+	check(a, "cow_revert");
+	return r;
+}
+
+ssize_t __wrap_cow_dirty(cow_arena *a, struct cow_range *out, size_t max)
+{
+	ssize_t r = __real_cow_dirty(a, out, max);
+
+	check(a, "cow_dirty");
+	return r;
+}
+
+int __wrap_cow_snapshot(cow_arena *a, cow_snap **out)
+{
+	int r = __real_cow_snapshot(a, out);
+
+	if (r == 0)
+		snap_add(*out, a);
+	check(a, "cow_snapshot");
+	return r;
+}
+
+int __wrap_cow_rollback(cow_arena *a, cow_snap *s)
+{
+	int r = __real_cow_rollback(a, s);
+
+	check(a, "cow_rollback");
+	return r;
+}
+
+void __wrap_cow_snap_release(cow_snap *s)
+{
+	cow_arena *a = s ? snap_forget(s, NULL) : NULL;
+
+	__real_cow_snap_release(s);
+	if (a)
+		check(a, "cow_snap_release");
+}
+
+int __wrap_cow_commit(cow_arena *a, unsigned flags)
+{
+	int r = __real_cow_commit(a, flags);
+
+	check(a, "cow_commit");
+	return r;
+}
+
+int __wrap_cow_sync(cow_arena *a)
+{
+	int r = __real_cow_sync(a);
+
+	check(a, "cow_sync");
+	return r;
+}
+
+int __wrap_cow_stats(const cow_arena *a, struct cow_stats *st)
+{
+	int r = __real_cow_stats(a, st);
+
+	check((cow_arena *)a, "cow_stats");
+	return r;
+}
+#endif
