@@ -37,20 +37,32 @@
 
 static pthread_mutex_t pm_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pm_fd = -1;
+static pid_t pm_pid; /* the process pm_fd reads the page tables of */
 static unsigned long pm_users;
 static int force_pagemap;
 static int force_compare;
 
+/*
+ * "/proc/self" is resolved when the file is opened: a fork child inherits
+ * a descriptor that reads its parent's page tables. The first arena a
+ * child opens gets a descriptor of its own (the inherited one is the
+ * child's copy, closed; the parent's arenas the child inherited hold
+ * their references on, and can only be closed there anyway).
+ */
 int cow__pagemap_get(void)
 {
+	pid_t self = cow__sys_getpid();
 	int r = 0;
 
 	pthread_mutex_lock(&pm_lock);
-	if (pm_users == 0) {
+	if (pm_users == 0 || pm_pid != self) {
 		r = cow__sys_open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC,
 				  0);
 		if (r >= 0) {
+			if (pm_users)
+				cow__sys_close(pm_fd);
 			pm_fd = r;
+			pm_pid = self;
 			r = 0;
 		}
 	}

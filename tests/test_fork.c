@@ -270,6 +270,50 @@ struct worker {
 /* One arena per thread, opened and closed again and again (which installs
  * and removes the SIGBUS handler concurrently), each checked against a
  * reference copy after every operation. */
+/* In a child whose parent has an arena open: a new arena of the child's
+ * own snapshots and rolls back right, on its own page tables. */
+static int child_own_arena(void *arg)
+{
+	unsigned char want[8 * 4096];
+	cow_arena *a;
+	cow_snap *s;
+	unsigned char *b;
+
+	(void)arg;
+	TH_CHECK(cow_open_anon(&a, sizeof(want), NULL) == 0);
+	b = cow_base(a);
+	for (size_t i = 0; i < sizeof(want); i += 61)
+		b[i] = (unsigned char)(i * 7 + 1);
+	memcpy(want, b, sizeof(want));
+	TH_CHECK(cow_snapshot(a, &s) == 0);
+	for (int round = 0; round < 2; round++) {
+		memset(b, 0x5a, sizeof(want));
+		TH_CHECK(cow_dirty(a, NULL, 0) == 1);
+		TH_CHECK(cow_rollback(a, s) == 0);
+		TH_CHECK(memcmp(b, want, sizeof(want)) == 0);
+	}
+	TH_CHECK(cow_close(a) == 0);
+	return 0;
+}
+
+/* The page scans read /proc/self/pagemap through one descriptor per
+ * process: a child must not scan its parent's page tables through the
+ * one it inherited (it did: its rollbacks restored nothing). */
+static void test_fork_child_new_arena(void **state)
+{
+	struct th_arena t;
+	cow_snap *s;
+
+	(void)state;
+	for (enum th_backing b = TH_ANON; b < TH_NBACKINGS; b++) {
+		assert_int_equal(th_open(&t, b, 8 * 4096, NULL), 0);
+		memset(cow_base(t.a), 1, 4096);
+		assert_int_equal(cow_snapshot(t.a, &s), 0);
+		th_assert_exit0(th_in_child(child_own_arena, NULL));
+		th_close(&t);
+	}
+}
+
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
@@ -348,6 +392,7 @@ int main(void)
 	    cmocka_unit_test(test_fork_child_rules),
 	    cmocka_unit_test(test_fork_child_outlives),
 	    cmocka_unit_test(test_fork_child_sigbus),
+	    cmocka_unit_test(test_fork_child_new_arena),
 	    cmocka_unit_test(test_fork_async_commits),
 	    cmocka_unit_test(test_threads_arenas),
 	};
