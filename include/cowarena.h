@@ -166,13 +166,16 @@ typedef struct cow_snap cow_snap;
 /** The write-ahead log beside the file is damaged in its middle (a record
  * that was once durable no longer checks out) or its header is invalid:
  * replaying only part of it would mix commits, so nothing is replayed.
- * The file itself is untouched. */
+ * The file itself is untouched. From cow_snap_load(): the snapshot file
+ * is not one, or is damaged or truncated. */
 #define COW_ECORRUPT (-4097)
 /** The log beside the file holds transactions but belongs to another file
  * (its device and inode differ: the file was replaced or copied without
- * first being recovered) or to another page size. */
+ * first being recovered) or to another page size. From cow_snap_load():
+ * the snapshot file was saved against another base or page size. */
 #define COW_EFOREIGN (-4098)
-/** The log was written by a newer, unknown format version. */
+/** The log (or the snapshot file) was written by a newer, unknown format
+ * version. */
 #define COW_EVERSION (-4099)
 /** A read-only open found committed transactions in the log that are not
  * yet in the file: open it writable once (or run `cowarena recover`). */
@@ -568,6 +571,120 @@ int cow_rollback(cow_arena *a, cow_snap *s);
  * @param[in] s  a live snapshot, or NULL.
  */
 void cow_snap_release(cow_snap *s);
+
+/** cow_snap_save() flags: save every page of the snapshot, not only those
+ * that differ from the base, so that the file loads into any arena large
+ * enough, whatever its base. */
+#define COW_SNAP_FULL 0x01u
+
+/** @brief Save a snapshot to a file, to be loaded later by
+ * cow_snap_load(), in this process or another.
+ *
+ * The file holds a header (format version, page size, the snapshot's
+ * size, what identifies the base it was taken against) and the pages
+ * where the snapshot differs from the arena's base, each with an XXH3
+ * checksum: its size is those pages plus a page of header (and of index,
+ * one more page per 256 pages saved, with 4 KiB pages). The cost follows
+ * those pages, not the arena's size. With COW_SNAP_FULL every page of the
+ * snapshot is saved (the others read from the base), so the file needs no
+ * base: it loads into any arena at least as large, anonymous ones in a
+ * fresh process included.
+ *
+ * The base's identity (checked by the load; the file loads only where it
+ * matches):
+ *  - an anonymous arena never committed: zeros. Any anonymous arena never
+ *    committed matches.
+ *  - a file, or a memfd (cow_open_fd()): its device and inode, its length
+ *    and modification time as the arena last recorded them (at open, and
+ *    after its own cow_grow() or commit), and the base's length. A commit
+ *    changes the modification time, so a file saved before a commit does
+ *    not load after it. Limits: a copy of the file (cp, a backup restored)
+ *    is another file and does not match, nor does the same file after a
+ *    log replay at open (the replay rewrites its pages) or after a move
+ *    to another file system, and some file systems (network, btrfs
+ *    subvolumes) may report another device after a reboot: use
+ *    COW_SNAP_FULL to keep state across those. A program that writes the
+ *    file and puts back its size and modification time goes unseen, as
+ *    for the arena's own change detection (see "Changes from outside").
+ *  - an anonymous arena after a commit: its base exists only in this
+ *    process's memory. Only COW_SNAP_FULL can save it (-EINVAL without).
+ *
+ * The file appears atomically and durably: it is written complete under
+ * a temporary name beside path ("<path>.tmp-" and 16 hex digits, created
+ * exclusively, never through a symlink), made durable (fdatasync),
+ * renamed over path, and the directory is synced. An existing file at path
+ * is replaced only by a complete new one; a crash during the call leaves
+ * the old file (and possibly the temporary one) in place. Writes are
+ * vectored, up to 1024 pages a call, straight from the saved copies.
+ *
+ * If the arena has asynchronous commits in flight, this first waits until
+ * they are in the file's page cache.
+ *
+ * @param[in] s      a live snapshot.
+ * @param[in] path   the file to write; replaced if it exists.
+ * @param[in] flags  0 or COW_SNAP_FULL.
+ * @return 0, or a negative errno; path is untouched and no temporary file
+ *         is left, unless said otherwise:
+ *  - -EINVAL: s or path NULL, path empty, unknown flags; or no
+ *    COW_SNAP_FULL and the arena is anonymous and was committed.
+ *  - -EISDIR: path ends in a slash (names no file).
+ *  - -ESTALE: the file changed behind the arena's back (see "Changes from
+ *    outside"): the base the snapshot reads is not the one recorded.
+ *  - -ECHILD: called in a fork child.
+ *  - -EIO (or the errno of the failure): writing an earlier commit's pages
+ *    into the file failed (see cow_commit()).
+ *  - -ENOMEM: no memory for the page list or the index.
+ *  - -ENOSPC, -EDQUOT, -EFBIG, -EIO: writing or syncing the file failed.
+ *  - -EACCES, -EROFS, -ENOENT, -ENOTDIR, -ENAMETOOLONG and other errnos of
+ *    open(2) (the temporary file), pwritev(2), fdatasync(2), rename(2),
+ *    getrandom(2), and for COW_SNAP_FULL pread(2) of the base.
+ *  - an errno of fsync(2) of the directory, or of opening it: the new file
+ *    is in place but its name may not survive a crash.
+ *
+ * Thread safety: a call on the snapshot's arena. The arena's writers may
+ * keep writing: the saved pages are the snapshot's copies.
+ */
+int cow_snap_save(const cow_snap *s, const char *path, unsigned flags);
+
+/** @brief Load a snapshot file (cow_snap_save()) as a new snapshot of a.
+ *
+ * Checks the file before anything changes: its header and index, the
+ * base (the file's base identity must be a's, see cow_snap_save(); a
+ * COW_SNAP_FULL file needs none), then every page's checksum as it is read
+ * into new page copies. On success *out is a new snapshot of a like any
+ * other: cow_rollback(a, *out) restores the saved content and size, it
+ * stays valid across commits, and its copies count in
+ * cow_stats.saved_pages. The arena's content is not changed by the load
+ * itself. The cost follows the pages in the file.
+ *
+ * @param[in] a      the arena.
+ * @param[in] path   a file made by cow_snap_save().
+ * @param[out] out   receives the snapshot; untouched on failure.
+ * @return 0, or a negative errno; on failure the arena, its snapshots and
+ *         its memory are as before:
+ *  - -EINVAL: a, path or out NULL; path is not a regular file.
+ *  - -EISDIR: path is a directory.
+ *  - COW_ECORRUPT: not a snapshot file, or a damaged one: a checksum of
+ *    the header, the index or a page does not match, or the file is
+ *    truncated or longer than its header says.
+ *  - COW_EVERSION: the file has an unknown format version.
+ *  - COW_EFOREIGN: the file was saved against another base (another file,
+ *    the same file after a commit, a base of another length, an
+ *    anonymous arena's zeros loaded into a file arena or the reverse, an
+ *    anonymous arena that was committed), or with another page size, or
+ *    the snapshot is larger than the arena (cow_grow() it first).
+ *  - -ESTALE: the file changed behind the arena's back.
+ *  - -ECHILD: called in a fork child.
+ *  - -EIO (or the errno of the failure): writing an earlier commit's pages
+ *    into the file failed (see cow_commit()).
+ *  - -ENOMEM: no memory for the page copies.
+ *  - -EMFILE, -ENFILE: no descriptor for the file, or for the
+ *    userfaultfd of the arena's first snapshot (see cow_snapshot()).
+ *  - -ENOENT, -EACCES and other errnos of open(2), fstat(2), pread(2),
+ *    preadv(2), and for the arena's first snapshot of userfaultfd(2) and
+ *    its ioctls.
+ */
+int cow_snap_load(cow_arena *a, const char *path, cow_snap **out);
 
 /** Statistics of an arena (cow_stats()). */
 struct cow_stats {

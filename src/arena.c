@@ -665,12 +665,14 @@ COW_API const char *cow_strerror(int err)
 	const char *s;
 
 	static const char *const lib[] = {
-	    [-COW_ECORRUPT - 4096] = "the write-ahead log beside the file "
-				     "is corrupt",
-	    [-COW_EFOREIGN - 4096] = "the write-ahead log beside the file "
-				     "belongs to another file or page size",
-	    [-COW_EVERSION - 4096] = "the write-ahead log beside the file "
-				     "has an unknown format version",
+	    [-COW_ECORRUPT - 4096] = "the write-ahead log beside the file, "
+				     "or the snapshot file, is corrupt",
+	    [-COW_EFOREIGN - 4096] = "the write-ahead log beside the file, "
+				     "or the snapshot file, belongs to "
+				     "another file, base or page size",
+	    [-COW_EVERSION - 4096] = "the write-ahead log beside the file, "
+				     "or the snapshot file, has an unknown "
+				     "format version",
 	    [-COW_ERECOVER - 4096] = "the write-ahead log holds committed "
 				     "transactions; open the file "
 				     "writable to recover them",

@@ -46,6 +46,7 @@
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"
+#include "snap.h"
 
 struct cow_snap {
 	struct cow_arena *owner;
@@ -231,6 +232,24 @@ static void tracking_stop(struct cow_arena *a)
 	a->tracking = COW_TRACK_NONE;
 }
 
+/* Links a new snapshot of the arena with map (its reference) and size. */
+static void snap_link(struct cow_arena *a, struct cow_snap *sn,
+		      struct cow__pnode *map, size_t size)
+{
+	struct cow__snaps *st = a->snaps;
+
+	sn->map = map;
+	sn->owner = a;
+	sn->size = size;
+	sn->prev = NULL;
+	sn->next = st->head;
+	if (st->head)
+		st->head->prev = sn;
+	st->head = sn;
+	st->count++;
+	st->snapped = 1;
+}
+
 COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 {
 	struct cow__page **copies = NULL;
@@ -273,15 +292,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 	}
 	cow__pnode_unref(&st->trie, st->cur);
 	st->cur = cur;
-	sn->map = cow__pnode_ref(cur);
-	sn->owner = a;
-	sn->size = a->size;
-	sn->next = st->head;
-	if (st->head)
-		st->head->prev = sn;
-	st->head = sn;
-	st->count++;
-	st->snapped = 1;
+	snap_link(a, sn, cow__pnode_ref(cur), a->size);
 	set_rescan(st, RESCAN_NO);
 	cow__free(copies);
 	cow__free(w.v);
@@ -636,6 +647,96 @@ COW_API void cow_snap_release(cow_snap *s)
 		}
 		cow__page_trim(&st->ps);
 	}
+}
+
+struct cow_arena *cow__snap_owner(const struct cow_snap *s)
+{
+	return s->owner;
+}
+
+size_t cow__snap_size(const struct cow_snap *s)
+{
+	return s->size;
+}
+
+const struct cow__pnode *cow__snap_map(const struct cow_snap *s)
+{
+	return s->map;
+}
+
+const struct cow__ptrie *cow__snap_trie(const struct cow_arena *a)
+{
+	return a->snaps ? &a->snaps->trie : NULL;
+}
+
+const struct cow__pnode *cow__snap_cur(const struct cow_arena *a)
+{
+	return a->snaps ? a->snaps->cur : NULL;
+}
+
+int cow__snap_written(struct cow_arena *a, size_t **pages, size_t *n)
+{
+	struct pages w = {0};
+
+	COW_TRY(harvest(a, &w, 0));
+	*pages = w.v;
+	*n = w.n;
+	return 0;
+}
+
+/*
+ * A snapshot from outside has nothing to do with cur or the tracking: it
+ * is a map like any other, and a rollback to it restores what differs
+ * between it and now, as for any snapshot.
+ */
+int cow__snap_build(struct cow_arena *a, size_t size, const size_t *pages,
+		    size_t n, cow__snap_fill_fn fill, void *ctx,
+		    struct cow_snap **out)
+{
+	struct cow__page **copies = NULL;
+	struct cow_snap *sn = NULL;
+	struct cow__pnode *map;
+	struct cow__page_mark mark;
+	struct cow__snaps *st;
+	int fresh = !a->snaps, r;
+
+	COW_TRY(tracking_start(a));
+	st = a->snaps;
+	mark = cow__page_mark(&st->ps);
+	r = -ENOMEM;
+	copies = cow__calloc(n ? n : 1, sizeof(*copies));
+	if (!copies)
+		goto err;
+	for (size_t i = 0; i < n; i++)
+		if (!(copies[i] = cow__page_new(&st->ps)))
+			goto err;
+	sn = cow__calloc(1, sizeof(*sn));
+	if (!sn)
+		goto err;
+	r = fill(ctx, copies);
+	if (r == 0)
+		r = cow__ptrie_insert(&st->trie, NULL, pages, copies, n, &map);
+	if (r < 0)
+		goto err;
+
+	/* Nothing can fail from here on. */
+	for (size_t i = 0; i < n; i++)
+		cow__page_unref(&st->ps, copies[i]); /* the map holds them */
+	snap_link(a, sn, map, size);
+	cow__free(copies);
+	*out = sn;
+	return 0;
+
+err:
+	if (copies)
+		for (size_t i = 0; i < n; i++)
+			cow__page_unref(&st->ps, copies[i]);
+	cow__page_rewind(&st->ps, mark);
+	cow__free(copies);
+	cow__free(sn);
+	if (fresh)
+		tracking_stop(a);
+	return r;
 }
 
 /*

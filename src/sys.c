@@ -198,6 +198,45 @@ ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
+/* Full vectored reads: one preadv, a short one finished buffer by buffer
+ * (a short read there means end of file and returns the count). */
+ssize_t cow__sys_preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	size_t done = 0, skip;
+	ssize_t r;
+
+	INJECT(COW__SYS_PREAD);
+	do
+		r = preadv(fd, iov, cnt, off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	skip = (size_t)r;
+	for (int i = 0; i < cnt; i++) {
+		size_t l = iov[i].iov_len, got = 0;
+
+		if (skip >= l) {
+			skip -= l;
+			done += l;
+			continue;
+		}
+		while (skip + got < l) {
+			r = pread(fd, (char *)iov[i].iov_base + skip + got,
+				  l - skip - got, off + (off_t)(done + skip + got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				return (ssize_t)(done + skip + got);
+			got += (size_t)r;
+		}
+		done += l;
+		skip = 0;
+	}
+	return (ssize_t)done;
+}
+
 /* Full writes: loops over short writes; a write that makes no progress is
  * reported as ENOSPC, as the kernel would on the next attempt. */
 static ssize_t write_full(int fd, const char *buf, size_t len, off_t off)

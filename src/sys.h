@@ -69,6 +69,7 @@ int cow__sys_madvise(void *addr, size_t len, int advice);
 int cow__sys_memfd(const char *name, unsigned flags);
 int cow__sys_ftruncate(int fd, off_t len);
 ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t cow__sys_preadv(int fd, const struct iovec *iov, int cnt, off_t off);
 ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off);
 ssize_t cow__sys_pwritev(int fd, const struct iovec *iov, int cnt, off_t off);
 int cow__sys_fsync(int fd, int data_only);

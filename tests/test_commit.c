@@ -562,8 +562,8 @@ static void test_commit_bad_input(void **state)
 	assert_int_equal(th_open(&t, TH_ANON, SZ, NULL), 0);
 	assert_int_equal(cow_commit(t.a, ~0u), -EINVAL);
 	th_close(&t);
-	assert_string_equal(cow_strerror(COW_ECORRUPT),
-			    "the write-ahead log beside the file is corrupt");
+	assert_non_null(strstr(cow_strerror(COW_ECORRUPT), "log"));
+	assert_non_null(strstr(cow_strerror(COW_ECORRUPT), "corrupt"));
 	assert_non_null(strstr(cow_strerror(COW_EFOREIGN), "another file"));
 	assert_non_null(strstr(cow_strerror(COW_EVERSION), "version"));
 	assert_non_null(strstr(cow_strerror(COW_ERECOVER), "recover"));
