@@ -672,7 +672,8 @@ int cow_snap_save(const cow_snap *s, const char *path, unsigned flags);
  *    the same file after a commit, a base of another length, an
  *    anonymous arena's zeros loaded into a file arena or the reverse, an
  *    anonymous arena that was committed), or with another page size, or
- *    the snapshot is larger than the arena (cow_grow() it first).
+ *    the snapshot is larger than the arena has been since it was opened
+ *    (cow_grow() it first).
  *  - -ESTALE: the file changed behind the arena's back.
  *  - -ECHILD: called in a fork child.
  *  - -EIO (or the errno of the failure): writing an earlier commit's pages
@@ -685,6 +686,47 @@ int cow_snap_save(const cow_snap *s, const char *path, unsigned flags);
  *    its ioctls.
  */
 int cow_snap_load(cow_arena *a, const char *path, cow_snap **out);
+
+/** @brief List the page runs where one snapshot differs from another, or
+ * from the arena's current content.
+ *
+ * A page differs when its bytes differ: the two snapshots' content of it
+ * (a saved copy, or the base where a snapshot has none), or with to NULL,
+ * from's content and the arena's memory now. Pages past the smaller of
+ * the two sizes exist on one side only and all differ. Runs come as
+ * cow_dirty()'s do: byte offsets from cow_base(), ascending, adjacent
+ * pages merged. The cost follows the pages that may differ, not the
+ * arena's size: the two snapshots' maps share every part that the writes
+ * between them did not touch, and only the rest is walked; with to NULL
+ * those are the pages written since the last snapshot or rollback and
+ * those whose saved content differs. Each candidate page is compared
+ * byte for byte (one read of the base where a side has no copy). Changes
+ * nothing.
+ *
+ * @param[in] a     the arena.
+ * @param[in] from  a live snapshot of a.
+ * @param[in] to    a live snapshot of a, or NULL for the current content.
+ * @param[out] out  room for max runs, or NULL when max is 0.
+ * @param[in] max   how many runs fit in out.
+ * @return the number of runs (which may exceed max: call again with more
+ *         room; only the first max are stored), or a negative errno:
+ *  - -EINVAL: a or from NULL, out NULL with max non-zero, or from or to
+ *    a snapshot of another arena.
+ *  - -ESTALE: the file changed behind the arena's back (the base the
+ *    snapshots read is not the one they were taken against).
+ *  - -ECHILD: called in a fork child.
+ *  - -EIO (or the errno of the failure): writing an earlier commit's pages
+ *    into the file failed (see cow_commit()); this call first waits for
+ *    asynchronous commits to reach the file's page cache.
+ *  - -ENOMEM: no memory for the candidate pages.
+ *  - errnos of pread(2) of the base, and with to NULL of the
+ *    PAGEMAP_SCAN ioctl that reads which pages were written.
+ *
+ * Thread safety: a call on the arena; with to NULL the arena's writers
+ * must be paused (a racing write may or may not be seen).
+ */
+ssize_t cow_snap_diff(cow_arena *a, const cow_snap *from, const cow_snap *to,
+		      struct cow_range *out, size_t max);
 
 /** Statistics of an arena (cow_stats()). */
 struct cow_stats {

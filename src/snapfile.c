@@ -223,13 +223,15 @@ static void base_ident(const struct cow_arena *a, struct cow__snapfile_hdr *h)
 }
 
 /* Whether the file's pages can be loaded into a: its base and its page
- * size match, and the arena is large enough. */
+ * size match, and the arena has been large enough since its open (a
+ * rollback restores a size up to the pages mapped, as for any snapshot
+ * taken before a rollback to a smaller one). */
 static int base_matches(const struct cow_arena *a,
 			const struct cow__snapfile_hdr *h)
 {
 	struct cow__snapfile_hdr now;
 
-	if (h->page_size != a->pgsz || h->size > a->size)
+	if (h->page_size != a->pgsz || h->size > a->mapped)
 		return 0;
 	if (h->flags & COW_SNAP_FULL)
 		return 1; /* every page is in the file */

@@ -3,7 +3,8 @@
  * Snapshot files: cow_snap_save and cow_snap_load, across processes and
  * backings; COW_SNAP_FULL into a fresh anonymous arena; every foreign
  * base; bit flips and truncations; a kill during a save; fault sweeps over
- * save and load.
+ * save and load; cow_snap_diff's edges (tests/test_model.c checks it
+ * against the images).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -645,6 +646,63 @@ static void test_loaded_across_commit(void **state)
 	free(want);
 }
 
+/* --- cow_snap_diff (the model test compares it with the images) ------- */
+
+static void test_diff(void **state)
+{
+	char snap[256];
+	struct cow_range r[8];
+	cow_arena *a, *b;
+	cow_snap *s, *t, *l, *o;
+	unsigned char *p;
+
+	(void)state;
+	snap_path(snap, sizeof(snap), "diff.snap");
+	assert_int_equal(cow_open_anon(&a, SZ, NULL), 0);
+	p = cow_base(a);
+	assert_int_equal(cow_snapshot(a, &s), 0);
+	p[3 * PG] = 1;
+	p[4 * PG + 9] = 2;
+	p[9 * PG] = 3;
+	assert_int_equal(cow_snapshot(a, &t), 0);
+	assert_int_equal(cow_snap_diff(a, s, t, r, 8), 2);
+	assert_int_equal(r[0].offset, 3 * PG);
+	assert_int_equal(r[0].length, 2 * PG);
+	assert_int_equal(r[1].offset, 9 * PG);
+	assert_int_equal(r[1].length, PG);
+	/* only the first run fits; the count is still 2 */
+	memset(r, 0, sizeof(r));
+	assert_int_equal(cow_snap_diff(a, t, s, r, 1), 2);
+	assert_int_equal(r[0].offset, 3 * PG);
+	assert_int_equal(r[1].length, 0);
+	/* now against t: a page written back with its own bytes is equal */
+	p[3 * PG] = 1;
+	p[20 * PG] = 4;
+	assert_int_equal(cow_snap_diff(a, t, NULL, r, 8), 1);
+	assert_int_equal(r[0].offset, 20 * PG);
+	/* a loaded copy holds other copies of the same bytes: no run */
+	assert_int_equal(cow_snap_save(t, snap, 0), 0);
+	assert_int_equal(cow_snap_load(a, snap, &l), 0);
+	assert_int_equal(cow_snap_diff(a, t, l, NULL, 0), 0);
+	/* sizes: the pages past the smaller one all differ */
+	assert_int_equal(cow_grow(a, SZ + 3 * PG), 0);
+	assert_int_equal(cow_snap_diff(a, t, NULL, r, 8), 2);
+	assert_int_equal(r[1].offset, SZ);
+	assert_int_equal(r[1].length, 3 * PG);
+	/* bad arguments */
+	assert_int_equal(cow_open_anon(&b, SZ, NULL), 0);
+	assert_int_equal(cow_snapshot(b, &o), 0);
+	assert_int_equal(cow_snap_diff(NULL, s, t, r, 8), -EINVAL);
+	assert_int_equal(cow_snap_diff(a, NULL, t, r, 8), -EINVAL);
+	assert_int_equal(cow_snap_diff(a, s, t, NULL, 8), -EINVAL);
+	assert_int_equal(cow_snap_diff(a, o, t, r, 8), -EINVAL);
+	assert_int_equal(cow_snap_diff(a, s, o, r, 8), -EINVAL);
+	assert_int_equal(cow_snap_diff(b, o, NULL, r, 8), 0);
+	cow_close(b);
+	cow_close(a);
+	unlink(snap);
+}
+
 /* --- a kill during a save --------------------------------------------- */
 
 static int saver_fn(void *arg)
@@ -882,6 +940,7 @@ int main(void)
 	    cmocka_unit_test(test_truncations),
 	    cmocka_unit_test(test_bad_args),
 	    cmocka_unit_test(test_loaded_across_commit),
+	    cmocka_unit_test(test_diff),
 	    cmocka_unit_test(test_kill_during_save),
 	    cmocka_unit_test(test_fault_save),
 	    cmocka_unit_test(test_fault_load),
