@@ -5,7 +5,8 @@
  * output that cannot be written is an error (exit 1), `info` and `verify`
  * read a file that a writer holds without its lock, an empty file and a
  * log that is not a regular file get a clear message, and an installed
- * copy (no benchmark programs beside it) does not offer `bench`.
+ * copy (no benchmark programs beside it) does not offer `bench`, and
+ * `snap info` and `snap verify` describe and check snapshot files.
  *
  * Runs the tool built beside this test (BUILD/cowarena) in a child, its
  * output captured in memfds.
@@ -314,6 +315,90 @@ static void test_info_fifo_log(void **state)
 
 /* A copy of the tool with no benchmark programs beside it, as `make
  * install` leaves it: bench is not offered. */
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char c;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+/* snap info and snap verify on snapshot files, sound and damaged. */
+static void test_snap(void **state)
+{
+	char path[PATH_MAX], snap[PATH_MAX], full[PATH_MAX], zeros[PATH_MAX];
+	unsigned char *p;
+	cow_arena *a;
+	cow_snap *s;
+
+	(void)state;
+	make_file("snapbase", 16 * PG, path);
+	snprintf(snap, sizeof(snap), "%s/s.snap", dir);
+	snprintf(full, sizeof(full), "%s/f.snap", dir);
+	snprintf(zeros, sizeof(zeros), "%s/z.snap", dir);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	p = cow_base(a);
+	p[0] = p[5 * PG] = p[9 * PG] = 7;
+	assert_int_equal(cow_snapshot(a, &s), 0);
+	assert_int_equal(cow_snap_save(s, snap, 0), 0);
+	assert_int_equal(cow_snap_save(s, full, COW_SNAP_FULL), 0);
+	assert_int_equal(cow_close(a), 0);
+	assert_int_equal(cow_open_anon(&a, 4 * PG, NULL), 0);
+	assert_int_equal(cow_snapshot(a, &s), 0);
+	assert_int_equal(cow_snap_save(s, zeros, 0), 0);
+	assert_int_equal(cow_close(a), 0);
+
+	assert_int_equal(RUN("snap", "info", snap), 0);
+	assert_non_null(strstr(out, "version 1"));
+	assert_non_null(strstr(out, "65536 bytes (16 pages of 4096)"));
+	assert_non_null(strstr(out, "3 saved (those that differ"));
+	assert_non_null(strstr(out, "base:       a file: device"));
+	assert_string_equal(err, "");
+	assert_int_equal(RUN("snap", "info", "--", full), 0);
+	assert_non_null(strstr(out, "16 saved (every page"));
+	assert_int_equal(RUN("snap", "info", zeros), 0);
+	assert_non_null(strstr(out, "base:       zeros"));
+	assert_int_equal(RUN("snap", "verify", snap), 0);
+	assert_non_null(strstr(out, ": sound: 3 pages"));
+	assert_int_equal(RUN("snap", "verify", full), 0);
+
+	/* a damaged page: info reads the header only, verify finds it */
+	flip_byte(snap, 2 * PG + 100);
+	assert_int_equal(RUN("snap", "info", snap), 0);
+	assert_int_equal(RUN("snap", "verify", snap), 1);
+	assert_non_null(strstr(err, "damaged"));
+	assert_string_equal(out, "");
+	/* a damaged header: both; an unknown version */
+	flip_byte(full, 40);
+	assert_int_equal(RUN("snap", "info", full), 1);
+	assert_int_equal(RUN("snap", "verify", full), 1);
+	flip_byte(full, 40);
+	flip_byte(full, 8);
+	assert_int_equal(RUN("snap", "verify", full), 1);
+	assert_non_null(strstr(err, "unknown format version"));
+	assert_int_equal(RUN("snap", "verify", path), 1); /* not one */
+	assert_int_equal(RUN("snap", "verify", "missing.snap"), 1);
+	assert_non_null(strstr(err, "No such file"));
+
+	/* usage */
+	assert_int_equal(RUN("snap", "-h"), 0);
+	assert_non_null(strstr(out, "usage: cowarena snap info"));
+	assert_int_equal(RUN("snap", "verify", "--help"), 0);
+	assert_int_equal(RUN("snap"), 2);
+	assert_non_null(strstr(err, "info or verify missing"));
+	assert_int_equal(RUN("snap", "check", snap), 2);
+	assert_non_null(strstr(err, "unknown command 'check'"));
+	assert_int_equal(RUN("snap", "info"), 2);
+	assert_non_null(strstr(err, "FILE missing"));
+	assert_int_equal(RUN("snap", "info", snap, full), 2);
+	assert_int_equal(RUN("snap", "info", "-x", snap), 2);
+	assert_non_null(strstr(err, "unknown option '-x'"));
+}
+
 static void test_bench_installed(void **state)
 {
 	char bin[600], exe[700], cmd[2 * PATH_MAX];
@@ -347,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_info_locked),
 		cmocka_unit_test(test_info_empty),
 		cmocka_unit_test(test_info_fifo_log),
+		cmocka_unit_test(test_snap),
 		cmocka_unit_test(test_bench_installed),
 	};
 
