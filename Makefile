@@ -366,8 +366,8 @@ check-build: $(BUILD)/cowarena.pc
 	@rm -rf $(CB)
 	@echo "check-build: CPPFLAGS=-D_FORTIFY_SOURCE=2 reaches the compiler"
 	@$(CB_MAKE) CPPFLAGS=-D_FORTIFY_SOURCE=2 CFLAGS="-O2 -g" \
-		$(CB)/obj/arena.o >/dev/null
-	@nm $(CB)/obj/arena.o | grep -q '_chk$$' || { \
+		$(CB)/obj/sys.o >/dev/null
+	@nm $(CB)/obj/sys.o | grep -q '_chk$$' || { \
 		echo "check-build: CPPFLAGS ignored (no fortified calls)"; exit 1; }
 	@if command -v dpkg-buildflags >/dev/null; then \
 		echo "check-build: dpkg-buildflags, -Werror: all and the tests"; \
