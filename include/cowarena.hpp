@@ -26,6 +26,8 @@
  *    (`cow_stats st{};` does not compile; `struct cow_stats st{};`
  *    does). cowarena::stats names the struct, and arena::stats()
  *    returns one filled in.
+ *  - Snapshot files: snapshot::save() (cow_snap_save()) and
+ *    arena::load_snapshot() (cow_snap_load()).
  *
  * Thread safety is the C library's: one arena's calls must not run
  * concurrently; different arenas may be used from different threads.
@@ -198,6 +200,15 @@ public:
 		return valid() ? s_ : nullptr;
 	}
 
+	/** cow_snap_save(): write the snapshot to a file (flags 0 or
+	 * COW_SNAP_FULL), for arena::load_snapshot() in this process or
+	 * another. An empty or released snapshot throws EINVAL. */
+	void save(const std::string &path, unsigned flags = 0) const
+	{
+		check(::cow_snap_save(native_handle(), path.c_str(), flags),
+		      "cow_snap_save");
+	}
+
 private:
 	friend class arena;
 	snapshot(std::weak_ptr<detail::handle> h, cow_snap *s) noexcept
@@ -346,6 +357,16 @@ public:
 		cow_snap *s = nullptr;
 
 		check(::cow_snapshot(get("cow_snapshot"), &s), "cow_snapshot");
+		return ::cowarena::snapshot(h_, s);
+	}
+	/** cow_snap_load(): a snapshot file (snapshot::save()) as a new
+	 * snapshot of this arena; roll back to it to restore its content. */
+	::cowarena::snapshot load_snapshot(const std::string &path)
+	{
+		cow_snap *s = nullptr;
+
+		check(::cow_snap_load(get("cow_snap_load"), path.c_str(), &s),
+		      "cow_snap_load");
 		return ::cowarena::snapshot(h_, s);
 	}
 	/** Return to a live snapshot of this arena; an empty or released

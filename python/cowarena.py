@@ -52,8 +52,9 @@ import weakref
 __all__ = [
     "Arena", "Snapshot", "Stats", "CowError", "version", "strerror",
     "CREATE", "READONLY", "ISOLATE", "NOSYNC", "NOTHREAD", "FIXED_ADDR",
-    "COMMIT_ASYNC", "TRACK_NONE", "TRACK_UFFD_WP", "TRACK_COMPARE",
-    "ECORRUPT", "EFOREIGN", "EVERSION", "ERECOVER", "ELOGTYPE",
+    "COMMIT_ASYNC", "SNAP_FULL", "TRACK_NONE", "TRACK_UFFD_WP",
+    "TRACK_COMPARE", "ECORRUPT", "EFOREIGN", "EVERSION", "ERECOVER",
+    "ELOGTYPE",
 ]
 
 # cow_options.flags
@@ -65,6 +66,8 @@ NOTHREAD = 0x10
 FIXED_ADDR = 0x20
 # cow_commit() flags
 COMMIT_ASYNC = 0x01
+# cow_snap_save() flags
+SNAP_FULL = 0x01
 # cow_stats.tracking
 TRACK_NONE = 0
 TRACK_UFFD_WP = 1
@@ -180,6 +183,10 @@ _cow_dirty = _proto("cow_dirty", ctypes.c_ssize_t, _P,
 _cow_snapshot = _proto("cow_snapshot", ctypes.c_int, _P, ctypes.POINTER(_P))
 _cow_rollback = _proto("cow_rollback", ctypes.c_int, _P, _P)
 _cow_snap_release = _proto("cow_snap_release", None, _P)
+_cow_snap_save = _proto("cow_snap_save", ctypes.c_int, _P, ctypes.c_char_p,
+                        ctypes.c_uint)
+_cow_snap_load = _proto("cow_snap_load", ctypes.c_int, _P, ctypes.c_char_p,
+                        ctypes.POINTER(_P))
 _cow_commit = _proto("cow_commit", ctypes.c_int, _P, ctypes.c_uint)
 _cow_sync = _proto("cow_sync", ctypes.c_int, _P)
 _cow_stats = _proto("cow_stats", ctypes.c_int, _P, ctypes.POINTER(_Stats))
@@ -234,6 +241,19 @@ class Snapshot:
     def rollback(self):
         """The same as arena.rollback(self)."""
         self._arena.rollback(self)
+
+    def save(self, path, full=False):
+        """Write the snapshot to a file (cow_snap_save), atomically and
+        durably, for Arena.load_snapshot() in this process or another.
+        full=True saves every page (COW_SNAP_FULL): the file then loads
+        into any arena large enough, whatever its base."""
+        arena = self._arena
+        with arena._lock:
+            if self._h is None:
+                raise _error(-errno.EINVAL)
+            path = os.fspath(path)
+            _check(_cow_snap_save(self._h, os.fsencode(path),
+                                  SNAP_FULL if full else 0), path)
 
     def release(self):
         """Free the snapshot's saved pages. Does nothing the second time."""
@@ -290,9 +310,8 @@ class Arena:
             raise ValueError("give a path or an fd, not both")
         if path is not None:
             path = os.fspath(path)
-            bpath = path.encode() if isinstance(path, str) else path
-            _check(_cow_open(ctypes.byref(h), bpath, ctypes.byref(opt)),
-                   path)
+            _check(_cow_open(ctypes.byref(h), os.fsencode(path),
+                             ctypes.byref(opt)), path)
         elif fd is not None:
             _check(_cow_open_fd(ctypes.byref(h), fd, ctypes.byref(opt)))
         else:
@@ -441,6 +460,19 @@ class Arena:
         with self._lock:
             h = _P()
             _check(_cow_snapshot(self._handle(), ctypes.byref(h)))
+            s = Snapshot(self, h.value)
+            self._snaps.add(s)
+            return s
+
+    def load_snapshot(self, path):
+        """A snapshot file (Snapshot.save()) as a new snapshot of this
+        arena (cow_snap_load); roll back to it to restore its content."""
+        with self._lock:
+            a = self._handle()
+            path = os.fspath(path)
+            h = _P()
+            _check(_cow_snap_load(a, os.fsencode(path), ctypes.byref(h)),
+                   path)
             s = Snapshot(self, h.value)
             self._snaps.add(s)
             return s

@@ -246,6 +246,46 @@ class TestUndo(Base):
             self.assertEqual(runs, [(p * PG, PG) for p in range(0, 64, 2)])
 
 
+class TestSnapFile(Base):
+    def test_save_load(self):
+        snap = self.path + ".snap"
+        with cowarena.Arena(size=8 * PG) as a:
+            with a.memory() as m:
+                m[3 * PG:3 * PG + 5] = b"saved"
+            with a.snapshot() as s:
+                s.save(snap)
+            with self.assertRaises(OSError) as cm:
+                s.save(snap)  # released
+            self.assertEqual(cm.exception.errno, errno.EINVAL)
+        with cowarena.Arena(size=8 * PG) as b, b.memory() as m:
+            s = b.load_snapshot(snap)
+            self.assertEqual(m[3 * PG], 0)  # the load alone changes nothing
+            b.rollback(s)
+            self.assertEqual(bytes(m[3 * PG:3 * PG + 5]), b"saved")
+            self.assertEqual(b.stats().snapshots, 1)
+            with self.assertRaises(FileNotFoundError):
+                b.load_snapshot(snap + ".missing")
+            with open(snap + ".junk", "wb") as f:
+                f.write(b"\x11" * 2 * PG)
+            with self.assertRaises(cowarena.CowError) as cm:
+                b.load_snapshot(snap + ".junk")
+            self.assertEqual(cm.exception.errno, cowarena.ECORRUPT)
+            self.assertEqual(b.stats().snapshots, 1)
+
+    def test_full_into_a_file_arena(self):
+        snap = self.path + ".snap"
+        with cowarena.Arena(size=2 * PG) as a:
+            with a.memory() as m:
+                m[5] = 9
+            with a.snapshot() as s:
+                s.save(snap, full=True)
+        with cowarena.Arena(self.path, 2 * PG, create=True) as f:
+            s = f.load_snapshot(snap)  # a full file needs no base
+            f.rollback(s)
+            with f.memory() as m:
+                self.assertEqual(m[5], 9)
+
+
 class TestCommit(Base):
     def test_commit_sync_reopen(self):
         with cowarena.Arena(self.path, 2 * PG, create=True) as a:

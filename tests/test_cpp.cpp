@@ -370,6 +370,40 @@ void test_commit_file()
 	unlink(path.c_str());
 }
 
+/* Snapshot files: saved by one arena, loaded by another. */
+void test_snap_file()
+{
+	std::string path = temp_path("snapfile");
+	cowarena::arena a = cowarena::arena::open_anon(8 * pgsz);
+	std::memcpy(a.data() + 3 * pgsz, "saved", 5);
+	{
+		cowarena::snapshot s = a.snapshot();
+		s.save(path);
+		cowarena::snapshot gone;
+		CHECK_THROWS(gone.save(path), std::errc::invalid_argument);
+	}
+
+	cowarena::arena b = cowarena::arena::open_anon(8 * pgsz);
+	cowarena::snapshot sb = b.load_snapshot(path);
+	CHECK(b.data()[3 * pgsz] == 0); /* the load alone changes nothing */
+	b.rollback(sb);
+	CHECK(std::memcmp(b.data() + 3 * pgsz, "saved", 5) == 0);
+	CHECK(b.stats().snapshots == 1);
+
+	/* Errors: a missing file, a file that is no snapshot (a library
+	 * code), a snapshot larger than the arena. */
+	CHECK_THROWS(b.load_snapshot(path + ".missing"),
+		     std::errc::no_such_file_or_directory);
+	std::vector<unsigned char> junk(2 * pgsz, 0x11);
+	write_file(path + ".junk", &junk[0], junk.size());
+	CHECK_THROWS(b.load_snapshot(path + ".junk"), cowarena::errc::corrupt);
+	cowarena::arena small = cowarena::arena::open_anon(2 * pgsz);
+	CHECK_THROWS(small.load_snapshot(path), cowarena::errc::foreign);
+	CHECK(small.stats().snapshots == 0);
+	unlink(path.c_str());
+	unlink((path + ".junk").c_str());
+}
+
 struct test_case {
 	const char *name;
 	void (*fn)();
@@ -387,6 +421,7 @@ int main()
 		{"view", test_view},
 		{"stats", test_stats},
 		{"commit_file", test_commit_file},
+		{"snap_file", test_snap_file},
 	};
 	const std::size_t n = sizeof(tests) / sizeof(tests[0]);
 	const char *group = __cplusplus >= 202002L ? "cpp20" : "cpp11";
