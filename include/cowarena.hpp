@@ -27,7 +27,8 @@
  *    does). cowarena::stats names the struct, and arena::stats()
  *    returns one filled in.
  *  - Snapshot files: snapshot::save() (cow_snap_save()) and
- *    arena::load_snapshot() (cow_snap_load()).
+ *    arena::load_snapshot() (cow_snap_load()); arena::diff()
+ *    (cow_snap_diff()) lists where two snapshots, or one and now, differ.
  *
  * Thread safety is the C library's: one arena's calls must not run
  * concurrently; different arenas may be used from different threads.
@@ -335,21 +336,9 @@ public:
 	/** The page runs that differ from the base (cow_dirty()). */
 	std::vector<range> dirty()
 	{
-		cow_arena *a = get("cow_dirty");
-		std::vector<range> v;
-
-		for (;;) {
-			ssize_t n = ::cow_dirty(a, v.empty() ? nullptr : &v[0],
-						v.size());
-
-			check(n, "cow_dirty");
-			if (static_cast<std::size_t>(n) <= v.size()) {
-				v.resize(static_cast<std::size_t>(n));
-				return v;
-			}
-			v.resize(static_cast<std::size_t>(n) + 8);
-		}
+		return runs(get("cow_dirty"), nullptr, nullptr, "cow_dirty");
 	}
+
 
 	/** cow_snapshot(): a snapshot of the content and size now. */
 	::cowarena::snapshot snapshot()
@@ -368,6 +357,23 @@ public:
 		check(::cow_snap_load(get("cow_snap_load"), path.c_str(), &s),
 		      "cow_snap_load");
 		return ::cowarena::snapshot(h_, s);
+	}
+	/** cow_snap_diff(): the page runs where from differs from the
+	 * arena's content now. An empty or released from throws EINVAL. */
+	std::vector<range> diff(const ::cowarena::snapshot &from)
+	{
+		return diff_runs(from.native_handle(), nullptr);
+	}
+	/** cow_snap_diff(): the page runs where from and to differ. An
+	 * empty or released snapshot on either side throws EINVAL. */
+	std::vector<range> diff(const ::cowarena::snapshot &from,
+				const ::cowarena::snapshot &to)
+	{
+		if (!to.valid())
+			throw std::system_error(
+				std::make_error_code(std::errc::invalid_argument),
+				"cow_snap_diff");
+		return diff_runs(from.native_handle(), to.native_handle());
 	}
 	/** Return to a live snapshot of this arena; an empty or released
 	 * snapshot, or one of a closed arena, throws EINVAL. */
@@ -414,6 +420,36 @@ private:
 				std::make_error_code(std::errc::invalid_argument),
 				what);
 		return h_->a;
+	}
+
+	std::vector<range> diff_runs(const cow_snap *from, const cow_snap *to)
+	{
+		if (!from) /* empty or released: not "no snapshot" */
+			throw std::system_error(
+				std::make_error_code(std::errc::invalid_argument),
+				"cow_snap_diff");
+		return runs(get("cow_snap_diff"), from, to, "cow_snap_diff");
+	}
+	/* The runs of cow_dirty() (from NULL) or cow_snap_diff(), with as
+	 * much room as they need. */
+	static std::vector<range> runs(cow_arena *a, const cow_snap *from,
+				       const cow_snap *to, const char *what)
+	{
+		std::vector<range> v;
+
+		for (;;) {
+			range *out = v.empty() ? nullptr : &v[0];
+			ssize_t n = from ? ::cow_snap_diff(a, from, to, out,
+							   v.size())
+					 : ::cow_dirty(a, out, v.size());
+
+			check(n, what);
+			if (static_cast<std::size_t>(n) <= v.size()) {
+				v.resize(static_cast<std::size_t>(n));
+				return v;
+			}
+			v.resize(static_cast<std::size_t>(n) + 8);
+		}
 	}
 
 	std::shared_ptr<detail::handle> h_;

@@ -187,6 +187,8 @@ _cow_snap_save = _proto("cow_snap_save", ctypes.c_int, _P, ctypes.c_char_p,
                         ctypes.c_uint)
 _cow_snap_load = _proto("cow_snap_load", ctypes.c_int, _P, ctypes.c_char_p,
                         ctypes.POINTER(_P))
+_cow_snap_diff = _proto("cow_snap_diff", ctypes.c_ssize_t, _P, _P, _P,
+                        ctypes.POINTER(_Range), _SZ)
 _cow_commit = _proto("cow_commit", ctypes.c_int, _P, ctypes.c_uint)
 _cow_sync = _proto("cow_sync", ctypes.c_int, _P)
 _cow_stats = _proto("cow_stats", ctypes.c_int, _P, ctypes.POINTER(_Stats))
@@ -434,19 +436,36 @@ class Arena:
                 raise _error(-errno.EINVAL)
             _check(_cow_revert(a, _cow_base(a) + offset, length))
 
+    @staticmethod
+    def _runs(call):
+        n = 0
+        while True:
+            out = (_Range * max(n, 1))()
+            r = _check(call(out, n))
+            if r <= n:
+                return [(out[i].offset, out[i].length) for i in range(r)]
+            n = r + 8
+
     def dirty(self):
         """The page runs that differ from the base: a list of
         (offset, length) in bytes, ascending (cow_dirty)."""
         with self._lock:
             a = self._handle()
-            n = 0
-            while True:
-                out = (_Range * max(n, 1))()
-                r = _check(_cow_dirty(a, out, n))
-                if r <= n:
-                    return [(out[i].offset, out[i].length)
-                            for i in range(r)]
-                n = r + 8
+            return self._runs(lambda out, n: _cow_dirty(a, out, n))
+
+    def diff(self, frm, to=None):
+        """The page runs, as dirty() gives them, where snapshot frm
+        differs from snapshot to, or with to None from the content now
+        (cow_snap_diff). A released snapshot on either side: EINVAL."""
+        with self._lock:
+            a = self._handle()
+            sides = [frm] + ([to] if to is not None else [])
+            if any(not isinstance(x, Snapshot) or x._h is None
+                   for x in sides):
+                raise _error(-errno.EINVAL)
+            th = to._h if to is not None else None
+            return self._runs(
+                lambda out, n: _cow_snap_diff(a, frm._h, th, out, n))
 
     def grow(self, new_size):
         """Grow in place to new_size bytes (cow_grow): new pages read

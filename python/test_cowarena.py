@@ -272,6 +272,30 @@ class TestSnapFile(Base):
             self.assertEqual(cm.exception.errno, cowarena.ECORRUPT)
             self.assertEqual(b.stats().snapshots, 1)
 
+    def test_diff(self):
+        with cowarena.Arena(size=64 * PG) as a, a.memory() as m:
+            s0 = a.snapshot()
+            for p in range(0, 64, 2):
+                m[p * PG] = 1
+            s1 = a.snapshot()
+            self.assertEqual(a.diff(s0, s1),
+                             [(p * PG, PG) for p in range(0, 64, 2)])
+            self.assertEqual(a.diff(s1), [])
+            m[PG] = 1
+            m[2 * PG] = 1  # its own byte again: no difference
+            self.assertEqual(a.diff(s1), [(PG, PG)])
+            self.assertEqual(len(a.diff(s0)), 31)
+            s1.release()
+            for args in ((s1,), (s0, s1)):
+                with self.assertRaises(OSError) as cm:
+                    a.diff(*args)
+                self.assertEqual(cm.exception.errno, errno.EINVAL)
+            with cowarena.Arena(size=PG) as b, b.snapshot() as sb:
+                with self.assertRaises(OSError) as cm:
+                    a.diff(sb)
+                self.assertEqual(cm.exception.errno, errno.EINVAL)
+            s0.release()
+
     def test_full_into_a_file_arena(self):
         snap = self.path + ".snap"
         with cowarena.Arena(size=2 * PG) as a:

@@ -404,6 +404,34 @@ void test_snap_file()
 	unlink((path + ".junk").c_str());
 }
 
+/* Where snapshots differ, and where one differs from now. */
+void test_snap_diff()
+{
+	cowarena::arena a = cowarena::arena::open_anon(64 * pgsz);
+	unsigned char *p = a.data();
+	cowarena::snapshot s0 = a.snapshot();
+	for (std::size_t i = 0; i < 64; i += 2)
+		p[i * pgsz] = 1; /* 32 runs: more than a first guess holds */
+	cowarena::snapshot s1 = a.snapshot();
+	std::vector<cowarena::range> d = a.diff(s0, s1);
+	CHECK(d.size() == 32);
+	for (std::size_t i = 0; i < d.size(); i++)
+		CHECK(d[i].offset == 2 * i * pgsz && d[i].length == pgsz);
+	CHECK(a.diff(s1).empty()); /* nothing written since s1 */
+	p[pgsz] = 1;
+	p[2 * pgsz] = 1; /* rewritten with its own byte: no difference */
+	d = a.diff(s1);
+	CHECK(d.size() == 1 && d[0].offset == pgsz && d[0].length == pgsz);
+	CHECK(a.diff(s0).size() == 31); /* pages 0-2 merge into one run */
+
+	cowarena::snapshot none;
+	CHECK_THROWS(a.diff(none), std::errc::invalid_argument);
+	CHECK_THROWS(a.diff(s0, none), std::errc::invalid_argument);
+	cowarena::arena other = cowarena::arena::open_anon(pgsz);
+	cowarena::snapshot so = other.snapshot();
+	CHECK_THROWS(a.diff(so), std::errc::invalid_argument);
+}
+
 struct test_case {
 	const char *name;
 	void (*fn)();
@@ -422,6 +450,7 @@ int main()
 		{"stats", test_stats},
 		{"commit_file", test_commit_file},
 		{"snap_file", test_snap_file},
+		{"snap_diff", test_snap_diff},
 	};
 	const std::size_t n = sizeof(tests) / sizeof(tests[0]);
 	const char *group = __cplusplus >= 202002L ? "cpp20" : "cpp11";
