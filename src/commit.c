@@ -1180,10 +1180,9 @@ static int split_dirty(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 		for (size_t p = rs.v[i].offset;
 		     r == 0 && p < rs.v[i].offset + rs.v[i].length; p++, k++) {
 			const struct pref *f = &l.v[k];
-			int same = f->t && f->order && !f->t->err &&
-				   !c->torn &&
-				   !memcmp(a->base + p * a->pgsz, f->src,
-					   a->pgsz);
+			int same =
+			    f->t && f->order && !f->t->err && !c->torn &&
+			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz);
 			struct page_runs *to = same ? &pc : &pd;
 
 			if (to->fn)

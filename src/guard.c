@@ -360,7 +360,8 @@ static int fix_truncated(struct slot *s, uintptr_t start, uintptr_t end,
 	int r;
 
 	if (st) {
-		uintptr_t eof = ((uintptr_t)st->st_size + guard_pgsz - 1) & mask;
+		uintptr_t eof =
+		    ((uintptr_t)st->st_size + guard_pgsz - 1) & mask;
 
 		if (eof < end - start && start + eof < lo)
 			lo = start + eof;
@@ -420,8 +421,8 @@ static int fix_unreadable(struct slot *s, uintptr_t start, uintptr_t end,
 	int uffd = __atomic_load_n(s->uffd, __ATOMIC_ACQUIRE);
 	int r = -1;
 
-	if (uffd >= 0 && __atomic_load_n(&s->pid, __ATOMIC_RELAXED) ==
-			     cow__sys_getpid())
+	if (uffd >= 0 &&
+	    __atomic_load_n(&s->pid, __ATOMIC_RELAXED) == cow__sys_getpid())
 		r = zero_by_uffd(uffd, lo);
 	if (r < 0) {
 		(void)unreserve(s, start, end, rend);
@@ -628,8 +629,7 @@ void cow__guard_resize(struct cow_arena *a)
 }
 
 #ifdef COW_DEBUG
-int cow__guard_watched(const struct cow_arena *a, size_t *size,
-		       size_t *mapped)
+int cow__guard_watched(const struct cow_arena *a, size_t *size, size_t *mapped)
 {
 	struct slot *s;
 

@@ -53,7 +53,7 @@ enum {
 };
 
 struct cow_arena {
-	char *base;	/* reservation start = arena start; never moves */
+	char *base; /* reservation start = arena start; never moves */
 	/* The arena's bytes, a page multiple. Written only by set_size in
 	 * arena.c, which tells the SIGBUS guard (cow__guard_resize). */
 	size_t size;
@@ -89,7 +89,7 @@ struct cow_arena {
 	/* userfaultfd of the written-page tracking, or -1; the SIGBUS
 	 * handler reads it (atomically) to fill a page it cannot read */
 	int uffd;
-	unsigned tracking; /* COW_TRACK_* */
+	unsigned tracking;	    /* COW_TRACK_* */
 	struct cow__snaps *snaps;   /* snapshot state; NULL before the first */
 	struct cow__commit *commit; /* log and background state; NULL: none */
 	unsigned long long direct_commits; /* commits without a log */
@@ -247,10 +247,9 @@ void cow__guard_unwatch(struct cow_arena *a);
 /* The COW_DEBUG build's views for the invariant checks of debug.c: the
  * armed private pages as a full scan finds them, and the guard's record
  * of the size (-ENOENT when the arena is not watched). */
-int cow__track_armed_scan(struct cow_arena *a, size_t first_page,
-			  size_t npages, cow__run_fn fn, void *ctx);
-int cow__guard_watched(const struct cow_arena *a, size_t *size,
-		       size_t *mapped);
+int cow__track_armed_scan(struct cow_arena *a, size_t first_page, size_t npages,
+			  cow__run_fn fn, void *ctx);
+int cow__guard_watched(const struct cow_arena *a, size_t *size, size_t *mapped);
 #endif
 
 static inline int cow__aligned(size_t v, size_t pgsz)

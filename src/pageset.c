@@ -160,8 +160,7 @@ void cow__pageset_clip(struct cow__pageset *s, size_t from, size_t to)
 	s->n = k;
 }
 
-int cow__pageset_span(const struct cow__pageset *s, size_t *first,
-		      size_t *end)
+int cow__pageset_span(const struct cow__pageset *s, size_t *first, size_t *end)
 {
 	if (!s->n)
 		return -ENOENT;

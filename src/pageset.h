@@ -29,7 +29,10 @@ struct cow__pageset {
 	size_t pages;		/* pages in all runs */
 };
 
-#define COW__PAGESET_INIT {NULL, 0, 0, 0}
+#define COW__PAGESET_INIT     \
+	{                     \
+		NULL, 0, 0, 0 \
+	}
 
 void cow__pageset_free(struct cow__pageset *s);
 /* Empties s, keeping its memory for the next fill. */
@@ -47,8 +50,7 @@ int cow__pageset_each(const struct cow__pageset *s, size_t from, size_t to,
 void cow__pageset_clip(struct cow__pageset *s, size_t from, size_t to);
 /* The span from the first page to the end of the last: 0 and *first,
  * *end set, or -ENOENT for an empty set. */
-int cow__pageset_span(const struct cow__pageset *s, size_t *first,
-		      size_t *end);
+int cow__pageset_span(const struct cow__pageset *s, size_t *first, size_t *end);
 /* out = x | y, x - y, x & y. out must be another set than x and y (it is
  * cleared first); 0 or -ENOMEM (out then holds part of the result). */
 int cow__pageset_union(struct cow__pageset *out, const struct cow__pageset *x,

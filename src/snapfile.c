@@ -68,8 +68,8 @@ static uint64_t page_sum(const void *data, size_t pgsz, uint64_t page)
 
 static uint64_t data_off(uint64_t npages, uint64_t pgsz)
 {
-	uint64_t n = COW__SNAPFILE_HDR +
-		     npages * sizeof(struct cow__snapfile_entry);
+	uint64_t n =
+	    COW__SNAPFILE_HDR + npages * sizeof(struct cow__snapfile_entry);
 
 	return (n + pgsz - 1) / pgsz * pgsz;
 }
@@ -322,8 +322,8 @@ static int save_add(void *ctx, size_t page, struct cow__page *copy,
 {
 	struct save *sv = ctx;
 	size_t cap = sv->cap;
-	size_t *pg = cow__array_grow(sv->page, &cap, sv->n + 1,
-				     sizeof(*pg), 256);
+	size_t *pg =
+	    cow__array_grow(sv->page, &cap, sv->n + 1, sizeof(*pg), 256);
 	const struct cow__page **cp;
 
 	(void)unused;
@@ -380,8 +380,7 @@ static int write_batch(struct save *sv, int fd, uint64_t doff, size_t i,
 		 * pages in the list is a run in the arena too. */
 		while (j + run < k && !sv->copy[i + j + run])
 			run++;
-		COW_TRY(read_base(a, sv->page[i + j], run,
-				  bounce + j * pgsz));
+		COW_TRY(read_base(a, sv->page[i + j], run, bounce + j * pgsz));
 		for (size_t m = 0; m < run; m++)
 			iov[j + m].iov_base = bounce + (j + m) * pgsz;
 		j += run - 1;
@@ -486,10 +485,9 @@ static int save_atomic(struct save *sv, const char *path,
 	r = temp_name(name, &tmp);
 	if (r < 0)
 		goto out;
-	fd = cow__sys_openat(dfd, tmp,
-			     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-				 O_CLOEXEC,
-			     0644);
+	fd = cow__sys_openat(
+	    dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
 	if (fd < 0) {
 		r = fd;
 		goto out;

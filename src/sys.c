@@ -222,7 +222,8 @@ ssize_t cow__sys_preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 		}
 		while (skip + got < l) {
 			r = pread(fd, (char *)iov[i].iov_base + skip + got,
-				  l - skip - got, off + (off_t)(done + skip + got));
+				  l - skip - got,
+				  off + (off_t)(done + skip + got));
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0)

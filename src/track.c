@@ -600,8 +600,8 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 #ifdef COW_DEBUG
 /* The armed private pages: present or swapped, not file pages, not
  * written since they were write-protected (src/debug.c checks them). */
-int cow__track_armed_scan(struct cow_arena *a, size_t first_page,
-			  size_t npages, cow__run_fn fn, void *ctx)
+int cow__track_armed_scan(struct cow_arena *a, size_t first_page, size_t npages,
+			  cow__run_fn fn, void *ctx)
 {
 	static const struct scan_spec sp = {
 	    PM_SCAN_CHECK_WPASYNC, PAGE_IS_FILE | PAGE_IS_WRITTEN,

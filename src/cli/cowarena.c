@@ -659,7 +659,8 @@ static int cmd_snap(int argc, char **argv)
 		if (snap_check(cmd, file, 1, &info))
 			return 1;
 		printf("%s: sound: %llu page%s, every checksum matches\n", file,
-		       (unsigned long long)h->npages, h->npages == 1 ? "" : "s");
+		       (unsigned long long)h->npages,
+		       h->npages == 1 ? "" : "s");
 		return 0;
 	}
 	if (snap_check(cmd, file, 0, &info))
@@ -708,8 +709,8 @@ static const struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-    {"info", cmd_info},	  {"verify", cmd_verify},   {"recover", cmd_recover},
-    {"snap", cmd_snap},	  {"bench", cmd_bench},	    {"version", cmd_version},
+    {"info", cmd_info}, {"verify", cmd_verify}, {"recover", cmd_recover},
+    {"snap", cmd_snap}, {"bench", cmd_bench},	{"version", cmd_version},
     {"help", cmd_help},
 };
 
