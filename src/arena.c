@@ -21,9 +21,24 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "compat.h"
+#include "guard.h"
 #include "internal.h"
+#include "reserve.h"
+#include "snap.h"
+#include "track.h"
 #include "wal.h"
+
+/* Flags cow_open* accept; grows as features land. */
+#define COW__OPEN_FLAGS                                             \
+	(COW_CREATE | COW_READONLY | COW_ISOLATE | COW_FIXED_ADDR | \
+	 COW_NOSYNC | COW_NOTHREAD)
+
+static inline int cow__aligned(size_t v, size_t pgsz)
+{
+	return (v & (pgsz - 1)) == 0;
+}
 
 #define VERSION_STR_(x) #x
 #define VERSION_STR(x) VERSION_STR_(x)

@@ -52,8 +52,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "commit.h"
+#include "guard.h"
 #include "internal.h"
 #include "io.h"
+#include "snap.h"
+#include "testhooks.h"
+#include "track.h"
 #include "wal.h"
 
 /* The log is checkpointed (the base synced, the log reset) once it holds

@@ -27,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "guard.h"
 #include "internal.h"
+#include "snap.h"
+#include "track.h"
 
 #ifdef COW_DEBUG
 

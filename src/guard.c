@@ -64,6 +64,7 @@
 #include <linux/userfaultfd.h>
 
 #include "compat.h"
+#include "guard.h"
 #include "internal.h"
 
 /* ---- fork ---- */

@@ -19,6 +19,7 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "reserve.h"
 
 static int map_placeholder(void *hint, size_t len, int how, void **out)
 {

@@ -43,10 +43,16 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "commit.h"
+#include "guard.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"
 #include "snap.h"
+#include "testhooks.h"
+#include "track.h"
+
+static void cow__snap_forget(struct cow_arena *a); /* cur unknown */
 
 struct cow_snap {
 	struct cow_arena *owner;
@@ -752,7 +758,7 @@ void cow__snap_track_compare(struct cow_arena *a)
 	a->tracking = COW_TRACK_COMPARE;
 }
 
-void cow__snap_forget(struct cow_arena *a)
+static void cow__snap_forget(struct cow_arena *a)
 {
 	if (!a->snaps)
 		return;

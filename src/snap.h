@@ -1,21 +1,59 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * snap.c as the snapshot files (snapfile.c) and the diff (snapdiff.c) see
- * it: a snapshot read as its size and its map (ptrie.h), the arena's
- * current state read as its map plus the pages written since, and a
- * snapshot built from pages that come from outside. These modules sit
- * above snap.c and call only down into it.
+ * snap.c: snapshots. For arena.c: rollback, and the hooks that keep
+ * snapshots valid across the other operations (discard, revert, commit,
+ * close). For the snapshot files (snapfile.c) and the diff (snapdiff.c):
+ * a snapshot read as its size and its map (ptrie.h), the arena's current
+ * state read as its map plus the pages written since, and a snapshot built
+ * from pages that come from outside. These modules sit above snap.c and
+ * call only down into it.
  */
 #ifndef COW_SNAP_H
 #define COW_SNAP_H
 
 #include <stddef.h>
 
+#include "pageset.h"
+
 struct cow_arena;
 struct cow_snap;
+struct cow_stats;
+struct cow_range;
 struct cow__page;
 struct cow__pnode;
 struct cow__ptrie;
+
+/* Rollback. snap_of is -EINVAL unless s is a snapshot of a.
+ * snap_rollback restores s's content (the caller validated s, settled
+ * commits and checked the guard) and gives s's size in *size, which the
+ * caller makes the arena's (arena.c owns the size). */
+int cow__snap_of(const struct cow_arena *a, const struct cow_snap *s);
+int cow__snap_rollback(struct cow_arena *a, struct cow_snap *s, size_t *size);
+
+/* Keeping snapshots valid across the other operations. */
+void cow__snap_close(struct cow_arena *a);
+void cow__snap_forget_clean(struct cow_arena *a);  /* no private page armed */
+void cow__snap_track_compare(struct cow_arena *a); /* leave userfaultfd */
+void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages);
+void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st);
+void cow__snap_track_early(struct cow_arena *a);
+size_t cow__snap_live(const struct cow_arena *a); /* snapshots not released */
+/* The private pages of [first, end) that may be armed, as runs in order,
+ * or -EAGAIN when the records do not tell (see dirty_uffd in track.c). */
+int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
+		    cow__run_fn fn, void *ctx);
+
+/*
+ * Hooks for a commit, which makes the content of the currently dirty
+ * pages the new base. prepare saves what live snapshots need of the old
+ * base (fallible; changes nothing visible), given the dirty pages as runs
+ * in pages, ascending; finish attaches it when the commit took effect
+ * (committed = 1) or frees it (committed = 0). finish never fails.
+ */
+int cow__snap_commit_prepare_runs(struct cow_arena *a,
+				  const struct cow_range *runs, size_t nruns,
+				  void **token);
+void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
 
 /* The arena a snapshot belongs to, its size in bytes, its map. */
 struct cow_arena *cow__snap_owner(const struct cow_snap *s);

@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "commit.h"
+#include "guard.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"

@@ -46,6 +46,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "commit.h"
+#include "guard.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"

@@ -31,6 +31,9 @@
 
 #include "compat.h"
 #include "internal.h"
+#include "snap.h"
+#include "testhooks.h"
+#include "track.h"
 
 #define SCAN_VEC 256 /* regions per PAGEMAP_SCAN call */
 #define PM_CHUNK 512 /* pagemap entries per read */
@@ -80,11 +83,6 @@ void cow__pagemap_put(void)
 		pm_fd = -1;
 	}
 	pthread_mutex_unlock(&pm_lock);
-}
-
-int cow__pagemap_fd(void)
-{
-	return pm_fd;
 }
 
 void cow__track_force_pagemap(int on)

@@ -13,12 +13,11 @@
 
 #include "helpers.h"
 #include "../src/sys.h"
+#include "../src/testhooks.h"
 
 #define PG 4096UL
 #define NPG 64
 #define SZ (NPG * PG)
-
-void cow__track_force_pagemap(int on);
 
 static size_t dirty_pages(cow_arena *a)
 {

@@ -14,8 +14,7 @@
 
 #include "helpers.h"
 #include "../src/sys.h"
-void cow__commit_ckpt_bytes(off_t n);
-void cow__track_force_compare(int on);
+#include "../src/testhooks.h"
 
 #define PG 4096UL
 #define NPG 32

@@ -18,8 +18,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-
-void cow__commit_ckpt_bytes(off_t n);
+#include "../src/testhooks.h"
 
 #define PG 4096UL
 #define NPG 16

@@ -17,13 +17,12 @@
 
 #include "helpers.h"
 #include "../src/sys.h"
+#include "../src/testhooks.h"
 
 #define PG 4096UL
 #define SZ (32 * PG)
 #define MAX_STEPS 200
 #define NPG_RUNS 32
-
-void cow__track_force_pagemap(int on);
 
 /* What must not change when a call fails. */
 struct state {

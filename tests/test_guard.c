@@ -18,7 +18,10 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "guard.h"
 #include "internal.h"
+#include "testhooks.h"
+#include "track.h"
 
 #define PG 4096UL
 #define NPG 64

@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "testhooks.h"
 
 #define PG 4096UL
 #define START_PAGES 32

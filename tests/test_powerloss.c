@@ -24,7 +24,7 @@
 
 #include "helpers.h"
 #include "../src/sys.h"
-void cow__commit_ckpt_bytes(off_t n);
+#include "../src/testhooks.h"
 #include "../src/wal.h"
 
 #define PG 4096UL

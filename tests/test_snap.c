@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "guard.h"
 #include "internal.h"
+#include "snap.h"
+#include "testhooks.h"
 
 #define PG 4096UL
 #define NPG 32
