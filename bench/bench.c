@@ -46,6 +46,7 @@ struct bench_table {
 	int slow[MAX_CONT]; /* went over the time budget: not run again */
 	int reps;	    /* the most samples a cell was given */
 	int slow_noted;
+	int headlines; /* headline rows written so far */
 };
 
 static void usage(const char *what, int status)
@@ -489,6 +490,36 @@ static void plot(const struct bench_table *t, const char *dir)
 	unlink(dat);
 }
 
+void bench_headline(struct bench_table *t, int row, const char *what,
+		    int npeers, const int *peers)
+{
+	char p[4096], v[48];
+	FILE *f;
+
+	if (!bench_opt.out || row < 0 || row >= t->nrows || t->ours < 0)
+		return;
+	snprintf(p, sizeof(p), "%s/headline-%s.md", bench_opt.out, t->name);
+	f = fopen(p, t->headlines++ ? "a" : "w");
+	if (!f)
+		return;
+	fmt_value(v, sizeof(v), t->unit, t->cell[row][t->ours].med);
+	fprintf(f, "| %s | %s |", what, t->cell[row][t->ours].n ? v : "—");
+	for (int i = 0; i < npeers; i++) {
+		const struct cell *ce = &t->cell[row][peers[i]];
+
+		fmt_value(v, sizeof(v), t->unit, ce->med);
+		fprintf(f, "%s %s %s", i ? ";" : "", t->cont[peers[i]],
+			ce->n ? v : "—");
+	}
+	fprintf(f, " |");
+	for (int i = 0; i < npeers; i++) {
+		fmt_ratio(v, sizeof(v), ratio(t, row, peers[i]));
+		fprintf(f, "%s %s", i ? ";" : "", v);
+	}
+	fprintf(f, " |\n");
+	fclose(f);
+}
+
 void bench_end(struct bench_table *t)
 {
 	print_md(t, stdout);
@@ -711,4 +742,13 @@ void bench_scan_walk(void *p, size_t len)
 	struct page_region vec[64];
 
 	bench_pagemap_scan(p, len, &written, vec, 64);
+}
+
+size_t bench_zero_pages(void *p, size_t len)
+{
+	static const struct bench_scan zero = {0, 0, PAGE_IS_PFNZERO, 0,
+					       PAGE_IS_PFNZERO};
+	struct page_region vec[64];
+
+	return bench_pagemap_scan(p, len, &zero, vec, 64);
 }

@@ -89,6 +89,17 @@ typedef double (*bench_fn)(void *ctx, int c);
 void bench_measure(struct bench_table *t, int row, int reps, bench_fn fn,
 		   void *ctx);
 
+/*
+ * A row of the README's headline table, from row `row` of t once it is
+ * measured: what, cowarena's median (the contender `ours`), each of the
+ * npeers contenders peers[] with its median, and the ratios against them.
+ * With --out it goes to DIR/headline-<table name>.md (rewritten by the
+ * table's first headline of the run); tools/bench-readme.sh puts those
+ * lines into the README.
+ */
+void bench_headline(struct bench_table *t, int row, const char *what,
+		    int npeers, const int *peers);
+
 /* Prints the table, writes its files and plot, frees it. */
 void bench_end(struct bench_table *t);
 
@@ -104,6 +115,8 @@ size_t bench_pagemap_scan(void *p, size_t len, const struct bench_scan *sp,
 			  void *vec, size_t vlen);
 /* One PAGEMAP_SCAN walk of the range, the cheapest kind (see bench.c). */
 void bench_scan_walk(void *p, size_t len);
+/* Pages of [p, p + len) mapped to the shared zero page (PAGE_IS_PFNZERO). */
+size_t bench_zero_pages(void *p, size_t len);
 /* Page number of the i-th of k pages spread evenly over npages. */
 static inline size_t bench_spread(size_t i, size_t k, size_t npages)
 {

@@ -401,8 +401,10 @@ static void table_size(size_t size, int anon)
 {
 	static const double fracs[] = {0, 0, 0, 0.001, 0.01, 0.10, 1.0};
 	static const size_t ks[] = {1, 16, 256, 0, 0, 0, 0};
+	static const int peers[] = {C_FORK, C_FLOOR_SCAN};
 	struct ctx x = {.size = size, .anon = anon};
-	char sz[32], name[64], title[160], lab[64];
+	char sz[32], name[64], title[160], lab[64], what[160];
+	int row;
 	struct bench_table *t;
 	/* Bound the memory: at most 1 GiB of written pages per cycle. */
 	size_t kmax = bench_opt.mode == BENCH_QUICK
@@ -434,8 +436,21 @@ static void table_size(size_t size, int anon)
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1);
 		bench_klabel(lab, sizeof(lab), x.k, x.npages,
 			     ks[i] ? 0 : fracs[i]);
-		bench_measure(t, bench_row(t, lab, (double)x.k), bench_opt.reps,
-			      run_one, &x);
+		row = bench_row(t, lab, (double)x.k);
+		bench_measure(t, row, bench_opt.reps, run_one, &x);
+		/* The headline: the anonymous state against fork(), the
+		 * file states read in against fork() and the floor. */
+		if (x.populate && (fracs[i] == 0.001 || (anon && ks[i] == 16))) {
+			char k[32];
+
+			snprintf(k, sizeof(k), "%zu pages", x.k);
+			snprintf(what, sizeof(what),
+				 "checkpoint + rollback, %s %s, %s written", sz,
+				 anon ? "state every page written"
+				      : "file read in",
+				 ks[i] ? k : lab);
+			bench_headline(t, row, what, anon ? 1 : 2, peers);
+		}
 		munmap(x.kbuf, x.k * x.pg);
 		mptrack_free(&x.mp);
 	}

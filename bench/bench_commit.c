@@ -14,8 +14,13 @@
  *  - SQLite: WAL mode, synchronous=FULL, BEGIN, k UPDATEs of 4 KiB blobs,
  *    COMMIT;
  *  - floor: pwrite of the k pages in place + one fdatasync;
- *  - floor, sequential: one pwrite of the k pages side by side (as a log
- *    does) + one fdatasync.
+ *  - floor, sequential: one pwrite of the k pages side by side + one
+ *    fdatasync;
+ *  - floor, log record: one pwrite of as many bytes as cowarena's log
+ *    record of k pages (k frames of a 64-byte header and a page, and a
+ *    64-byte commit record), appended to a file written in full
+ *    beforehand, as the log is + one fdatasync: what a commit that
+ *    returns once its log record is durable cannot beat.
  * Checks: each commit's pages read back with the stamp (LMDB, SQLite,
  * pread of the floor file); cowarena has no dirty pages left after a
  * commit, and after each row the arena is closed and reopened and must
@@ -24,6 +29,8 @@
  * Second table: throughput, n commits then one final sync (cow_sync; LMDB
  * with MDB_NOSYNC then mdb_env_sync; SQLite with synchronous=NORMAL then
  * a FULL checkpoint; pwrite without sync then one fdatasync).
+ *
+ * The rows of the README's headline table come from both tables.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,7 +48,7 @@
 
 #define SEED 0x5eed0004u
 
-enum { C_SYNC, C_ASYNC, C_LMDB, C_SQLITE, C_FLOOR, C_SEQ, NC };
+enum { C_SYNC, C_ASYNC, C_LMDB, C_SQLITE, C_FLOOR, C_SEQ, C_LOG, NC };
 static const char *const names[NC] = {
     "cowarena commit",
     "cowarena async commit (return)",
@@ -49,7 +56,9 @@ static const char *const names[NC] = {
     "SQLite WAL FULL",
     "floor: pwrite in place + fdatasync",
     "floor: one sequential pwrite + fdatasync",
+    "floor: one pwrite of the log record + fdatasync",
 };
+#define LOG_HDR 64 /* a log frame's header, and a commit record */
 
 struct ctx {
 	size_t size, npages, pg, k;
@@ -64,8 +73,10 @@ struct ctx {
 	MDB_dbi dbi;
 	sqlite3 *db;
 	sqlite3_stmt *upd, *sel;
-	int ffd, sfd; /* floor files: in place, and sequential */
-	char *buf;    /* k pages staged for pwrite/mdb_put/sqlite */
+	int ffd, sfd, lfd; /* floor files: in place, sequential, log */
+	off_t lend;	   /* where the next log record goes in lfd */
+	char *buf; /* k pages staged for pwrite/mdb_put/sqlite */
+	char *rec; /* the log record of the k pages */
 };
 
 static size_t page_of(const struct ctx *x, size_t i)
@@ -201,7 +212,30 @@ static void setup_floor(struct ctx *x)
 	bench_write_file(x->ffd, x->npages, SEED);
 	x->sfd = bench_tmpfile("seq", path, sizeof(path));
 	bench_write_file(x->sfd, x->npages, SEED);
-	BENCH_CHECK(fsync(x->ffd) == 0 && fsync(x->sfd) == 0, "fsync");
+	x->lfd = bench_tmpfile("log", path, sizeof(path));
+	bench_write_file(x->lfd, x->npages, SEED);
+	BENCH_CHECK(fsync(x->ffd) == 0 && fsync(x->sfd) == 0 &&
+			fsync(x->lfd) == 0,
+		    "fsync");
+}
+
+/* Bytes of cowarena's log record of k pages. */
+static size_t rec_len(const struct ctx *x)
+{
+	return x->k * (LOG_HDR + x->pg) + LOG_HDR;
+}
+
+/* The floor's log record: frame headers and the staged pages, stamped
+ * with the transaction at its start (as the commit record's seq). */
+static void stage_rec(struct ctx *x)
+{
+	stage(x);
+	for (size_t i = 0; i < x->k; i++)
+		memcpy(x->rec + i * (LOG_HDR + x->pg) + LOG_HDR,
+		       x->buf + i * x->pg, x->pg);
+	memcpy(x->rec, &x->gen, sizeof(x->gen));
+	if (x->lend + (off_t)rec_len(x) > (off_t)x->size)
+		x->lend = 0; /* wrap: the file stays the same size */
 }
 
 /* --- one transaction of each --- */
@@ -332,14 +366,26 @@ static void check_sqlite(struct ctx *x)
 	}
 }
 
-static double txn_floor(struct ctx *x, int seq)
+static int floor_fd(const struct ctx *x, int c)
 {
-	int fd = seq ? x->sfd : x->ffd;
+	return c == C_LOG ? x->lfd : c == C_SEQ ? x->sfd : x->ffd;
+}
+
+static double txn_floor(struct ctx *x, int c)
+{
+	int fd = floor_fd(x, c);
 	uint64_t t0, t1;
 
-	stage(x);
+	if (c == C_LOG)
+		stage_rec(x);
+	else
+		stage(x);
 	t0 = bench_now();
-	if (seq) {
+	if (c == C_LOG) {
+		BENCH_CHECK(pwrite(fd, x->rec, rec_len(x), x->lend) ==
+				(ssize_t)rec_len(x),
+			    "pwrite: %s", strerror(errno));
+	} else if (c == C_SEQ) {
 		BENCH_CHECK(pwrite(fd, x->buf, x->k * x->pg, 0) ==
 				(ssize_t)(x->k * x->pg),
 			    "pwrite: %s", strerror(errno));
@@ -354,18 +400,30 @@ static double txn_floor(struct ctx *x, int seq)
 		BENCH_CHECK(fdatasync(fd) == 0, "fdatasync: %s",
 			    strerror(errno));
 	t1 = bench_now();
+	if (c == C_LOG)
+		x->lend += (off_t)rec_len(x);
 	return (double)(t1 - t0);
 }
 
-static void check_floor(struct ctx *x, int seq)
+/* The last transaction's stamp is where it was written. */
+static void check_floor(struct ctx *x, int c)
 {
 	char page[64];
 
-	for (size_t i = 0; i < x->k; i++) {
-		off_t off = (off_t)((seq ? i : page_of(x, i)) * x->pg);
+	if (c == C_LOG) {
+		off_t off = x->lend - (off_t)rec_len(x);
 
-		BENCH_CHECK(pread(seq ? x->sfd : x->ffd, page, sizeof(page),
-				  off) == (ssize_t)sizeof(page) &&
+		BENCH_CHECK(pread(x->lfd, page, sizeof(page), off) ==
+					(ssize_t)sizeof(page) &&
+				stamp_ok(page, x->gen),
+			    "floor: log record at %lld", (long long)off);
+		return;
+	}
+	for (size_t i = 0; i < x->k; i++) {
+		off_t off = (off_t)((c == C_SEQ ? i : page_of(x, i)) * x->pg);
+
+		BENCH_CHECK(pread(floor_fd(x, c), page, sizeof(page), off) ==
+					(ssize_t)sizeof(page) &&
 				stamp_ok(page, x->gen),
 			    "floor: page %zu", page_of(x, i));
 	}
@@ -392,8 +450,8 @@ static double run_latency(void *arg, int c)
 		check_sqlite(x);
 		return t;
 	default:
-		t = txn_floor(x, c == C_SEQ);
-		check_floor(x, c == C_SEQ);
+		t = txn_floor(x, c);
+		check_floor(x, c);
 		return t;
 	}
 }
@@ -421,7 +479,7 @@ static double run_rate(void *arg, int c)
 			txn_sqlite(x);
 			break;
 		default:
-			txn_floor(x, c == C_SEQ);
+			txn_floor(x, c);
 		}
 	}
 	switch (c) {
@@ -437,8 +495,7 @@ static double run_rate(void *arg, int c)
 				    NULL, NULL));
 		break;
 	default:
-		BENCH_CHECK(fdatasync(c == C_SEQ ? x->sfd : x->ffd) == 0,
-			    "fdatasync");
+		BENCH_CHECK(fdatasync(floor_fd(x, c)) == 0, "fdatasync");
 	}
 	t1 = bench_now();
 	switch (c) {
@@ -452,7 +509,7 @@ static double run_rate(void *arg, int c)
 		check_sqlite(x);
 		break;
 	default:
-		check_floor(x, c == C_SEQ);
+		check_floor(x, c);
 	}
 	return (double)x->ncommits * 1e9 / (double)(t1 - t0);
 }
@@ -463,6 +520,7 @@ static const char *const rnames[NC - 1] = {
     "SQLite WAL NORMAL + checkpoint",
     "pwrite in place, fdatasync at the end",
     "sequential pwrite, fdatasync at the end",
+    "log records by pwrite, fdatasync at the end",
 };
 
 /* The throughput table's contenders are C_ASYNC onwards. */
@@ -474,9 +532,12 @@ static double run_rate_col(void *arg, int c)
 int main(int argc, char **argv)
 {
 	static const size_t ks[] = {1, 16, 256};
+	static const int dpeers[] = {C_LMDB, C_SQLITE, C_SEQ, C_LOG};
+	static const int apeers[] = {C_LMDB - 1, C_SQLITE - 1};
 	struct ctx x = {0};
 	struct bench_table *t;
-	char title[160], sz[32], lab[32];
+	char title[160], sz[32], lab[32], what[96];
+	int row[3];
 
 	bench_init(argc, argv,
 		   "bench_commit: durable commit, cowarena vs LMDB, SQLite "
@@ -486,7 +547,8 @@ int main(int argc, char **argv)
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	x.buf = malloc(256 * x.pg);
-	BENCH_CHECK(x.buf != NULL, "out of memory");
+	x.rec = malloc(256 * (LOG_HDR + x.pg) + LOG_HDR);
+	BENCH_CHECK(x.buf && x.rec, "out of memory");
 	setup_cow(&x);
 	setup_lmdb(&x);
 	setup_sqlite(&x);
@@ -503,16 +565,25 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < 3; i++) {
 		x.k = ks[i];
 		snprintf(lab, sizeof(lab), "%zu", x.k);
-		bench_measure(t, bench_row(t, lab, (double)x.k),
+		row[i] = bench_row(t, lab, (double)x.k);
+		bench_measure(t, row[i],
 			      bench_opt.mode == BENCH_FULL ? 3 * bench_opt.reps
 							   : bench_opt.reps,
 			      run_latency, &x);
 		check_cow_reopen(&x);
+		snprintf(what, sizeof(what), "durable commit of %zu page%s%s",
+			 x.k, x.k > 1 ? "s" : "",
+			 x.k > 1 && x.npages / x.k > 1 ? " spread evenly" : "");
+		bench_headline(t, row[i], what, 4, dpeers);
 	}
 	bench_note(t, "Timed: the writes into each contender's memory and "
-		      "its commit. Pages spread evenly over the file; LMDB "
-		      "and SQLite store each 4 KiB value in overflow pages "
-		      "of their own.");
+		      "its commit. Pages spread evenly over the file (256 "
+		      "pages of 64 MiB: 64 apart); LMDB and SQLite store "
+		      "each 4 KiB value in overflow pages of their own.");
+	bench_note(t, "The floors: the same bytes written in one pwrite; "
+		      "and as many bytes as cowarena's log record (a 64-byte "
+		      "header per page and a 64-byte commit record) appended "
+		      "to a file already written in full, as the log is.");
 	bench_note(t, "The async column is the time until "
 		      "cow_commit(COW_COMMIT_ASYNC) returns (not durable "
 		      "yet); it is not in the ratios' baseline.");
@@ -533,10 +604,15 @@ int main(int argc, char **argv)
 			     : x.k >= 256		   ? 100
 							   : 1000;
 		snprintf(lab, sizeof(lab), "%zu", x.k);
-		bench_measure(t, bench_row(t, lab, (double)x.k),
-			      bench_opt.mode == BENCH_QUICK ? 1 : 3,
+		row[i] = bench_row(t, lab, (double)x.k);
+		bench_measure(t, row[i], bench_opt.mode == BENCH_QUICK ? 1 : 3,
 			      run_rate_col, &x);
 		check_cow_reopen(&x);
+		snprintf(what, sizeof(what),
+			 "async commits of %zu page%s, then one sync", x.k,
+			 x.k > 1 ? "s" : "");
+		if (x.k < 256)
+			bench_headline(t, row[i], what, 2, apeers);
 	}
 	bench_note(t, "Commits per second over n commits (1000; 100 of 256 "
 		      "pages), the final sync included; every commit is "
@@ -550,6 +626,8 @@ int main(int argc, char **argv)
 	sqlite3_close(x.db);
 	close(x.ffd);
 	close(x.sfd);
+	close(x.lfd);
 	free(x.buf);
+	free(x.rec);
 	return 0;
 }

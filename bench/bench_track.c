@@ -238,15 +238,22 @@ static void table_first_write(void)
 		 x.n, sz);
 	t = bench_table("track-first-write", title, NULL, BENCH_TIME, F_COW, NF,
 			fnames);
-	for (x.priv = 1; x.priv >= 0; x.priv--)
-		bench_measure(t,
-			      bench_row(t,
-					x.priv ? "page already private "
-						 "(tracking fault only)"
-					       : "clean base page "
-						 "(copy-on-write fault too)",
-					0),
-			      bench_opt.reps, run_first, &x);
+	for (x.priv = 1; x.priv >= 0; x.priv--) {
+		static const int peers[] = {F_NONE};
+		int row = bench_row(t,
+				    x.priv ? "page already private "
+					     "(tracking fault only)"
+					   : "clean base page "
+					     "(copy-on-write fault too)",
+				    0);
+
+		bench_measure(t, row, bench_opt.reps, run_first, &x);
+		if (!x.priv)
+			bench_headline(t, row,
+				       "first write to a clean page after a "
+				       "snapshot",
+				       1, peers);
+	}
 	if (x.uffd < 0)
 		bench_note(t, "uffd-wp: userfaultfd is not available here.");
 	bench_note(t, "Time of the writes / pages written (one byte per "
