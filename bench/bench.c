@@ -101,6 +101,13 @@ void bench_init(int argc, char **argv, const char *what)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
+size_t bench_pick(size_t full, size_t shrt, size_t quick)
+{
+	return bench_opt.mode == BENCH_FULL    ? full
+	       : bench_opt.mode == BENCH_SHORT ? shrt
+					       : quick;
+}
+
 uint64_t bench_now(void)
 {
 	struct timespec ts;

@@ -39,6 +39,10 @@ extern struct bench_opts bench_opt;
 /* Parses --quick, --short, --reps N, --out DIR, --dir DIR, --help. */
 void bench_init(int argc, char **argv, const char *what);
 
+/* The value for the run's mode: full, --short or --quick (a size, a
+ * count). */
+size_t bench_pick(size_t full, size_t shrt, size_t quick);
+
 /* Nanoseconds from CLOCK_MONOTONIC. */
 uint64_t bench_now(void);
 

@@ -440,7 +440,8 @@ static void table_size(size_t size, int anon)
 		bench_measure(t, row, bench_opt.reps, run_one, &x);
 		/* The headline: the anonymous state against fork(), the
 		 * file states read in against fork() and the floor. */
-		if (x.populate && (fracs[i] == 0.001 || (anon && ks[i] == 16))) {
+		if (x.populate &&
+		    (fracs[i] == 0.001 || (anon && ks[i] == 16))) {
 			char k[32];
 
 			snprintf(k, sizeof(k), "%zu pages", x.k);

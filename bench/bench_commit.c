@@ -75,8 +75,8 @@ struct ctx {
 	sqlite3_stmt *upd, *sel;
 	int ffd, sfd, lfd; /* floor files: in place, sequential, log */
 	off_t lend;	   /* where the next log record goes in lfd */
-	char *buf; /* k pages staged for pwrite/mdb_put/sqlite */
-	char *rec; /* the log record of the k pages */
+	char *buf;	   /* k pages staged for pwrite/mdb_put/sqlite */
+	char *rec;	   /* the log record of the k pages */
 };
 
 static size_t page_of(const struct ctx *x, size_t i)
@@ -414,7 +414,7 @@ static void check_floor(struct ctx *x, int c)
 		off_t off = x->lend - (off_t)rec_len(x);
 
 		BENCH_CHECK(pread(x->lfd, page, sizeof(page), off) ==
-					(ssize_t)sizeof(page) &&
+				    (ssize_t)sizeof(page) &&
 				stamp_ok(page, x->gen),
 			    "floor: log record at %lld", (long long)off);
 		return;
@@ -423,7 +423,7 @@ static void check_floor(struct ctx *x, int c)
 		off_t off = (off_t)((c == C_SEQ ? i : page_of(x, i)) * x->pg);
 
 		BENCH_CHECK(pread(floor_fd(x, c), page, sizeof(page), off) ==
-					(ssize_t)sizeof(page) &&
+				    (ssize_t)sizeof(page) &&
 				stamp_ok(page, x->gen),
 			    "floor: page %zu", page_of(x, i));
 	}
@@ -543,7 +543,7 @@ int main(int argc, char **argv)
 		   "bench_commit: durable commit, cowarena vs LMDB, SQLite "
 		   "and pwrite + fdatasync");
 	x.size =
-	    bench_opt.mode == BENCH_QUICK ? (size_t)1 << 20 : (size_t)64 << 20;
+	    bench_pick((size_t)64 << 20, (size_t)64 << 20, (size_t)1 << 20);
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	x.buf = malloc(256 * x.pg);

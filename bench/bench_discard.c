@@ -154,9 +154,8 @@ static void table_discard(void)
 	struct bench_table *t;
 	int r;
 
-	x.size = bench_opt.mode == BENCH_FULL	 ? (size_t)1 << 30
-		 : bench_opt.mode == BENCH_SHORT ? (size_t)128 << 20
-						 : (size_t)4 << 20;
+	x.size =
+	    bench_pick((size_t)1 << 30, (size_t)128 << 20, (size_t)4 << 20);
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	x.fd = bench_tmpfile("discard", path, sizeof(path));

@@ -128,9 +128,7 @@ static void table_open(void)
 	struct rlimit rl;
 	char title[128];
 
-	x.n = bench_opt.mode == BENCH_FULL    ? 10000
-	      : bench_opt.mode == BENCH_SHORT ? 4000
-					      : 200;
+	x.n = bench_pick(10000, 4000, 200);
 	x.size = 64 << 10;
 	/* One descriptor per open anonymous arena (its memfd). */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < x.n + 100) {
@@ -188,7 +186,7 @@ static void table_maps(void)
 	enum { M_COW, M_MPROT, NM };
 	static const char *const mnames[NM] = {"cowarena", "mprotect tracker"};
 	size_t size =
-	    bench_opt.mode == BENCH_QUICK ? (size_t)4 << 20 : (size_t)64 << 20;
+	    bench_pick((size_t)64 << 20, (size_t)64 << 20, (size_t)4 << 20);
 	size_t pg = bench_pgsz(), np = size / pg, reserve;
 	struct bench_table *t;
 	struct mptrack mp;
@@ -434,7 +432,7 @@ static void table_memory(void)
 	int r;
 
 	x.size =
-	    bench_opt.mode == BENCH_QUICK ? (size_t)4 << 20 : (size_t)64 << 20;
+	    bench_pick((size_t)64 << 20, (size_t)64 << 20, (size_t)4 << 20);
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	x.nsnap = 16;
@@ -559,8 +557,7 @@ static void table_read(void)
 			"never-written region once",
 			NULL, BENCH_BYTES, R_COW, NR, rnames);
 	for (size_t i = 0; i < n; i++) {
-		x.size = bench_opt.mode == BENCH_QUICK ? (size_t)4 << 20
-						       : sizes[i];
+		x.size = bench_pick(sizes[i], sizes[i], (size_t)4 << 20);
 		bench_size_label(lab, sizeof(lab), x.size);
 		bench_measure(t, bench_row(t, lab, 0),
 			      bench_opt.mode == BENCH_QUICK ? 1 : 3, run_read,
@@ -570,8 +567,7 @@ static void table_read(void)
 			   "%.0f MiB, memfd %.0f MiB; the plain mapping had "
 			   "%zu of %zu pages on the shared zero page.",
 			   lab, x.shmem[R_COW] / 1048576,
-			   x.shmem[R_MEMFD] / 1048576, x.zero,
-			   x.size / x.pg);
+			   x.shmem[R_MEMFD] / 1048576, x.zero, x.size / x.pg);
 	}
 	bench_note(t, "Rss growth in /proc/self/smaps_rollup across a read "
 		      "of one byte per page (each read checked to be 0). A "

@@ -114,9 +114,8 @@ int main(int argc, char **argv)
 	bench_init(argc, argv,
 		   "bench_snapfile: checkpoints on disk, cow_snap_save + "
 		   "cow_snap_load vs writing and reading the whole arena");
-	x.size = bench_opt.mode == BENCH_FULL	 ? (size_t)1 << 30
-		 : bench_opt.mode == BENCH_SHORT ? (size_t)128 << 20
-						 : (size_t)4 << 20;
+	x.size =
+	    bench_pick((size_t)1 << 30, (size_t)128 << 20, (size_t)4 << 20);
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	r = cow_open_anon(&x.a, x.size, NULL);

@@ -214,9 +214,8 @@ static void table_first_write(void)
 	char title[160], sz[32];
 	int r;
 
-	x.size = bench_opt.mode == BENCH_FULL	 ? (size_t)256 << 20
-		 : bench_opt.mode == BENCH_SHORT ? (size_t)64 << 20
-						 : (size_t)4 << 20;
+	x.size =
+	    bench_pick((size_t)256 << 20, (size_t)64 << 20, (size_t)4 << 20);
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	x.n = bench_opt.mode == BENCH_FULL ? 4096 : x.npages / 16;
@@ -385,9 +384,7 @@ static void table_harvest(void)
 	char title[160], sz[32], lab[32];
 	int memfd, r;
 
-	x.size = bench_opt.mode == BENCH_FULL	 ? (size_t)1 << 30
-		 : bench_opt.mode == BENCH_SHORT ? (size_t)64 << 20
-						 : (size_t)4 << 20;
+	x.size = bench_pick((size_t)1 << 30, (size_t)64 << 20, (size_t)4 << 20);
 	x.pg = bench_pgsz();
 	x.npages = x.size / x.pg;
 	x.maxmap = 65530;
