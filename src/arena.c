@@ -27,6 +27,8 @@
 #include "internal.h"
 #include "reserve.h"
 #include "snap.h"
+#include "snapdiff.h"
+#include "snapfile.h"
 #include "track.h"
 #include "wal.h"
 
@@ -103,6 +105,88 @@ static void set_size(struct cow_arena *a, size_t size)
 {
 	a->size = size;
 	cow__guard_resize(a);
+}
+
+/*
+ * The guard records the file's state after the arena's own writes to it
+ * (a commit's, once none is running any more), so that they are not taken
+ * for an outside change.
+ */
+static int refresh_guard(struct cow_arena *a)
+{
+	if (!cow__commit_refresh_due(a))
+		return 0;
+	COW_TRY(cow__guard_refresh(a));
+	cow__commit_refreshed(a);
+	return 0;
+}
+
+/* Runs of the private pages: every one to dirty (those that differ from
+ * the base) and clean (those an applied asynchronous commit made equal to
+ * it); either may be NULL. */
+static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
+			 cow__run_fn clean, void *cctx)
+{
+	struct cow__pageset priv = COW__PAGESET_INIT;
+	size_t npages = a->size / a->pgsz;
+	int r;
+
+	if (!cow__commit_may_clean(a))
+		return dirty ? cow__track_dirty(a, 0, npages, dirty, dctx) : 0;
+	r = cow__track_dirty(a, 0, npages, cow__pageset_add_run, &priv);
+	if (r == 0)
+		r = cow__commit_split(a, &priv, dirty, dctx, clean, cctx);
+	cow__pageset_free(&priv);
+	return r;
+}
+
+/*
+ * With the writers paused and every commit applied: drops the private
+ * copies that applied asynchronous commits made equal to the base, as a
+ * revert would (unarmed first, then MADV_DONTNEED per run, and the
+ * snapshots' records told that the pages hold the base), so that no
+ * snapshot or commit meets them again. Best effort: a run that cannot be
+ * dropped stays private and is reported dirty again once its commit is
+ * forgotten. When all went, the applied transactions are freed, so later
+ * calls skip the compare.
+ */
+static void drop_clean(struct cow_arena *a)
+{
+	struct cow__pageset clean = COW__PAGESET_INIT;
+	int r;
+
+	r = split_private(a, NULL, NULL, cow__pageset_add_run, &clean);
+	for (size_t i = 0; r == 0 && i < clean.n; i++) {
+		size_t first = clean.v[i].first, n = clean.v[i].n;
+
+		r = cow__track_unarm(a, first, n);
+		if (r == 0)
+			r = cow__sys_madvise(a->base + first * a->pgsz,
+					     n * a->pgsz, MADV_DONTNEED);
+		if (r == 0)
+			cow__snap_reverted(a, first, n);
+	}
+	if (r == 0)
+		cow__commit_forget_applied(a);
+	cow__pageset_free(&clean);
+}
+
+/*
+ * The settle barrier: every commit is in the base's page cache, the guard
+ * has recorded the file after the arena's own writes, and the private
+ * pages that equal the base are dropped. Any call that drops private
+ * copies or compares the file (grow, discard, revert, rollback, snapshot)
+ * passes it first, before cow__guard_check, so the dropped pages read the
+ * committed content and the arena's own writes are not taken for an
+ * outside change. -ECHILD in a fork child.
+ */
+static int settle(struct cow_arena *a)
+{
+	COW_TRY(cow__guard_owner(a));
+	COW_TRY(cow__commit_settle(a));
+	COW_TRY(refresh_guard(a));
+	drop_clean(a);
+	return 0;
 }
 
 /*
@@ -479,7 +563,7 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 		return -ENOSPC;
 	/* Commits still being written move the file's mtime by the arena's
 	 * own hand: let them finish before the guard compares. */
-	COW_TRY(cow__commit_settle(a));
+	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
 	if (new_size == a->size)
 		return 0;
@@ -535,7 +619,7 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(cow__snap_of(a, s));
-	COW_TRY(cow__commit_settle(a));
+	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
 	COW_TRY(cow__snap_rollback(a, s, &size));
 	set_size(a, size);
@@ -572,7 +656,7 @@ COW_API int cow_discard(cow_arena *a)
 
 	if (!a)
 		return -EINVAL;
-	COW_TRY(cow__commit_settle(a));
+	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
 	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, span_add, &sp));
 	if (sp.end == 0)
@@ -607,7 +691,7 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(check_range(a, addr, len));
-	COW_TRY(cow__commit_settle(a));
+	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
 	COW_TRY(cow__track_unarm(a, (size_t)((char *)addr - a->base) / a->pgsz,
 				 len / a->pgsz));
@@ -643,7 +727,7 @@ COW_API ssize_t cow_dirty(cow_arena *a, struct cow_range *out, size_t max)
 		return -EINVAL;
 	COW_TRY(cow__guard_owner(a));
 	d.pgsz = a->pgsz;
-	r = cow__commit_dirty(a, dirty_add, &d);
+	r = split_private(a, dirty_add, &d, NULL, NULL);
 	return r < 0 ? r : (ssize_t)d.count;
 }
 
@@ -668,11 +752,127 @@ COW_API int cow_stats(const cow_arena *ca, struct cow_stats *st)
 	s.reserved = a->reserve;
 	s.page_size = a->pgsz;
 	cow__snap_stats(a, &s);
-	COW_TRY(cow__commit_dirty(a, count_pages, &s.dirty_pages));
+	COW_TRY(split_private(a, count_pages, &s.dirty_pages, NULL, NULL));
 	COW_TRY(cow__count_mappings(a->base, a->reserve, &s.mappings));
 	cow__commit_stats(a, &s);
 	*st = s;
 	return 0;
+}
+
+/*
+ * The guard's check before a commit. While the arena's own in-place
+ * writes are still running the file's mtime moves by its own hand, so
+ * only the sticky marks of the SIGBUS handler are checked then; otherwise
+ * the file is compared with the state recorded after the arena's last own
+ * write, the real file of an isolated arena too.
+ */
+static int check_commit_guard(struct cow_arena *a)
+{
+	if (cow__commit_writing(a))
+		return cow__guard_marked(a);
+	COW_TRY(refresh_guard(a));
+	return cow__guard_check_commit(a);
+}
+
+/*
+ * The order of a commit's steps: the dirty pages (track), what live
+ * snapshots need of the old base saved (snap), the write (commit), the
+ * snapshots told whether it took effect, the guard told of the arena's own
+ * writes. Snapshots save the old base of the pages a commit changes, read
+ * from the file: earlier commits must be in it first.
+ */
+COW_API int cow_commit(cow_arena *a, unsigned flags)
+{
+	struct cow__pageset dirty = COW__PAGESET_INIT;
+	int async = !!(flags & COW_COMMIT_ASYNC), logged, took, r;
+	void *token;
+
+	if (!a || (flags & ~COW_COMMIT_ASYNC))
+		return -EINVAL;
+	COW_TRY(cow__guard_owner(a));
+	if (a->flags & COW_READONLY)
+		return -EROFS;
+	COW_TRY(check_commit_guard(a));
+	logged = a->commit != NULL;
+	if (logged && cow__snap_live(a))
+		COW_TRY(settle(a));
+	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run,
+			     &dirty);
+	if (r == 0)
+		r = cow__snap_commit_prepare(a, &dirty, &token);
+	if (r == 0) {
+		r = cow__commit_write(a, &dirty, async, &took);
+		cow__snap_commit_finish(a, token, took);
+	}
+	cow__pageset_free(&dirty);
+	/* Without a log the file was written (or written and put back)
+	 * whatever the result; with one, a synchronous commit's writes are
+	 * done when it returns. */
+	if (!logged || (r == 0 && !async))
+		(void)refresh_guard(a);
+	return r;
+}
+
+COW_API int cow_sync(cow_arena *a)
+{
+	int r;
+
+	if (!a)
+		return -EINVAL;
+	COW_TRY(cow__guard_owner(a));
+	r = cow__commit_sync(a);
+	if (r == 0)
+		(void)refresh_guard(a);
+	return r;
+}
+
+COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
+{
+	if (!a || !out)
+		return -EINVAL;
+	COW_TRY(settle(a));
+	COW_TRY(cow__guard_check(a));
+	return cow__snap_take(a, out);
+}
+
+COW_API void cow_snap_release(cow_snap *s)
+{
+	if (s)
+		cow__snap_release(s);
+}
+
+COW_API ssize_t cow_snap_diff(cow_arena *a, const cow_snap *from,
+			      const cow_snap *to, struct cow_range *out,
+			      size_t max)
+{
+	if (!a || !from || (!out && max) || cow__snap_owner(from) != a ||
+	    (to && cow__snap_owner(to) != a))
+		return -EINVAL;
+	/* The base must hold the committed content, as the maps assume. */
+	COW_TRY(settle(a));
+	COW_TRY(cow__guard_check(a));
+	return cow__snapdiff(a, from, to, out, max);
+}
+
+COW_API int cow_snap_load(cow_arena *a, const char *path, cow_snap **out)
+{
+	if (!a || !path || !out)
+		return -EINVAL;
+	COW_TRY(settle(a));
+	COW_TRY(cow__guard_check(a));
+	return cow__snapfile_load(a, path, out);
+}
+
+COW_API int cow_snap_save(const cow_snap *s, const char *path, unsigned flags)
+{
+	struct cow_arena *a;
+
+	if (!s || !path || !path[0] || (flags & ~COW_SNAP_FULL))
+		return -EINVAL;
+	a = cow__snap_owner(s);
+	COW_TRY(settle(a));
+	COW_TRY(cow__guard_check(a));
+	return cow__snapfile_save(s, path, flags);
 }
 
 COW_API const char *cow_strerror(int err)

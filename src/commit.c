@@ -30,7 +30,12 @@
  * still equal to its committed copy once that copy is in the base, and
  * does not capture it again. Until then the dirty scans that report
  * (cow_dirty, cow_stats: writers may run) leave such a page out once its
- * commit is applied: it equals the base (cow__commit_dirty).
+ * commit is applied: it equals the base (cow__commit_split).
+ *
+ * This file calls only down: the log, the ring and the OS. arena.c finds
+ * the dirty pages (track), saves what snapshots need of the old base
+ * around a commit (snap), checks and refreshes the guard, and hands the
+ * pages down to cow__commit_write.
  *
  * Errors (the "fsyncgate" rule: a failed fsync is never retried and
  * reported as success): a failure before the durable point fails the
@@ -53,12 +58,9 @@
 #include <unistd.h>
 
 #include "commit.h"
-#include "guard.h"
 #include "internal.h"
 #include "io.h"
-#include "snap.h"
 #include "testhooks.h"
-#include "track.h"
 #include "wal.h"
 
 /* The log is checkpointed (the base synced, the log reset) once it holds
@@ -148,8 +150,6 @@ struct cow__commit {
 };
 
 static void kick(struct cow__commit *c);
-static int refresh_guard(struct cow_arena *a);
-static void drop_clean(struct cow_arena *a);
 
 /* ---- transactions ---- */
 
@@ -858,69 +858,52 @@ int cow__commit_settle(struct cow_arena *a)
 	struct cow__commit *c = a->commit;
 	int r;
 
-	COW_TRY(cow__guard_owner(a));
 	if (!c || !c->engine)
-		return refresh_guard(a);
+		return 0;
 	cow__io_lock();
 	wait_for(c, all_applied);
 	r = c->torn;
 	cow__io_unlock();
-	if (r == 0)
-		r = refresh_guard(a);
-	if (r == 0)
-		drop_clean(a);
 	return r;
 }
 
-/*
- * After the arena's own in-place writes completed, records the file's
- * state, so that they are not taken for an outside change. Only on the
- * caller's thread (never from a completion), with nothing in flight.
- */
+/* The arena's own in-place writes (or the log writes they wait for) are
+ * still running. */
 static int own_writes_pending(struct cow__commit *c)
 {
 	return c->apply_b || c->logged || c->log_b || c->unsent;
 }
 
-static int refresh_guard(struct cow_arena *a)
+int cow__commit_writing(struct cow_arena *a)
 {
 	struct cow__commit *c = a->commit;
-	int need, r = 0;
+	int pending;
+
+	if (!c || !c->engine)
+		return 0;
+	cow__io_lock();
+	cow__io_poll();
+	pending = own_writes_pending(c);
+	cow__io_unlock();
+	return pending;
+}
+
+int cow__commit_refresh_due(struct cow_arena *a)
+{
+	struct cow__commit *c = a->commit;
+	int need;
 
 	if (c && c->engine)
 		cow__io_lock();
 	need = a->refresh && !(c && own_writes_pending(c));
 	if (c && c->engine)
 		cow__io_unlock();
-	if (need) {
-		r = cow__guard_refresh(a);
-		if (r == 0)
-			a->refresh = 0;
-	}
-	return r;
+	return need;
 }
 
-/*
- * The guard's check before a commit. While the arena's own in-place
- * writes are still running the file's mtime moves by its own hand, so
- * only the sticky stale mark is checked then; otherwise the file is
- * compared with the state recorded after the arena's last own write.
- */
-static int check_guard(struct cow_arena *a)
+void cow__commit_refreshed(struct cow_arena *a)
 {
-	struct cow__commit *c = a->commit;
-	int pending;
-
-	if (c->engine) {
-		cow__io_lock();
-		cow__io_poll();
-		pending = own_writes_pending(c);
-		cow__io_unlock();
-		if (pending)
-			return cow__guard_marked(a);
-	}
-	COW_TRY(refresh_guard(a));
-	return cow__guard_check_commit(a);
+	a->refresh = 0;
 }
 
 void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
@@ -942,38 +925,13 @@ void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
 
 /* ---- the public calls ---- */
 
-struct runs {
-	size_t n, cap;
-	struct cow_range *v; /* in pages */
-};
-
-static int runs_add(void *ctx, size_t first, size_t n)
-{
-	struct runs *rs = ctx;
-	struct cow_range *v;
-
-	if (rs->n &&
-	    rs->v[rs->n - 1].offset + rs->v[rs->n - 1].length == first) {
-		rs->v[rs->n - 1].length += n; /* continues the last run */
-		return 0;
-	}
-	v = cow__array_grow(rs->v, &rs->cap, rs->n + 1, sizeof(*v), 16);
-	if (!v)
-		return -ENOMEM;
-	rs->v = v;
-	rs->v[rs->n].offset = first;
-	rs->v[rs->n].length = n;
-	rs->n++;
-	return 0;
-}
-
 /* Drops the private copies of the runs. A failure leaves pages that equal
  * the base private, which changes no content: it is not an error. */
-static void drop_runs(struct cow_arena *a, const struct cow_range *v, size_t n)
+static void drop_runs(struct cow_arena *a, const struct cow__pageset *s)
 {
-	for (size_t i = 0; i < n; i++)
-		(void)cow__sys_madvise(a->base + v[i].offset * a->pgsz,
-				       v[i].length * a->pgsz, MADV_DONTNEED);
+	for (size_t i = 0; i < s->n; i++)
+		(void)cow__sys_madvise(a->base + s->v[i].first * a->pgsz,
+				       s->v[i].n * a->pgsz, MADV_DONTNEED);
 }
 
 /*
@@ -981,28 +939,24 @@ static void drop_runs(struct cow_arena *a, const struct cow_range *v, size_t n)
  * file): write the dirty pages into it and drop the private copies. The
  * old content is saved first, so that a failed write can be undone.
  */
-static int commit_direct(struct cow_arena *a)
+static int commit_direct(struct cow_arena *a, const struct cow__pageset *rs,
+			 int *took)
 {
-	struct runs rs = {0};
 	size_t total = 0, done = 0;
 	char *save = NULL;
-	void *token = NULL;
-	int r;
+	int r = 0;
 
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, runs_add, &rs);
-	if (r < 0 || !rs.n)
+	if (!rs->n)
 		goto out;
-	for (size_t i = 0; i < rs.n; i++)
-		total += rs.v[i].length * a->pgsz;
+	for (size_t i = 0; i < rs->n; i++)
+		total += rs->v[i].n * a->pgsz;
 	save = cow__malloc(total);
 	r = save ? 0 : -ENOMEM;
-	if (r == 0)
-		r = cow__snap_commit_prepare_runs(a, rs.v, rs.n, &token);
 	if (r < 0)
 		goto out;
-	for (size_t i = 0, pos = 0; i < rs.n && r >= 0; i++) {
-		off_t off = (off_t)(rs.v[i].offset * a->pgsz);
-		size_t len = rs.v[i].length * a->pgsz;
+	for (size_t i = 0, pos = 0; i < rs->n && r >= 0; i++) {
+		off_t off = (off_t)(rs->v[i].first * a->pgsz);
+		size_t len = rs->v[i].n * a->pgsz;
 
 		if (off >= a->file_size)
 			continue;
@@ -1013,9 +967,9 @@ static int commit_direct(struct cow_arena *a)
 		r = n < 0 ? (int)n : 0;
 		pos += len;
 	}
-	for (size_t i = 0; i < rs.n && r >= 0; i++, done++) {
-		off_t off = (off_t)(rs.v[i].offset * a->pgsz);
-		size_t len = rs.v[i].length * a->pgsz;
+	for (size_t i = 0; i < rs->n && r >= 0; i++, done++) {
+		off_t off = (off_t)(rs->v[i].first * a->pgsz);
+		size_t len = rs->v[i].n * a->pgsz;
 
 		if (off >= a->file_size)
 			continue;
@@ -1031,8 +985,8 @@ static int commit_direct(struct cow_arena *a)
 	if (r < 0) {
 		/* Put back what was written (all or nothing). */
 		for (size_t i = 0, pos = 0; i < done; i++) {
-			off_t off = (off_t)(rs.v[i].offset * a->pgsz);
-			size_t len = rs.v[i].length * a->pgsz;
+			off_t off = (off_t)(rs->v[i].first * a->pgsz);
+			size_t len = rs->v[i].n * a->pgsz;
 
 			if (off >= a->file_size)
 				continue;
@@ -1044,16 +998,16 @@ static int commit_direct(struct cow_arena *a)
 						      len, off);
 			pos += len;
 		}
-		cow__snap_commit_finish(a, token, 0);
 		goto out;
 	}
-	drop_runs(a, rs.v, rs.n);
-	cow__snap_commit_finish(a, token, 1);
+	drop_runs(a, rs);
+	*took = 1;
 out:
 	if (r == 0)
 		a->direct_commits++;
+	/* Written, or written and put back: the file is ours. */
+	a->refresh = a->file_fd >= 0;
 	cow__free(save);
-	cow__free(rs.v);
 	return r;
 }
 
@@ -1069,26 +1023,26 @@ struct latest {
 };
 
 /* Index in v of page, or SIZE_MAX when no run holds it. */
-static size_t latest_index(const struct runs *rs, const size_t *start,
+static size_t latest_index(const struct cow__pageset *rs, const size_t *start,
 			   size_t page)
 {
 	size_t lo = 0, hi = rs->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const struct cow_range *r = &rs->v[mid];
+		const struct cow__pagerun *r = &rs->v[mid];
 
-		if (page < r->offset)
+		if (page < r->first)
 			hi = mid;
-		else if (page >= r->offset + r->length)
+		else if (page >= r->first + r->n)
 			lo = mid + 1;
 		else
-			return start[mid] + (page - r->offset);
+			return start[mid] + (page - r->first);
 	}
 	return SIZE_MAX;
 }
 
-static int latest_build(struct cow__commit *c, const struct runs *rs,
+static int latest_build(struct cow__commit *c, const struct cow__pageset *rs,
 			size_t npages, struct latest *l)
 {
 	size_t k = 0;
@@ -1099,7 +1053,7 @@ static int latest_build(struct cow__commit *c, const struct runs *rs,
 		return -ENOMEM;
 	for (size_t i = 0; i < rs->n; i++) {
 		l->start[i] = k;
-		k += rs->v[i].length;
+		k += rs->v[i].n;
 	}
 	for (struct txn *t = c->head; t; t = t->next)
 		for (size_t j = 0; t->async && j < t->nframes; j++) {
@@ -1147,6 +1101,19 @@ static int has_async(const struct cow__commit *c)
 	return 0;
 }
 
+int cow__commit_may_clean(struct cow_arena *a)
+{
+	struct cow__commit *c = a->commit;
+	int any;
+
+	if (!c || !c->engine)
+		return 0;
+	cow__io_lock();
+	any = has_async(c) && !c->fatal && !c->torn;
+	cow__io_unlock();
+	return any;
+}
+
 /*
  * Splits the private pages into those that differ from the base (to
  * dirty) and those that do not (to clean): the pages whose newest
@@ -1158,32 +1125,23 @@ static int has_async(const struct cow__commit *c)
  * another commit: the pages written, not the arena. After a failed write
  * the base may not hold an applied commit: every private page is dirty.
  */
-static int split_dirty(struct cow_arena *a, cow__run_fn dirty, void *dctx,
-		       cow__run_fn clean, void *cctx)
+int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
+		      cow__run_fn dirty, void *dctx, cow__run_fn clean,
+		      void *cctx)
 {
 	struct cow__commit *c = a->commit;
-	size_t npages = a->size / a->pgsz, n = 0, k = 0;
 	struct page_runs pd = {dirty, dctx, 0, 0}, pc = {clean, cctx, 0, 0};
-	struct runs rs = {0};
 	struct latest l = {0};
-	int r, any;
+	size_t k = 0;
+	int r;
 
-	cow__io_lock();
-	any = has_async(c) && !c->fatal && !c->torn;
-	cow__io_unlock();
-	if (!any)
-		return dirty ? cow__track_dirty(a, 0, npages, dirty, dctx) : 0;
-	r = cow__track_dirty(a, 0, npages, runs_add, &rs);
-	for (size_t i = 0; r == 0 && i < rs.n; i++)
-		n += rs.v[i].length;
 	/* Under the engine's lock: completions change the transactions'
 	 * state, and a failed log write frees asynchronous ones. */
 	cow__io_lock();
-	if (r == 0)
-		r = latest_build(c, &rs, n, &l);
-	for (size_t i = 0; r == 0 && i < rs.n; i++)
-		for (size_t p = rs.v[i].offset;
-		     r == 0 && p < rs.v[i].offset + rs.v[i].length; p++, k++) {
+	r = latest_build(c, priv, priv->pages, &l);
+	for (size_t i = 0; r == 0 && i < priv->n; i++)
+		for (size_t p = priv->v[i].first;
+		     r == 0 && p < priv->v[i].first + priv->v[i].n; p++, k++) {
 			const struct pref *f = &l.v[k];
 			int same =
 			    f->t && f->order && !f->t->err && !c->torn &&
@@ -1200,57 +1158,18 @@ static int split_dirty(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 		r = clean(cctx, pc.first, pc.n);
 	cow__free(l.v);
 	cow__free(l.start);
-	cow__free(rs.v);
 	return r;
 }
 
-/*
- * The dirty pages as cow_dirty() and cow_stats() report them: the private
- * pages less those an applied asynchronous commit made equal to the base
- * (split_dirty). Their private copies go at the next call that has the
- * writers paused (cow__commit_settle, or the next commit's select_pages);
- * this one may run beside writers, so it only leaves them out.
- */
-int cow__commit_dirty(struct cow_arena *a, cow__run_fn fn, void *ctx)
-{
-	if (!a->commit || !a->commit->engine)
-		return cow__track_dirty(a, 0, a->size / a->pgsz, fn, ctx);
-	return split_dirty(a, fn, ctx, NULL, NULL);
-}
-
-/*
- * With the writers paused and every commit applied: drops the private
- * copies that applied asynchronous commits made equal to the base, as a
- * revert would (unarmed first, then MADV_DONTNEED per run, and the
- * snapshots' records told that the pages hold the base), so that no
- * snapshot or commit meets them again. Best effort: a run that cannot be
- * dropped stays private and is reported dirty again once its commit is
- * forgotten. When all went, the applied transactions are freed, so later
- * calls skip the compare.
- */
-static void drop_clean(struct cow_arena *a)
+void cow__commit_forget_applied(struct cow_arena *a)
 {
 	struct cow__commit *c = a->commit;
-	struct runs clean = {0};
-	int r;
 
-	r = split_dirty(a, NULL, NULL, runs_add, &clean);
-	for (size_t i = 0; r == 0 && i < clean.n; i++) {
-		size_t first = clean.v[i].offset, n = clean.v[i].length;
-
-		r = cow__track_unarm(a, first, n);
-		if (r == 0)
-			r = cow__sys_madvise(a->base + first * a->pgsz,
-					     n * a->pgsz, MADV_DONTNEED);
-		if (r == 0)
-			cow__snap_reverted(a, first, n);
-	}
-	if (r == 0) {
-		cow__io_lock();
-		drop_applied(c);
-		cow__io_unlock();
-	}
-	cow__free(clean.v);
+	if (!c || !c->engine)
+		return;
+	cow__io_lock();
+	drop_applied(c);
+	cow__io_unlock();
 }
 
 /* Builds the transaction of the pages in cap (page indexes). */
@@ -1348,28 +1267,27 @@ static int commit_ready(struct cow__commit *c)
 /* Which dirty pages go into the transaction: not those equal to their
  * newest committed copy (and those already in the base are dropped). */
 static int select_pages(struct cow_arena *a, struct cow__commit *c,
-			const struct runs *rs, size_t **cap, size_t *ncap,
-			struct runs *drop)
+			const struct cow__pageset *rs, size_t **cap,
+			size_t *ncap, struct cow__pageset *drop)
 {
 	struct latest l;
-	size_t n = 0, k = 0;
+	size_t n = rs->pages, k = 0;
 	int r;
 
-	for (size_t i = 0; i < rs->n; i++)
-		n += rs->v[i].length;
 	*ncap = 0;
 	*cap = cow__mallocarray(n, sizeof(**cap));
 	if (!*cap)
 		return -ENOMEM;
 	r = latest_build(c, rs, n, &l);
 	for (size_t i = 0; r == 0 && i < rs->n; i++)
-		for (size_t p = rs->v[i].offset;
-		     p < rs->v[i].offset + rs->v[i].length; p++, k++) {
+		for (size_t p = rs->v[i].first; p < rs->v[i].first + rs->v[i].n;
+		     p++, k++) {
 			const struct pref *f = &l.v[k];
 
 			if (f->t &&
 			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz)) {
-				if (f->order && (r = runs_add(drop, p, 1)) < 0)
+				if (f->order &&
+				    (r = cow__pageset_add(drop, p, 1)) < 0)
 					break;
 				continue;
 			}
@@ -1403,28 +1321,18 @@ static int base_fsize_check(const struct cow_arena *a,
 	return cow__sys_fsize_check(end);
 }
 
-static int commit_log(struct cow_arena *a, int async)
+static int commit_log(struct cow_arena *a, const struct cow__pageset *rs,
+		      int async, int *took)
 {
 	struct cow__commit *c = a->commit;
-	struct runs rs = {0}, drop = {0};
+	struct cow__pageset drop = COW__PAGESET_INIT;
 	size_t *cap = NULL, ncap = 0;
-	void *token = NULL;
 	size_t old_size = c->size;
 	off_t old_len = c->file_len;
 	struct txn *t;
 	int r, logged;
 
 	COW_TRY(commit_ready(c));
-	/* Snapshots save the old base of the pages a commit changes, read
-	 * from the file: earlier commits must be in it first. */
-	if (cow__snap_live(a))
-		COW_TRY(cow__commit_settle(a));
-	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, runs_add, &rs));
-	r = cow__snap_commit_prepare_runs(a, rs.v, rs.n, &token);
-	if (r < 0) {
-		cow__free(rs.v);
-		return r;
-	}
 	cow__io_lock();
 	cow__io_poll();
 	r = c->fatal;
@@ -1433,7 +1341,7 @@ static int commit_log(struct cow_arena *a, int async)
 		c->async_err = 0;
 	}
 	if (r == 0)
-		r = select_pages(a, c, &rs, &cap, &ncap, &drop);
+		r = select_pages(a, c, rs, &cap, &ncap, &drop);
 	if (r < 0)
 		goto fail;
 	if (!ncap && a->size == c->size && a->file_size == c->file_len) {
@@ -1443,13 +1351,13 @@ static int commit_log(struct cow_arena *a, int async)
 		r = c->fatal;
 		if (r < 0)
 			goto fail;
-		drop_runs(a, drop.v, drop.n);
+		drop_runs(a, &drop);
 		drop_applied(c);
 		if (!async)
-			drop_runs(a, rs.v, rs.n);
+			drop_runs(a, rs);
 		c->commits++;
 		cow__io_unlock();
-		cow__snap_commit_finish(a, token, 1);
+		*took = 1;
 		goto out;
 	}
 	r = base_fsize_check(a, c, cap, ncap);
@@ -1460,7 +1368,7 @@ static int commit_log(struct cow_arena *a, int async)
 		r = -ENOMEM;
 		goto fail;
 	}
-	drop_runs(a, drop.v, drop.n);
+	drop_runs(a, &drop);
 	drop_applied(c);
 	txn_enqueue(c, t);
 	c->size = a->size;
@@ -1473,7 +1381,7 @@ static int commit_log(struct cow_arena *a, int async)
 	if (async) {
 		c->commits++;
 		cow__io_unlock();
-		cow__snap_commit_finish(a, token, 1);
+		*took = 1;
 		goto out;
 	}
 	while (!t->done)
@@ -1494,53 +1402,31 @@ static int commit_log(struct cow_arena *a, int async)
 	}
 	cow__io_unlock();
 	if (r == 0)
-		drop_runs(a, rs.v, rs.n);
-	cow__snap_commit_finish(a, token, r == 0 || logged);
+		drop_runs(a, rs);
+	*took = r == 0 || logged;
 	goto out;
 fail:
 	cow__io_unlock();
-	cow__snap_commit_finish(a, token, 0);
 out:
 	cow__free(cap);
-	cow__free(drop.v);
-	cow__free(rs.v);
+	cow__pageset_free(&drop);
 	return r;
 }
 
-COW_API int cow_commit(cow_arena *a, unsigned flags)
+int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
+		      int async, int *took)
 {
-	int r;
-
-	if (!a || (flags & ~COW_COMMIT_ASYNC))
-		return -EINVAL;
-	COW_TRY(cow__guard_owner(a));
-	if (a->flags & COW_READONLY)
-		return -EROFS;
-	if (!a->commit) {
-		COW_TRY(refresh_guard(a));
-		COW_TRY(cow__guard_check_commit(a));
-		r = commit_direct(a);
-		/* Written, or written and put back: the file is ours. */
-		a->refresh = a->file_fd >= 0;
-		(void)refresh_guard(a);
-		return r;
-	}
-	COW_TRY(check_guard(a));
-	r = commit_log(a, !!(flags & COW_COMMIT_ASYNC));
-	if (r == 0 && !(flags & COW_COMMIT_ASYNC))
-		(void)refresh_guard(a);
-	return r;
+	*took = 0;
+	if (!a->commit)
+		return commit_direct(a, dirty, took);
+	return commit_log(a, dirty, async, took);
 }
 
-COW_API int cow_sync(cow_arena *a)
+int cow__commit_sync(struct cow_arena *a)
 {
-	struct cow__commit *c;
+	struct cow__commit *c = a->commit;
 	int r;
 
-	if (!a)
-		return -EINVAL;
-	COW_TRY(cow__guard_owner(a));
-	c = a->commit;
 	if (!c || !c->engine)
 		return 0;
 	cow__io_lock();
@@ -1552,7 +1438,5 @@ COW_API int cow_sync(cow_arena *a)
 		c->async_err = 0;
 	}
 	cow__io_unlock();
-	if (r == 0)
-		(void)refresh_guard(a);
 	return r;
 }

@@ -14,6 +14,7 @@
 struct cow_arena;
 struct cow_stats;
 struct cow__commit;
+struct cow__pageset;
 
 /*
  * cow__commit_open runs recovery on a file's log before the arena is
@@ -27,18 +28,55 @@ void cow__commit_attach(struct cow_arena *a, struct cow__commit *c);
 void cow__commit_close(struct cow_arena *a);
 void cow__commit_free(struct cow__commit *c);
 /*
- * cow__commit_settle waits until every commit is in the base's page cache
- * and then records the file's state (cow__guard_refresh) after the
- * arena's own background writes: any operation that drops private copies
- * or compares the file (discard, revert, rollback) calls it first, before
- * cow__guard_check, so the dropped pages read the committed content and
- * the arena's own writes are not taken for an outside change. It returns
- * -ECHILD in a fork child.
+ * The commit's part of the settle barrier (arena.c owns the barrier):
+ * waits until every commit is in the base's page cache. The error of a
+ * torn base, or 0. The caller then records the file's state after the
+ * arena's own writes (cow__commit_refresh_due) and drops the pages that
+ * equal the base (cow__commit_may_clean), so that a call that drops
+ * private copies or compares the file reads the committed content and
+ * does not take the arena's own writes for an outside change.
  */
 int cow__commit_settle(struct cow_arena *a);
+/* Whether the arena's own writes to the file are still running (the
+ * file's mtime moves by its own hand meanwhile: the guard compares only
+ * once they are done). Polls the completions first. */
+int cow__commit_writing(struct cow_arena *a);
+/* Whether the arena wrote the file itself since the guard last recorded
+ * its state, with none of its writes still running: the caller records
+ * the state (cow__guard_refresh) and then calls cow__commit_refreshed. */
+int cow__commit_refresh_due(struct cow_arena *a);
+void cow__commit_refreshed(struct cow_arena *a);
 void cow__commit_stats(struct cow_arena *a, struct cow_stats *st);
-/* The dirty pages as reported (cow_dirty, cow_stats): the private pages
- * less those an applied asynchronous commit made equal to the base. */
-int cow__commit_dirty(struct cow_arena *a, cow__run_fn fn, void *ctx);
+
+/*
+ * Private pages that equal the base: those an applied asynchronous commit
+ * made equal to it and that still hold what it captured. may_clean: 0
+ * when there can be none (then every private page is dirty). split: the
+ * private pages priv (runs ascending) to dirty (those that differ) and
+ * clean (those that do not); either function may be NULL.
+ * forget_applied frees the applied transactions once their clean pages
+ * were dropped, so that later calls skip the compare.
+ */
+int cow__commit_may_clean(struct cow_arena *a);
+int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
+		      cow__run_fn dirty, void *dctx, cow__run_fn clean,
+		      void *cctx);
+void cow__commit_forget_applied(struct cow_arena *a);
+
+/*
+ * Commits the dirty pages (runs ascending, every private page of the
+ * arena): makes their content the new base, durably through the log when
+ * the base has one, else written into the base directly; the private
+ * copies that then equal the base are dropped. *took is set to 1 when the
+ * content became the new base (also when an error came after the log's
+ * durable point), else 0: the caller tells the snapshots (snap's commit
+ * hooks). The caller validated, settled and checked the guard. The errors
+ * of cow_commit.
+ */
+int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
+		      int async, int *took);
+/* cow_sync's wait: every commit durable and applied; the first error of
+ * an asynchronous commit (reported once) or the arena's fatal one. */
+int cow__commit_sync(struct cow_arena *a);
 
 #endif

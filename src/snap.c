@@ -43,13 +43,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "commit.h"
-#include "guard.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"
 #include "snap.h"
-#include "testhooks.h"
 #include "track.h"
 
 static void cow__snap_forget(struct cow_arena *a); /* cur unknown */
@@ -256,7 +253,7 @@ static void snap_link(struct cow_arena *a, struct cow_snap *sn,
 	st->snapped = 1;
 }
 
-COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
+int cow__snap_take(struct cow_arena *a, struct cow_snap **out)
 {
 	struct cow__page **copies = NULL;
 	struct pages w = {0};
@@ -266,10 +263,6 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 	struct cow__page_mark mark;
 	int fresh, r;
 
-	if (!a || !out)
-		return -EINVAL;
-	COW_TRY(cow__commit_settle(a));
-	COW_TRY(cow__guard_check(a));
 	fresh = !a->snaps;
 	COW_TRY(tracking_start(a));
 	st = a->snaps;
@@ -618,15 +611,11 @@ static int known_add(void *ctx, size_t page, struct cow__page *a,
 	return pages_add(ctx, page, 1);
 }
 
-COW_API void cow_snap_release(cow_snap *s)
+void cow__snap_release(struct cow_snap *s)
 {
-	struct cow_arena *a;
-	struct cow__snaps *st;
+	struct cow_arena *a = s->owner;
+	struct cow__snaps *st = a->snaps;
 
-	if (!s)
-		return;
-	a = s->owner;
-	st = a->snaps;
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -863,7 +852,7 @@ size_t cow__snap_live(const struct cow_arena *a)
 void cow__snap_close(struct cow_arena *a)
 {
 	while (a->snaps && a->snaps->head)
-		cow_snap_release(a->snaps->head);
+		cow__snap_release(a->snaps->head);
 	tracking_stop(a);
 }
 
@@ -1043,14 +1032,8 @@ static int unarm_dirty(struct cow_arena *a, const struct pages *d)
 	return 0;
 }
 
-int cow__snap_commit_prepare(struct cow_arena *a, void **token)
-{
-	return cow__snap_commit_prepare_runs(a, NULL, 0, token);
-}
-
-int cow__snap_commit_prepare_runs(struct cow_arena *a,
-				  const struct cow_range *runs, size_t nruns,
-				  void **token)
+int cow__snap_commit_prepare(struct cow_arena *a,
+			     const struct cow__pageset *dirty, void **token)
 {
 	struct commit_token *t;
 	struct cow__page **cp = NULL;
@@ -1065,10 +1048,8 @@ int cow__snap_commit_prepare_runs(struct cow_arena *a,
 	if (!t)
 		return -ENOMEM;
 	t->mark = cow__page_mark(&a->snaps->ps);
-	if (!runs)
-		r = cow__track_dirty(a, 0, a->size / a->pgsz, pages_add, &d);
-	for (size_t k = 0; runs && r == 0 && k < nruns; k++)
-		r = pages_add(&d, runs[k].offset, runs[k].length);
+	for (size_t k = 0; r == 0 && k < dirty->n; k++)
+		r = pages_add(&d, dirty->v[k].first, dirty->v[k].n);
 	if (r == 0)
 		r = save_old_base(a, &d, t);
 	/* The commit drops the dirty pages: unarm them first, so that no

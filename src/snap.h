@@ -18,10 +18,14 @@
 struct cow_arena;
 struct cow_snap;
 struct cow_stats;
-struct cow_range;
 struct cow__page;
 struct cow__pnode;
 struct cow__ptrie;
+
+/* Takes a snapshot (cow_snapshot; the caller validated, settled commits
+ * and checked the guard); releases one (cow_snap_release, s not NULL). */
+int cow__snap_take(struct cow_arena *a, struct cow_snap **out);
+void cow__snap_release(struct cow_snap *s);
 
 /* Rollback. snap_of is -EINVAL unless s is a snapshot of a.
  * snap_rollback restores s's content (the caller validated s, settled
@@ -46,13 +50,13 @@ int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
 /*
  * Hooks for a commit, which makes the content of the currently dirty
  * pages the new base. prepare saves what live snapshots need of the old
- * base (fallible; changes nothing visible), given the dirty pages as runs
- * in pages, ascending; finish attaches it when the commit took effect
- * (committed = 1) or frees it (committed = 0). finish never fails.
+ * base (fallible; changes nothing visible but the dirty pages' arming),
+ * given the dirty pages, every private page; finish attaches it when the
+ * commit took effect (committed = 1) or frees it (committed = 0). finish
+ * never fails.
  */
-int cow__snap_commit_prepare_runs(struct cow_arena *a,
-				  const struct cow_range *runs, size_t nruns,
-				  void **token);
+int cow__snap_commit_prepare(struct cow_arena *a,
+			     const struct cow__pageset *dirty, void **token);
 void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed);
 
 /* The arena a snapshot belongs to, its size in bytes, its map. */

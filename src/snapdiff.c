@@ -19,12 +19,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include "commit.h"
-#include "guard.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"
 #include "snap.h"
+#include "snapdiff.h"
 
 struct diff {
 	struct cow_arena *a;
@@ -161,20 +160,14 @@ static int diff_now(struct diff *d)
 	return r;
 }
 
-COW_API ssize_t cow_snap_diff(cow_arena *a, const cow_snap *from,
-			      const cow_snap *to, struct cow_range *out,
-			      size_t max)
+ssize_t cow__snapdiff(struct cow_arena *a, const struct cow_snap *from,
+		      const struct cow_snap *to, struct cow_range *out,
+		      size_t max)
 {
 	struct diff d;
 	size_t fs, ts, lo, hi;
 	int r;
 
-	if (!a || !from || (!out && max) || cow__snap_owner(from) != a ||
-	    (to && cow__snap_owner(to) != a))
-		return -EINVAL;
-	/* The base must hold the committed content, as the maps assume. */
-	COW_TRY(cow__commit_settle(a));
-	COW_TRY(cow__guard_check(a));
 	memset(&d, 0, sizeof(d));
 	d.a = a;
 	d.t = cow__snap_trie(a);

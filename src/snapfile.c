@@ -46,8 +46,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "commit.h"
-#include "guard.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"
@@ -270,7 +268,8 @@ static int load_fill(void *ctx, struct cow__page *const *copies)
 	return 0;
 }
 
-COW_API int cow_snap_load(cow_arena *a, const char *path, cow_snap **out)
+int cow__snapfile_load(struct cow_arena *a, const char *path,
+		       struct cow_snap **out)
 {
 	struct cow__snapfile_info info;
 	unsigned char *prefix = NULL;
@@ -278,10 +277,6 @@ COW_API int cow_snap_load(cow_arena *a, const char *path, cow_snap **out)
 	struct load l;
 	int fd, r;
 
-	if (!a || !path || !out)
-		return -EINVAL;
-	COW_TRY(cow__commit_settle(a));
-	COW_TRY(cow__guard_check(a));
 	fd = cow__sys_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
@@ -510,19 +505,15 @@ out:
 	return r;
 }
 
-COW_API int cow_snap_save(const cow_snap *s, const char *path, unsigned flags)
+int cow__snapfile_save(const struct cow_snap *s, const char *path,
+		       unsigned flags)
 {
 	struct cow__snapfile_hdr h;
 	struct save sv = {0};
-	struct cow_arena *a;
+	struct cow_arena *a = cow__snap_owner(s);
 	size_t npages;
 	int r;
 
-	if (!s || !path || !path[0] || (flags & ~COW_SNAP_FULL))
-		return -EINVAL;
-	a = cow__snap_owner(s);
-	COW_TRY(cow__commit_settle(a));
-	COW_TRY(cow__guard_check(a));
 	memset(&h, 0, sizeof(h));
 	base_ident(a, &h);
 	if (!(flags & COW_SNAP_FULL) && h.base_kind == COW__SNAPBASE_MEMORY)

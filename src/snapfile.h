@@ -67,4 +67,14 @@ struct cow__snapfile_info {
  */
 int cow__snapfile_check(int fd, int pages, struct cow__snapfile_info *info);
 
+/* cow_snap_load and cow_snap_save once arena.c validated the arguments,
+ * settled the commits and checked the guard (s's arena for a save): the
+ * errors of those calls past -EINVAL. */
+struct cow_arena;
+struct cow_snap;
+int cow__snapfile_load(struct cow_arena *a, const char *path,
+		       struct cow_snap **out);
+int cow__snapfile_save(const struct cow_snap *s, const char *path,
+		       unsigned flags);
+
 #endif

@@ -20,6 +20,7 @@
 #include "internal.h"
 #include "snap.h"
 #include "testhooks.h"
+#include "track.h"
 
 #define PG 4096UL
 #define NPG 32
@@ -545,6 +546,20 @@ static void test_release_last(void **state)
 	}
 }
 
+/* The commit hooks' prepare, given the dirty pages as cow_commit finds
+ * them. */
+static int prepare(cow_arena *a, void **tok)
+{
+	struct cow__pageset d = COW__PAGESET_INIT;
+	int r;
+
+	r = cow__track_dirty(a, 0, cow_size(a) / PG, cow__pageset_add_run, &d);
+	if (r == 0)
+		r = cow__snap_commit_prepare(a, &d, tok);
+	cow__pageset_free(&d);
+	return r;
+}
+
 /*
  * A commit, simulated with the hooks the commit path calls: the dirty
  * pages are written into the base (the file, or the memfd of an anonymous
@@ -557,7 +572,7 @@ static void commit_by_hand(cow_arena *a)
 	void *tok;
 
 	assert_in_range(n, 0, 64);
-	assert_int_equal(cow__snap_commit_prepare(a, &tok), 0);
+	assert_int_equal(prepare(a, &tok), 0);
 	for (ssize_t i = 0; i < n; i++) {
 		char *p = (char *)cow_base(a) + r[i].offset;
 
@@ -595,8 +610,7 @@ static void test_commit_hooks(void **state)
 			put(&t, ref, 7, 'C');
 			/* a failed commit changes nothing */
 			st = stats(t.a);
-			assert_int_equal(
-			    cow__snap_commit_prepare(t.a, &tok), 0);
+			assert_int_equal(prepare(t.a, &tok), 0);
 			assert_true(stats(t.a).saved_pages > st.saved_pages);
 			cow__snap_commit_finish(t.a, tok, 0);
 			assert_int_equal(stats(t.a).saved_pages,
@@ -605,8 +619,7 @@ static void test_commit_hooks(void **state)
 					 st.saved_bytes);
 			/* a prepare that fails changes nothing either */
 			cow__fault_inject(COW__SYS_PREAD, 1, EIO, 0);
-			assert_int_equal(
-			    cow__snap_commit_prepare(t.a, &tok), -EIO);
+			assert_int_equal(prepare(t.a, &tok), -EIO);
 			cow__fault_reset();
 			assert_int_equal(stats(t.a).saved_pages,
 					 st.saved_pages);
