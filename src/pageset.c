@@ -139,6 +139,67 @@ int cow__pageset_each(const struct cow__pageset *s, size_t from, size_t to,
 	return 0;
 }
 
+int cow__pageset_reserve(struct cow__pageset *s, size_t k)
+{
+	return k ? reserve_runs(s, s->n + k) : 0;
+}
+
+int cow__pageset_remove(struct cow__pageset *s, size_t first, size_t n)
+{
+	size_t end = first + n, i = first_reaching(s, first + 1), j = i;
+
+	if (n == 0 || i == s->n || s->v[i].first >= end)
+		return 0;
+	/* The one run that holds the range inside it splits in two. */
+	if (s->v[i].first < first && s->v[i].first + s->v[i].n > end) {
+		COW_TRY(reserve_runs(s, s->n + 1));
+		memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
+		s->n++;
+		s->v[i].n = first - s->v[i].first;
+		s->v[i + 1].n -= end - s->v[i + 1].first;
+		s->v[i + 1].first = end;
+		s->pages -= n;
+		return 0;
+	}
+	/* Else the range cuts the tail of v[i], whole runs, and the head of
+	 * the last run it reaches: runs i..j-1 go. */
+	if (s->v[i].first < first) {
+		s->pages -= s->v[i].first + s->v[i].n - first;
+		s->v[i].n = first - s->v[i].first;
+		i++;
+		j = i;
+	}
+	while (j < s->n && s->v[j].first + s->v[j].n <= end) {
+		s->pages -= s->v[j].n;
+		j++;
+	}
+	if (j < s->n && s->v[j].first < end) {
+		s->pages -= end - s->v[j].first;
+		s->v[j].n -= end - s->v[j].first;
+		s->v[j].first = end;
+	}
+	memmove(&s->v[i], &s->v[j], (s->n - j) * sizeof(*s->v));
+	s->n -= j - i;
+	return 0;
+}
+
+int cow__pageset_pages(const struct cow__pageset *s, size_t **out)
+{
+	size_t *v = NULL, k = 0;
+
+	if (s->pages) {
+		v = cow__mallocarray(s->pages, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		for (size_t p = s->v[i].first; p < s->v[i].first + s->v[i].n;
+		     p++)
+			v[k++] = p;
+	*out = v;
+	return 0;
+}
+
 void cow__pageset_clip(struct cow__pageset *s, size_t from, size_t to)
 {
 	size_t k = 0;

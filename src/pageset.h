@@ -46,6 +46,15 @@ int cow__pageset_contains(const struct cow__pageset *s, size_t page);
 /* The runs of s clipped to [from, to), in order, to fn. */
 int cow__pageset_each(const struct cow__pageset *s, size_t from, size_t to,
 		      cow__run_fn fn, void *ctx);
+/* Room for k more runs: 0 or -ENOMEM (s unchanged). */
+int cow__pageset_reserve(struct cow__pageset *s, size_t k);
+/* Takes pages [first, first + n) out. Splitting a run needs one run of
+ * room: with cow__pageset_reserve(s, 1) done first it cannot fail, else
+ * -ENOMEM (s unchanged). */
+int cow__pageset_remove(struct cow__pageset *s, size_t first, size_t n);
+/* The page numbers of s, ascending, in a new array (free with cow__free;
+ * NULL when s is empty); 0 or -ENOMEM. */
+int cow__pageset_pages(const struct cow__pageset *s, size_t **out);
 /* Keeps only the pages in [from, to). Never fails. */
 void cow__pageset_clip(struct cow__pageset *s, size_t from, size_t to);
 /* The span from the first page to the end of the last: 0 and *first,

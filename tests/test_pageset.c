@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The page sets (src/pageset.c) against a plain bitmap: random adds (in
- * order, as scans report, and out of order), clips, unions, differences
- * and intersections; after each step the runs are ascending, merged and
- * count their pages, and they cover exactly the bitmap's pages. An
- * allocation failure in an add leaves the set as it was.
+ * order, as scans report, and out of order), clips, unions, differences,
+ * intersections, removes and the page list; after each step the runs are
+ * ascending, merged and count their pages, and they cover exactly the
+ * bitmap's pages. An allocation failure in an add or a remove leaves the
+ * set as it was.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -108,7 +109,7 @@ static void random_against_bitmap(void **state)
 	(void)state;
 	srandom(10);
 	for (int round = 0; round < ROUNDS; round++) {
-		int op = rnd(7);
+		int op = rnd(9);
 
 		random_set(&x, &mx, rnd(3) != 0);
 		random_set(&y, &my, rnd(3) != 0);
@@ -155,6 +156,34 @@ static void random_against_bitmap(void **state)
 			for (size_t p = 0; p < NPAGES; p++)
 				mo.bit[p] = mx.bit[p] && p >= from && p < to;
 			assert_memory_equal(c.m.bit, mo.bit, NPAGES);
+		} else if (op == 6) {
+			/* removes of random ranges, each after a reserve of
+			 * one run, which makes it never fail */
+			for (int k = rnd(6); k > 0; k--) {
+				size_t from = rnd(NPAGES), n = rnd(200);
+
+				if (from + n > NPAGES)
+					n = NPAGES - from;
+				assert_int_equal(cow__pageset_reserve(&x, 1),
+						 0);
+				cow__fault_inject(COW__SYS_MALLOC, 1, ENOMEM,
+						  1);
+				assert_int_equal(
+				    cow__pageset_remove(&x, from, n), 0);
+				cow__fault_reset();
+				memset(&mx.bit[from], 0, n);
+				check(&x, &mx);
+			}
+		} else if (op == 7) {
+			size_t *v = NULL, k = 0;
+
+			assert_int_equal(cow__pageset_pages(&x, &v), 0);
+			for (size_t p = 0; p < NPAGES; p++)
+				if (mx.bit[p])
+					assert_int_equal(v[k++], p);
+			assert_int_equal(k, x.pages);
+			assert_true(k || !v);
+			cow__free(v);
 		} else {
 			size_t first, end;
 			int lo = -1, hi = -1;
@@ -250,6 +279,20 @@ static void errors(void **state)
 	cow__fault_reset();
 	model_add(&m, 12, 3);
 	model_add(&m, 0, 11);
+	check(&s, &m);
+	/* a remove that splits a run of a full array, without a reserve:
+	 * -ENOMEM and the set unchanged; cutting ends needs no memory */
+	assert_int_equal(cow__pageset_add(&s, 500, 1), 0);
+	model_add(&m, 500, 1);
+	assert_int_equal(s.n, s.cap);
+	cow__fault_inject(COW__SYS_MALLOC, 1, ENOMEM, 1);
+	assert_int_equal(cow__pageset_remove(&s, 5, 1), -ENOMEM);
+	check(&s, &m);
+	assert_int_equal(cow__pageset_remove(&s, 0, 2), 0);
+	assert_int_equal(cow__pageset_remove(&s, 13, 30), 0);
+	cow__fault_reset();
+	memset(&m.bit[0], 0, 2);
+	memset(&m.bit[13], 0, 30);
 	check(&s, &m);
 	cow__pageset_free(&s);
 }
