@@ -143,7 +143,7 @@ static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 /*
  * With the writers paused and every commit applied: drops the private
  * copies that applied asynchronous commits made equal to the base, as a
- * revert would (unarmed first, then MADV_DONTNEED per run, and the
+ * revert would (through the tracking's drop point, per run, and the
  * snapshots' records told that the pages hold the base), so that no
  * snapshot or commit meets them again. Best effort: a run that cannot be
  * dropped stays private and is reported dirty again once its commit is
@@ -159,10 +159,7 @@ static void drop_clean(struct cow_arena *a)
 	for (size_t i = 0; r == 0 && i < clean.n; i++) {
 		size_t first = clean.v[i].first, n = clean.v[i].n;
 
-		r = cow__track_unarm(a, first, n);
-		if (r == 0)
-			r = cow__sys_madvise(a->base + first * a->pgsz,
-					     n * a->pgsz, MADV_DONTNEED);
+		r = cow__track_drop(a, first, n, COW__DROP_PRIVATE);
 		if (r == 0)
 			cow__snap_reverted(a, first, n);
 	}
@@ -214,27 +211,27 @@ static int arena_create(cow_arena **out, const struct cow_options *o,
 	a->guard_slot = -1;
 	a->mapped = size;
 	set_size(a, size); /* unwatched yet: cow__guard_watch records it */
-	a->uffd = -1;
-	r = cow__pagemap_get();
-	if (r < 0)
-		goto err_free;
+	a->track.uffd = -1;
 	r = cow__reserve(o ? o->addr : NULL, reserve,
 			 o && (o->flags & COW_FIXED_ADDR), &a->base);
 	if (r < 0)
-		goto err_pagemap;
+		goto err_free;
 	r = cow__reserve_map_base(a, 0, size);
+	if (r < 0)
+		goto err_reserve;
+	r = cow__track_open(a);
 	if (r < 0)
 		goto err_reserve;
 	r = cow__guard_watch(a);
 	if (r < 0)
-		goto err_reserve;
+		goto err_track;
 	*out = a;
 	return 0;
 
+err_track:
+	cow__track_close(a);
 err_reserve:
 	cow__reserve_release(a->base, reserve);
-err_pagemap:
-	cow__pagemap_put();
 err_free:
 	cow__free(a);
 	return r;
@@ -517,8 +514,8 @@ COW_API int cow_close(cow_arena *a)
 	if (__atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) &
 	    COW__STALE_UNRESERVED)
 		a->reserve = a->mapped;
+	cow__track_close(a);
 	cow__reserve_release(a->base, a->reserve);
-	cow__pagemap_put();
 	if (a->fd != a->file_fd)
 		cow__sys_close(a->fd); /* the isolated copy or the anon memfd */
 	if (a->file_fd >= 0) {
@@ -592,8 +589,7 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 		r = cow__reserve_map_base(a, a->mapped, new_size);
 		if (r < 0)
 			goto err_shrink;
-		if (cow__track_uffd_register(a, a->mapped, new_size) < 0)
-			cow__snap_track_compare(a);
+		cow__track_grow(a, a->mapped, new_size);
 		a->mapped = new_size;
 	}
 	if (extend)
@@ -626,21 +622,6 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	return 0;
 }
 
-/* The span from the first dirty page to the end of the last one. */
-struct span {
-	size_t first, end;
-};
-
-static int span_add(void *ctx, size_t first, size_t n)
-{
-	struct span *sp = ctx;
-
-	if (sp->end == 0)
-		sp->first = first;
-	sp->end = first + n;
-	return 0;
-}
-
 /*
  * One MADV_DONTNEED over the span of the dirty runs, not one per run: a
  * single call either drops every private copy or fails having changed
@@ -652,23 +633,28 @@ static int span_add(void *ctx, size_t first, size_t n)
  */
 COW_API int cow_discard(cow_arena *a)
 {
-	struct span sp = {0, 0};
+	struct cow__pageset d = COW__PAGESET_INIT;
+	size_t first, end;
+	int r;
 
 	if (!a)
 		return -EINVAL;
 	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
-	COW_TRY(cow__track_dirty(a, 0, a->size / a->pgsz, span_add, &sp));
-	if (sp.end == 0)
-		return 0;
-	/* Armed pages must not leave tracking markers behind. */
-	COW_TRY(cow__track_unarm(a, sp.first, sp.end - sp.first));
-	COW_TRY(cow__sys_madvise(a->base + sp.first * a->pgsz,
-				 (sp.end - sp.first) * a->pgsz, MADV_DONTNEED));
-	/* No page holds what snapshots recorded as current any more, and
-	 * no private page is left (armed or not). */
-	cow__snap_forget_clean(a);
-	return 0;
+	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run,
+			     &d);
+	if (r == 0 && cow__pageset_span(&d, &first, &end) == 0) {
+		/* Clean pages in the span may be armed file pages. */
+		r = cow__track_drop(a, first, end - first, 0);
+		/* No page holds what snapshots recorded as current. */
+		if (r == 0)
+			cow__snap_forget(a);
+	}
+	cow__pageset_free(&d);
+	/* Later scans are cheaper with the tracking on (best effort). */
+	if (r == 0 && !(a->flags & COW_READONLY))
+		(void)cow__track_start(a);
+	return r;
 }
 
 /* Validates [addr, addr + len) as a non-empty page range of the arena. */
@@ -693,9 +679,8 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 	COW_TRY(check_range(a, addr, len));
 	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
-	COW_TRY(cow__track_unarm(a, (size_t)((char *)addr - a->base) / a->pgsz,
-				 len / a->pgsz));
-	COW_TRY(cow__sys_madvise(addr, len, MADV_DONTNEED));
+	COW_TRY(cow__track_drop(a, (size_t)((char *)addr - a->base) / a->pgsz,
+				len / a->pgsz, 0));
 	cow__snap_reverted(a, (size_t)((char *)addr - a->base) / a->pgsz,
 			   len / a->pgsz);
 	return 0;
@@ -776,15 +761,18 @@ static int check_commit_guard(struct cow_arena *a)
 
 /*
  * The order of a commit's steps: the dirty pages (track), what live
- * snapshots need of the old base saved (snap), the write (commit), the
- * snapshots told whether it took effect, the guard told of the arena's own
- * writes. Snapshots save the old base of the pages a commit changes, read
- * from the file: earlier commits must be in it first.
+ * snapshots need of the old base saved (snap), the dirty pages unarmed
+ * (track: the commit drops them, and a dropped armed page would leave a
+ * tracking marker), the write (commit), the snapshots told whether it
+ * took effect, the guard told of the arena's own writes. Snapshots save
+ * the old base of the pages a commit changes, read from the file: earlier
+ * commits must be in it first. After a commit that succeeded the write
+ * tracking starts (best effort), which makes later dirty scans cheaper.
  */
 COW_API int cow_commit(cow_arena *a, unsigned flags)
 {
 	struct cow__pageset dirty = COW__PAGESET_INIT;
-	int async = !!(flags & COW_COMMIT_ASYNC), logged, took, r;
+	int async = !!(flags & COW_COMMIT_ASYNC), logged, took = 0, r;
 	void *token;
 
 	if (!a || (flags & ~COW_COMMIT_ASYNC))
@@ -801,7 +789,9 @@ COW_API int cow_commit(cow_arena *a, unsigned flags)
 	if (r == 0)
 		r = cow__snap_commit_prepare(a, &dirty, &token);
 	if (r == 0) {
-		r = cow__commit_write(a, &dirty, async, &took);
+		r = cow__track_unarm_set(a, &dirty);
+		if (r == 0)
+			r = cow__commit_write(a, &dirty, async, &took);
 		cow__snap_commit_finish(a, token, took);
 	}
 	cow__pageset_free(&dirty);
@@ -810,6 +800,8 @@ COW_API int cow_commit(cow_arena *a, unsigned flags)
 	 * done when it returns. */
 	if (!logged || (r == 0 && !async))
 		(void)refresh_guard(a);
+	if (r == 0)
+		(void)cow__track_start(a);
 	return r;
 }
 

@@ -6,11 +6,16 @@
  *
  * - The guard's record of the arena's size and mapped bytes equals the
  *   arena's: a fault is judged by the guard's copy.
- * - Every armed private page (present or swapped, not a file page, not
- *   written since it was write-protected), as a full PAGEMAP_SCAN finds
- *   them, is in the set the snapshot state records as possibly armed (cur,
- *   or the known list): a page armed but not recorded would never be
- *   reported as written again, so a snapshot would miss its changes.
+ * - The tracker's armed set (track.c) equals the armed private pages
+ *   (present or swapped, not a file page, not written since it was
+ *   write-protected) a full PAGEMAP_SCAN finds, up to pages written since
+ *   they were armed: every page found is in the set, and every page of the
+ *   set not found is a private page written since. A page armed but not in
+ *   the set would never be reported as written again, so a snapshot would
+ *   miss its changes; a page in the set that is not private would be
+ *   reported dirty.
+ * - cur covers the armed set (each armed page has its copy in cur), unless
+ *   snap.c marked cur partial: then the next harvest copies what it lacks.
  *
  * The checks run after every public call that can change an arena: the
  * debug build links each program with --wrap=cow_open, --wrap=cow_grow
@@ -50,35 +55,46 @@ static int check_guard(struct cow_arena *a, char *why, size_t len)
 
 static int check_armed(struct cow_arena *a, char *why, size_t len)
 {
+	const struct cow__pageset *set = cow__track_armed(a);
 	struct cow__pageset found = COW__PAGESET_INIT;
-	struct cow__pageset rec = COW__PAGESET_INIT;
+	struct cow__pageset priv = COW__PAGESET_INIT;
 	struct cow__pageset lost = COW__PAGESET_INIT;
-	size_t end = a->mapped / a->pgsz;
+	struct cow__pageset extra = COW__PAGESET_INIT;
+	size_t end = a->mapped / a->pgsz, page = 0;
 	int r;
 
-	if (a->uffd < 0)
-		return 0;
+	if (a->track.uffd < 0 || a->track.lost)
+		return 0; /* nothing armed, or the next scan rebuilds */
 	r = cow__track_armed_scan(a, 0, end, cow__pageset_add_run, &found);
-	if (r == 0) {
-		r = cow__snap_armed(a, 0, end, cow__pageset_add_run, &rec);
-		if (r == -EAGAIN) /* nothing recorded: the next scan is full */
-			r = 0;
-		else if (r == 0)
-			r = cow__pageset_minus(&lost, &found, &rec);
-	}
+	if (r == 0)
+		r = cow__track_private_scan(a, 0, end, cow__pageset_add_run,
+					      &priv);
+	if (r == 0)
+		r = cow__pageset_minus(&lost, &found, set);
+	if (r == 0)
+		r = cow__pageset_minus(&extra, set, &priv);
 	if (r < 0) {
 		/* could not look (an injected fault, no memory): no verdict */
 		r = 0;
 	} else if (lost.n) {
 		snprintf(why, len,
-			 "%zu armed private page(s) not recorded, first %zu "
-			 "(%zu armed found, %zu recorded)",
-			 lost.pages, lost.v[0].first, found.pages, rec.pages);
+			 "%zu armed private page(s) not in the armed set, "
+			 "first %zu (%zu armed found, %zu in the set)",
+			 lost.pages, lost.v[0].first, found.pages, set->pages);
+		r = -EINVAL;
+	} else if (extra.n) {
+		snprintf(why, len,
+			 "%zu page(s) of the armed set not private, first %zu",
+			 extra.pages, extra.v[0].first);
+		r = -EINVAL;
+	} else if (cow__snap_uncovered(a, set, &page) == 0) {
+		snprintf(why, len, "armed page %zu has no copy in cur", page);
 		r = -EINVAL;
 	}
 	cow__pageset_free(&found);
-	cow__pageset_free(&rec);
+	cow__pageset_free(&priv);
 	cow__pageset_free(&lost);
+	cow__pageset_free(&extra);
 	return r;
 }
 

@@ -379,7 +379,7 @@ static int fix_truncated(struct slot *s, uintptr_t start, uintptr_t end,
 /*
  * UFFDIO_ZEROPAGE fills only an empty page-table entry. An armed page
  * that was dropped keeps a write-protect marker there (see
- * cow__track_unarm): unprotecting the page clears it, then the zero page
+ * cow__track_drop): unprotecting the page clears it, then the zero page
  * goes in. -EEXIST after that: another thread filled the page meanwhile,
  * and the access now completes.
  */
@@ -607,7 +607,7 @@ int cow__guard_watch(struct cow_arena *a)
 	__atomic_store_n(&s->reserve, a->reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->fd, a->fd, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->stale, &a->stale, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->uffd, &a->uffd, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->uffd, &a->track.uffd, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->pid, a->pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, SLOT_LIVE, __ATOMIC_RELEASE);
 	a->guard_slot = idx;

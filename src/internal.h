@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "cowarena.h"
+#include "pageset.h"
 #include "sys.h"
 
 #define COW_API __attribute__((visibility("default")))
@@ -46,6 +47,23 @@ enum {
 	/* a page inside the file's size could not be read in (a hole of a
 	 * full tmpfs, a read error): it reads zeros, the rest is intact */
 	COW__STALE_IO = 4,
+};
+
+/*
+ * The write tracking's state (track.c writes it, on the caller's thread).
+ * armed: every private page that may be write-protected (armed), which is
+ * each armed private page and maybe some written since they were armed;
+ * never a page that is not private. lost: an arming walk failed half way,
+ * so armed may miss armed pages; the next written scan takes every private
+ * page and rebuilds the set.
+ */
+struct cow__track {
+	/* userfaultfd, or -1; the SIGBUS handler reads it (atomically) to
+	 * fill a page it cannot read */
+	int uffd;
+	unsigned mode; /* COW_TRACK_*: NONE until cow__track_start */
+	int lost;
+	struct cow__pageset armed;
 };
 
 struct cow_arena {
@@ -82,10 +100,7 @@ struct cow_arena {
 	 * size. A rollback to a smaller size leaves the pages past it mapped
 	 * (and dropped), so a later grow needs no new mapping there. */
 	size_t mapped;
-	/* userfaultfd of the written-page tracking, or -1; the SIGBUS
-	 * handler reads it (atomically) to fill a page it cannot read */
-	int uffd;
-	unsigned tracking;	    /* COW_TRACK_* */
+	struct cow__track track; /* written by track.c only */
 	struct cow__snaps *snaps;   /* snapshot state; NULL before the first */
 	struct cow__commit *commit; /* log and background state; NULL: none */
 	unsigned long long direct_commits; /* commits without a log */

@@ -20,11 +20,13 @@
  * target, in any order, as often as wanted: a tree.
  *
  * W comes from the written-page tracking: userfaultfd write-protect
- * (track.c), or where that is unavailable, comparing each private page with
- * its copy in cur (a page with no copy there counts as written). Whenever
- * cur may no longer describe the private pages (discard, the last snapshot
- * released) it is emptied and the next harvest takes every private page as
- * written: always correct, only slower once.
+ * (track.c, which owns the set of armed pages), or where that is
+ * unavailable, comparing each private page with its copy in cur (a page
+ * with no copy there counts as written). cur must hold the content of
+ * every armed page (an armed page is never reported written). Whenever cur
+ * may no longer do so (a commit, a discard, the last snapshot released, a
+ * failure half way) it is emptied and marked partial, and the next harvest
+ * adds the armed pages it lacks to W: always correct, only a copy more.
  *
  * All or nothing: every allocation and every fallible read happens before
  * the first change. Arming pages after a change may fail: they then read as
@@ -49,7 +51,6 @@
 #include "snap.h"
 #include "track.h"
 
-static void cow__snap_forget(struct cow_arena *a); /* cur unknown */
 
 struct cow_snap {
 	struct cow_arena *owner;
@@ -62,53 +63,13 @@ struct cow__snaps {
 	struct cow__pagestore ps;
 	struct cow__ptrie trie; /* the shape of every map of the arena */
 	struct cow__pnode *cur; /* one reference */
-	int rescan;  /* RESCAN_*: what cur says about the private pages */
+	/* cur may lack the content of armed pages: the next harvest takes
+	 * those as written (add_unrecorded) */
+	int partial;
 	int snapped; /* a snapshot was taken: cow_stats reports the tracking */
 	struct cow_snap *head;
 	size_t count;
-	/* RESCAN_KNOWN: every private page that may be armed, ascending */
-	size_t nknown;
-	size_t *known;
 };
-
-/*
- * RESCAN_NO: cur records every armed private page (the others were
- * written since, and the harvest finds them). RESCAN_ALL: not so, the
- * next harvest takes every private page (a walk that tests every page
- * present for being a file page: slow, once). RESCAN_KNOWN: cur is empty
- * because the last snapshot was released, but the pages it recorded were
- * kept in `known`: the next harvest is the usual one plus those.
- */
-enum { RESCAN_NO, RESCAN_ALL, RESCAN_KNOWN };
-
-static void set_rescan(struct cow__snaps *st, int how)
-{
-	if (how != RESCAN_KNOWN) {
-		cow__free(st->known);
-		st->known = NULL;
-		st->nknown = 0;
-	}
-	st->rescan = how;
-}
-
-/* A growing sorted array of page numbers. */
-struct pages {
-	size_t n, cap;
-	size_t *v;
-};
-
-static int pages_add(void *ctx, size_t first, size_t n)
-{
-	struct pages *p = ctx;
-	size_t *v = cow__array_grow(p->v, &p->cap, p->n + n, sizeof(*v), 64);
-
-	if (!v)
-		return n ? -ENOMEM : 0;
-	p->v = v;
-	while (n--)
-		p->v[p->n++] = first++;
-	return 0;
-}
 
 static char *page_addr(const struct cow_arena *a, size_t page)
 {
@@ -119,7 +80,7 @@ static char *page_addr(const struct cow_arena *a, size_t page)
  * copy cur holds for it. */
 struct compare {
 	const struct cow_arena *a;
-	struct pages *w;
+	struct cow__pageset *w;
 };
 
 static int compare_run(void *ctx, size_t first, size_t n)
@@ -133,32 +94,25 @@ static int compare_run(void *ctx, size_t first, size_t n)
 
 		if (copy && !memcmp(copy->data, page_addr(c->a, p), c->a->pgsz))
 			continue;
-		COW_TRY(pages_add(c->w, p, 1));
+		COW_TRY(cow__pageset_add(c->w, p, 1));
 	}
 	return 0;
 }
 
-/* Merges the known pages into w (both ascending), each page once. */
-static int add_known(const struct cow__snaps *st, struct pages *w)
+/* The armed pages cur holds no copy of (all of them when cur is empty),
+ * added to w: their content was not recorded, and they are not reported
+ * written. */
+static int add_unrecorded(struct cow_arena *a, struct cow__pageset *w)
 {
-	size_t n = w->n + st->nknown, i = 0, j = 0, k = 0;
-	size_t *v = cow__mallocarray(n, sizeof(*v));
+	const struct cow__pageset *armed = cow__track_armed(a);
+	const struct cow__snaps *st = a->snaps;
+	size_t npages = a->size / a->pgsz;
 
-	if (!v)
-		return -ENOMEM;
-	while (i < w->n || j < st->nknown) {
-		if (j == st->nknown || (i < w->n && w->v[i] <= st->known[j])) {
-			if (j < st->nknown && w->v[i] == st->known[j])
-				j++;
-			v[k++] = w->v[i++];
-		} else {
-			v[k++] = st->known[j++];
-		}
-	}
-	cow__free(w->v);
-	w->v = v;
-	w->n = k;
-	w->cap = n;
+	for (size_t i = 0; i < armed->n; i++)
+		for (size_t p = armed->v[i].first;
+		     p < armed->v[i].first + armed->v[i].n && p < npages; p++)
+			if (!st->cur || !cow__ptrie_get(&st->trie, st->cur, p))
+				COW_TRY(cow__pageset_add(w, p, 1));
 	return 0;
 }
 
@@ -167,36 +121,32 @@ static int add_known(const struct cow__snaps *st, struct pages *w)
  * snapshot) the same walk arms them again: if the call fails later, cur
  * is marked incomplete so that nothing armed here is missed.
  */
-static int harvest(struct cow_arena *a, struct pages *w, int arm)
+static int harvest(struct cow_arena *a, struct cow__pageset *w, int arm)
 {
 	size_t npages = a->size / a->pgsz;
 	struct compare c = {a, w};
 	/* A rollback (arm unset) may take clean file pages as written: it
 	 * drops them (they hold the base) or restores them, both right. */
-	unsigned how = (a->snaps->rescan == RESCAN_ALL ? COW__WRITTEN_ALL : 0) |
-		       (arm ? COW__WRITTEN_ARM : COW__WRITTEN_ROUGH);
+	unsigned how = arm ? COW__WRITTEN_ARM : COW__WRITTEN_ROUGH;
 	int r;
 
-	if (a->tracking == COW_TRACK_UFFD_WP) {
-		r = cow__track_written(a, 0, npages, how, pages_add, w);
-		if (r == 0 && a->snaps->rescan == RESCAN_KNOWN)
-			r = add_known(a->snaps, w);
+	if (a->track.mode == COW_TRACK_UFFD_WP) {
+		r = cow__track_written(a, 0, npages, how, cow__pageset_add_run,
+				       w);
+		if (r == 0 && a->snaps->partial)
+			r = add_unrecorded(a, w);
 	} else {
 		r = cow__track_dirty(a, 0, npages, compare_run, &c);
 	}
-	if (r < 0) {
-		cow__free(w->v);
-		w->v = NULL;
-	}
+	if (r < 0)
+		cow__pageset_free(w);
 	return r;
 }
 
-/* Sets up the tracking at the first snapshot (userfaultfd if possible),
- * or at the first dirty scan (cow__snap_track_early). */
-static int tracking_start(struct cow_arena *a)
+/* The snapshot state, at the first snapshot: cur empty and partial. */
+static int snaps_start(struct cow_arena *a)
 {
 	struct cow__snaps *st;
-	int r;
 
 	if (a->snaps)
 		return 0;
@@ -207,32 +157,19 @@ static int tracking_start(struct cow_arena *a)
 	/* The reservation never changes: every page the arena can have. */
 	st->trie.height = cow__ptrie_height(a->reserve / a->pgsz);
 	st->trie.ps = &st->ps;
-	st->rescan = RESCAN_ALL; /* nothing recorded yet */
-	r = cow__track_uffd_open(a);
-	if (r == 0) {
-		a->tracking = COW_TRACK_UFFD_WP;
-	} else if (r == -EOPNOTSUPP) {
-		a->tracking = COW_TRACK_COMPARE;
-	} else {
-		cow__free(st);
-		return r;
-	}
+	st->partial = 1;
 	a->snaps = st;
 	return 0;
 }
 
-static void tracking_stop(struct cow_arena *a)
+static void snaps_stop(struct cow_arena *a)
 {
-	if (a->uffd >= 0)
-		cow__track_uffd_close(a);
 	if (a->snaps) {
 		cow__pnode_unref(&a->snaps->trie, a->snaps->cur);
 		cow__page_trim(&a->snaps->ps);
-		set_rescan(a->snaps, RESCAN_ALL);
 		cow__free(a->snaps);
 	}
 	a->snaps = NULL;
-	a->tracking = COW_TRACK_NONE;
 }
 
 /* Links a new snapshot of the arena with map (its reference) and size. */
@@ -256,60 +193,72 @@ static void snap_link(struct cow_arena *a, struct cow_snap *sn,
 int cow__snap_take(struct cow_arena *a, struct cow_snap **out)
 {
 	struct cow__page **copies = NULL;
-	struct pages w = {0};
+	struct cow__pageset w = COW__PAGESET_INIT;
+	size_t *pages = NULL;
 	struct cow__snaps *st;
 	struct cow_snap *sn = NULL;
 	struct cow__pnode *cur;
 	struct cow__page_mark mark;
-	int fresh, r;
+	int fresh, started, r;
 
 	fresh = !a->snaps;
-	COW_TRY(tracking_start(a));
+	started = a->track.mode == COW_TRACK_NONE;
+	COW_TRY(cow__track_start(a));
+	r = snaps_start(a);
+	if (r < 0)
+		goto err_track;
 	st = a->snaps;
 	mark = cow__page_mark(&st->ps);
 	r = harvest(a, &w, 1);
+	if (r == 0)
+		r = cow__pageset_pages(&w, &pages);
 	if (r < 0)
 		goto err;
 	r = -ENOMEM;
-	copies = cow__calloc(w.n ? w.n : 1, sizeof(*copies));
+	copies = cow__calloc(w.pages ? w.pages : 1, sizeof(*copies));
 	if (!copies)
 		goto err;
-	for (size_t i = 0; i < w.n; i++)
+	for (size_t i = 0; i < w.pages; i++)
 		if (!(copies[i] = cow__page_new(&st->ps)))
 			goto err;
 	sn = cow__calloc(1, sizeof(*sn));
 	if (!sn)
 		goto err;
-	r = cow__ptrie_insert(&st->trie, st->cur, w.v, copies, w.n, &cur);
+	r = cow__ptrie_insert(&st->trie, st->cur, pages, copies, w.pages, &cur);
 	if (r < 0)
 		goto err;
 
 	/* Nothing can fail from here on. */
-	for (size_t i = 0; i < w.n; i++) {
-		memcpy(copies[i]->data, page_addr(a, w.v[i]), a->pgsz);
+	for (size_t i = 0; i < w.pages; i++) {
+		memcpy(copies[i]->data, page_addr(a, pages[i]), a->pgsz);
 		cow__page_unref(&st->ps, copies[i]); /* cur holds it now */
 	}
 	cow__pnode_unref(&st->trie, st->cur);
 	st->cur = cur;
 	snap_link(a, sn, cow__pnode_ref(cur), a->size);
-	set_rescan(st, RESCAN_NO);
+	st->partial = 0;
 	cow__free(copies);
-	cow__free(w.v);
+	cow__free(pages);
+	cow__pageset_free(&w);
 	*out = sn;
 	return 0;
 
 err:
 	if (copies)
-		for (size_t i = 0; i < w.n; i++)
+		for (size_t i = 0; i < w.pages; i++)
 			cow__page_unref(&st->ps, copies[i]);
 	cow__page_rewind(&st->ps, mark); /* hold what was held before */
 	cow__free(copies);
 	cow__free(sn);
-	cow__free(w.v);
-	/* The harvest may have armed pages it did not record. */
-	set_rescan(st, RESCAN_ALL);
+	cow__free(pages);
+	/* The harvest armed pages whose content cur does not hold. */
+	(void)cow__track_unarm_set(a, &w);
+	cow__pageset_free(&w);
 	if (fresh)
-		tracking_stop(a);
+		snaps_stop(a);
+err_track:
+	if (started)
+		cow__track_stop(a);
 	return r;
 }
 
@@ -319,10 +268,11 @@ struct action {
 	struct cow__page *copy;
 };
 
-/* A run of pages to drop; armed: some may be write-protected. */
+/* A run of pages to drop; any: not only private or written pages (past
+ * the snapshot's end), so armed file pages may be among them. */
 struct drop {
 	size_t first, n;
-	int armed;
+	int any;
 };
 
 struct plan {
@@ -332,19 +282,19 @@ struct plan {
 	size_t ndrop;
 };
 
-static void plan_drop(struct plan *pl, size_t p, size_t n, int armed)
+static void plan_drop(struct plan *pl, size_t p, size_t n, int any)
 {
 	struct drop *d = pl->ndrop ? &pl->drop[pl->ndrop - 1] : NULL;
 
 	if (d && d->first + d->n == p) {
 		d->n += n;
-		d->armed |= armed;
+		d->any |= any;
 		return;
 	}
 	d = &pl->drop[pl->ndrop++];
 	d->first = p;
 	d->n = n;
-	d->armed = armed;
+	d->any = any;
 }
 
 /* A page where cur and a snapshot hold different copies, and the
@@ -375,31 +325,29 @@ static int diff_add(void *ctx, size_t page, struct cow__page *cur,
 	return 0;
 }
 
-/* The pages that differ between now and s: W, and where cur and s differ
- * (d). */
+/* The pages that differ between now and s: W (wn pages in wv), and where
+ * cur and s differ (d). */
 static int plan_rollback(struct cow_arena *a, const struct cow_snap *s,
-			 const struct pages *w, const struct diffs *d,
+			 const size_t *wv, size_t wn, const struct diffs *d,
 			 struct plan *pl)
 {
 	const struct cow__snaps *st = a->snaps;
 	size_t i = 0, k = 0, limit = s->size / a->pgsz;
-	int rescan = st->rescan;
 
-	pl->act = cow__mallocarray(w->n + d->n, sizeof(*pl->act));
-	pl->drop = cow__mallocarray(w->n + d->n + 1, sizeof(*pl->drop));
+	pl->act = cow__mallocarray(wn + d->n, sizeof(*pl->act));
+	pl->drop = cow__mallocarray(wn + d->n + 1, sizeof(*pl->drop));
 	if (!pl->act || !pl->drop)
 		return -ENOMEM;
-	while (i < w->n || k < d->n) {
+	while (i < wn || k < d->n) {
 		size_t p = SIZE_MAX;
 		struct cow__page *to = NULL;
-		int written = 0;
 
-		if (i < w->n)
-			p = w->v[i];
+		if (i < wn)
+			p = wv[i];
 		if (k < d->n && d->v[k].page < p)
 			p = d->v[k].page;
-		if (i < w->n && w->v[i] == p)
-			written = 1, i++;
+		if (i < wn && wv[i] == p)
+			i++;
 		if (k < d->n && d->v[k].page == p)
 			to = d->v[k++].to; /* cur holds another copy */
 		else if (p < limit)
@@ -408,9 +356,10 @@ static int plan_rollback(struct cow_arena *a, const struct cow_snap *s,
 			continue; /* past s's end: dropped below */
 		pl->act[pl->nact].page = p;
 		pl->act[pl->nact++].copy = to;
-		/* A written page is not write-protected any more. */
+		/* Written, or private with a copy in cur: the tracking
+		 * knows which may be armed. */
 		if (!to)
-			plan_drop(pl, p, 1, !written || rescan);
+			plan_drop(pl, p, 1, 0);
 	}
 	if (a->size > s->size)
 		plan_drop(pl, limit, a->size / a->pgsz - limit, 1);
@@ -424,15 +373,10 @@ static int holds_any(const struct cow_arena *a, const struct cow_snap *s,
 	return cow__ptrie_any(&a->snaps->trie, s->map, first, end);
 }
 
-static int drop_range(struct cow_arena *a, size_t first, size_t n)
-{
-	return cow__sys_madvise(page_addr(a, first), n * a->pgsz,
-				MADV_DONTNEED);
-}
-
 /*
- * Drops the planned runs, unarming them first: a dropped armed page would
- * leave a tracking marker (see cow__track_unarm).
+ * Drops the planned runs through the tracking's drop point (which unarms
+ * what may be armed first: a dropped armed page would leave a tracking
+ * marker).
  *
  * When no page that stays private lies between the first and the last
  * run, and the runs are not far apart, one call over their span does it
@@ -441,11 +385,11 @@ static int drop_range(struct cow_arena *a, size_t first, size_t n)
  * dropped that way: the clean pages in between would be unmapped too,
  * each to be faulted in again when next read (a span over a read-in 1 GiB
  * arena cost 8 ms to drop 262 pages). Otherwise each run is dropped
- * alone; if a run after the first
- * fails, the rest are dropped with one call over their span, as above,
- * and *span_from..*span_to tells where: the pages s holds copies of there
- * were dropped too and are copied back. Only a failure of the first call,
- * which changed nothing, or of that span call is returned.
+ * alone; if a run after the first fails, the rest are dropped with one
+ * call over their span, as above, and *span_from..*span_to tells where:
+ * the pages s holds copies of there were dropped too and are copied back.
+ * Only a failure of the first call, which changed nothing, or of that span
+ * call is returned.
  */
 static int drop_plan(struct cow_arena *a, const struct cow_snap *s,
 		     const struct plan *pl, size_t *span_from, size_t *span_to)
@@ -453,18 +397,14 @@ static int drop_plan(struct cow_arena *a, const struct cow_snap *s,
 	const struct drop *l = &pl->drop[pl->ndrop - 1];
 	size_t first = pl->drop[0].first, end = l->first + l->n;
 
-	if (pl->ndrop * 64 >= end - first && !holds_any(a, s, first, end)) {
-		/* Clean pages between the runs may be armed file pages. */
-		COW_TRY(cow__track_unarm(a, first, end - first));
-		return drop_range(a, first, end - first);
-	}
-	for (size_t i = 0; i < pl->ndrop; i++)
-		if (pl->drop[i].armed)
-			COW_TRY(cow__track_unarm(a, pl->drop[i].first,
-						 pl->drop[i].n));
+	/* Clean pages between the runs may be armed file pages: the span
+	 * is dropped as any range. */
+	if (pl->ndrop * 64 >= end - first && !holds_any(a, s, first, end))
+		return cow__track_drop(a, first, end - first, 0);
 	for (size_t i = 0; i < pl->ndrop; i++) {
 		const struct drop *d = &pl->drop[i];
-		int r = drop_range(a, d->first, d->n);
+		int r = cow__track_drop(a, d->first, d->n,
+					d->any ? 0 : COW__DROP_PRIVATE);
 
 		if (r == 0)
 			continue;
@@ -472,88 +412,54 @@ static int drop_plan(struct cow_arena *a, const struct cow_snap *s,
 			return r;
 		*span_from = d->first;
 		*span_to = end;
-		/* Pages between the runs may be armed: never leave markers. */
-		(void)cow__track_unarm(a, d->first, end - d->first);
-		return drop_range(a, d->first, end - d->first);
+		return cow__track_drop(a, d->first, end - d->first, 0);
 	}
 	return 0;
 }
 
-/* Arms the copied pages of the plan, one ioctl per run. */
-static void arm_plan_runs(struct cow_arena *a, const struct plan *pl)
-{
-	size_t first = 0, n = 0;
-
-	for (size_t i = 0; i <= pl->nact; i++) {
-		const struct action *x = i < pl->nact ? &pl->act[i] : NULL;
-
-		if (x && !x->copy)
-			continue;
-		if (x && n && first + n == x->page) {
-			n++;
-			continue;
-		}
-		/* A failure leaves them counting as written: harmless. */
-		if (n)
-			(void)cow__track_arm(a, first, n);
-		if (x) {
-			first = x->page;
-			n = 1;
-		}
-	}
-}
-
-/* Copies one page of s back and widens the range copied. */
+/* Copies one page of s back and notes it among the pages copied. */
 struct span_copy {
 	struct cow_arena *a;
-	size_t lo, hi;
+	struct cow__pageset copied;
+	int err;
 };
+
+static void copy_page(struct span_copy *c, size_t page,
+		      const struct cow__page *copy)
+{
+	memcpy(page_addr(c->a, page), copy->data, c->a->pgsz);
+	if (c->err == 0)
+		c->err = cow__pageset_add(&c->copied, page, 1);
+}
 
 static int copy_back(void *ctx, size_t page, struct cow__page *copy,
 		     struct cow__page *unused)
 {
-	struct span_copy *c = ctx;
-
 	(void)unused;
-	memcpy(page_addr(c->a, page), copy->data, c->a->pgsz);
-	c->lo = c->lo < page ? c->lo : page;
-	c->hi = c->hi > page + 1 ? c->hi : page + 1;
+	copy_page(ctx, page, copy);
 	return 0;
 }
 
 /*
  * Restores the planned copies (and, after a span drop, every page of s in
- * the span), then arms what was copied: the only pages written in their
- * span now are those just copied. One walk over the span costs about 35 ns
- * per page-table entry present, one ioctl per run about 1.5 us (measured):
- * few runs far apart are armed run by run.
+ * the span), then arms what was copied (cow__track_arm_set, which picks
+ * one ioctl per run or one walk over the span). Best effort: without the
+ * memory to list them the copies are not armed and read as written next
+ * time.
  */
 static void copy_plan(struct cow_arena *a, const struct cow_snap *s,
 		      const struct plan *pl, size_t span_from, size_t span_to)
 {
-	struct span_copy c = {a, SIZE_MAX, 0};
-	size_t lo, hi, runs = 0;
+	struct span_copy c = {a, COW__PAGESET_INIT, 0};
 
-	for (size_t i = 0; i < pl->nact; i++) {
-		const struct action *x = &pl->act[i];
-
-		if (!x->copy)
-			continue;
-		memcpy(page_addr(a, x->page), x->copy->data, a->pgsz);
-		runs += c.hi != x->page;
-		c.lo = c.lo < x->page ? c.lo : x->page;
-		c.hi = x->page + 1;
-	}
+	for (size_t i = 0; i < pl->nact; i++)
+		if (pl->act[i].copy)
+			copy_page(&c, pl->act[i].page, pl->act[i].copy);
 	(void)cow__ptrie_each(&a->snaps->trie, s->map, span_from, span_to,
 			      copy_back, &c);
-	lo = c.lo;
-	hi = c.hi;
-	if (hi <= lo || a->tracking != COW_TRACK_UFFD_WP)
-		return;
-	if (!span_to && runs * 64 <= hi - lo)
-		arm_plan_runs(a, pl);
-	else
-		(void)cow__track_arm_written(a, lo, hi - lo);
+	if (c.err == 0)
+		cow__track_arm_set(a, &c.copied);
+	cow__pageset_free(&c.copied);
 }
 
 int cow__snap_of(const struct cow_arena *a, const cow_snap *s)
@@ -563,10 +469,10 @@ int cow__snap_of(const struct cow_arena *a, const cow_snap *s)
 
 int cow__snap_rollback(struct cow_arena *a, cow_snap *s, size_t *size)
 {
-	size_t span_from = 0, span_to = 0;
+	size_t span_from = 0, span_to = 0, *wv = NULL;
+	struct cow__pageset w = COW__PAGESET_INIT;
 	struct diffs d = {0};
 	struct plan pl = {0};
-	struct pages w = {0};
 	struct cow__snaps *st;
 	int r;
 
@@ -574,9 +480,11 @@ int cow__snap_rollback(struct cow_arena *a, cow_snap *s, size_t *size)
 	r = harvest(a, &w, 0);
 	if (r < 0)
 		return r;
-	r = cow__ptrie_diff(&st->trie, st->cur, s->map, diff_add, &d);
+	r = cow__pageset_pages(&w, &wv);
 	if (r == 0)
-		r = plan_rollback(a, s, &w, &d, &pl);
+		r = cow__ptrie_diff(&st->trie, st->cur, s->map, diff_add, &d);
+	if (r == 0)
+		r = plan_rollback(a, s, wv, w.pages, &d, &pl);
 	if (r < 0)
 		goto out;
 	/* The base is never shorter than any size the arena had: files are
@@ -593,22 +501,17 @@ int cow__snap_rollback(struct cow_arena *a, cow_snap *s, size_t *size)
 	copy_plan(a, s, &pl, span_from, span_to);
 	cow__pnode_unref(&st->trie, st->cur);
 	st->cur = cow__pnode_ref(s->map);
-	set_rescan(st, RESCAN_NO);
+	/* Every armed page is in s: it was armed and untouched (recorded
+	 * alike in cur and s, or restored) or just copied from s. */
+	st->partial = 0;
 	*size = s->size;
 out:
 	cow__free(d.v);
 	cow__free(pl.act);
 	cow__free(pl.drop);
-	cow__free(w.v);
+	cow__free(wv);
+	cow__pageset_free(&w);
 	return r;
-}
-
-static int known_add(void *ctx, size_t page, struct cow__page *a,
-		     struct cow__page *b)
-{
-	(void)a;
-	(void)b;
-	return pages_add(ctx, page, 1);
 }
 
 void cow__snap_release(struct cow_snap *s)
@@ -624,22 +527,11 @@ void cow__snap_release(struct cow_snap *s)
 		s->next->prev = s->prev;
 	cow__pnode_unref(&st->trie, s->map);
 	cow__free(s);
-	/* cur only serves snapshots: with none left, hold no copies, only
-	 * the pages it recorded (see RESCAN_KNOWN). */
+	/* cur only serves snapshots: with none left, hold no copies. The
+	 * armed pages stay armed (the tracking keeps their set), and the
+	 * next snapshot copies them (partial). */
 	if (--st->count == 0) {
-		struct pages k = {0};
-
-		if (st->rescan == RESCAN_NO &&
-		    cow__ptrie_each(&st->trie, st->cur, 0, a->reserve / a->pgsz,
-				    known_add, &k) == 0) {
-			cow__snap_forget(a);
-			set_rescan(st, RESCAN_KNOWN);
-			st->known = k.v;
-			st->nknown = k.n;
-		} else {
-			cow__free(k.v);
-			cow__snap_forget(a);
-		}
+		cow__snap_forget(a);
 		cow__page_trim(&st->ps);
 	}
 }
@@ -671,12 +563,14 @@ const struct cow__pnode *cow__snap_cur(const struct cow_arena *a)
 
 int cow__snap_written(struct cow_arena *a, size_t **pages, size_t *n)
 {
-	struct pages w = {0};
+	struct cow__pageset w = COW__PAGESET_INIT;
+	int r;
 
 	COW_TRY(harvest(a, &w, 0));
-	*pages = w.v;
-	*n = w.n;
-	return 0;
+	r = cow__pageset_pages(&w, pages);
+	*n = w.pages;
+	cow__pageset_free(&w);
+	return r;
 }
 
 /*
@@ -695,7 +589,7 @@ int cow__snap_build(struct cow_arena *a, size_t size, const size_t *pages,
 	struct cow__snaps *st;
 	int fresh = !a->snaps, r;
 
-	COW_TRY(tracking_start(a));
+	COW_TRY(snaps_start(a));
 	st = a->snaps;
 	mark = cow__page_mark(&st->ps);
 	r = -ENOMEM;
@@ -730,39 +624,17 @@ err:
 	cow__free(copies);
 	cow__free(sn);
 	if (fresh)
-		tracking_stop(a);
+		snaps_stop(a);
 	return r;
 }
 
-/*
- * Switches to the compare tracking, which any state allows: a written page
- * either has no copy in cur or differs from it. Closing the userfaultfd
- * unregisters the mapping and drops its write-protection.
- */
-void cow__snap_track_compare(struct cow_arena *a)
-{
-	if (a->tracking != COW_TRACK_UFFD_WP)
-		return;
-	cow__track_uffd_close(a);
-	a->tracking = COW_TRACK_COMPARE;
-}
-
-static void cow__snap_forget(struct cow_arena *a)
+void cow__snap_forget(struct cow_arena *a)
 {
 	if (!a->snaps)
 		return;
 	cow__pnode_unref(&a->snaps->trie, a->snaps->cur);
 	a->snaps->cur = NULL;
-	set_rescan(a->snaps, RESCAN_ALL);
-}
-
-/* The same when no private page is armed any more (all were dropped, or
- * unarmed): the known list of armed pages is exact, and empty. */
-void cow__snap_forget_clean(struct cow_arena *a)
-{
-	cow__snap_forget(a);
-	if (a->snaps && a->tracking == COW_TRACK_UFFD_WP)
-		set_rescan(a->snaps, RESCAN_KNOWN);
+	a->snaps->partial = 1;
 }
 
 /* The reverted pages hold the base now: cur has no copy for them. Without
@@ -774,15 +646,6 @@ void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages)
 
 	if (!st)
 		return;
-	if (st->rescan == RESCAN_KNOWN) {
-		size_t n = 0;
-
-		for (size_t i = 0; i < st->nknown; i++)
-			if (st->known[i] < first_page ||
-			    st->known[i] >= first_page + npages)
-				st->known[n++] = st->known[i];
-		st->nknown = n;
-	}
 	if (cow__ptrie_remove_range(&st->trie, st->cur, first_page,
 				    first_page + npages, &cur) < 0) {
 		cow__snap_forget(a);
@@ -792,57 +655,27 @@ void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages)
 	st->cur = cur;
 }
 
-/*
- * Starts the userfaultfd tracking before any snapshot, for the dirty scans
- * (see dirty_uffd in track.c): a new userfaultfd has armed nothing, so the
- * known list of armed pages is exact and empty. Best effort: without it
- * (unavailable, no memory, no descriptor) the scans are the usual ones.
- */
-void cow__snap_track_early(struct cow_arena *a)
+#ifdef COW_DEBUG
+/* The first armed page cur holds no copy of into *page: -ENOENT when cur
+ * covers the armed set, -EAGAIN when cur does not claim to (partial, or
+ * no snapshot state: the next harvest copies what it lacks). */
+int cow__snap_uncovered(struct cow_arena *a, const struct cow__pageset *armed,
+			size_t *page)
 {
-	if (a->snaps || (a->flags & COW_READONLY))
-		return;
-	if (tracking_start(a) == 0 && a->tracking == COW_TRACK_UFFD_WP)
-		set_rescan(a->snaps, RESCAN_KNOWN);
-}
+	const struct cow__snaps *st = a->snaps;
 
-struct armed_ctx {
-	cow__run_fn fn;
-	void *ctx;
-};
-
-static int armed_page(void *ctx, size_t page, struct cow__page *a,
-		      struct cow__page *b)
-{
-	struct armed_ctx *x = ctx;
-
-	(void)a;
-	(void)b;
-	return x->fn(x->ctx, page, 1);
-}
-
-/*
- * Every armed private page is in cur (RESCAN_NO: it was armed when its
- * content was recorded, and dropping it takes it out of cur or empties
- * cur) or in the known list (RESCAN_KNOWN). Pages written since they were
- * armed may be listed too: they are private as well.
- */
-int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
-		    cow__run_fn fn, void *ctx)
-{
-	struct cow__snaps *st = a->snaps;
-	struct armed_ctx x = {fn, ctx};
-
-	if (!st || a->tracking != COW_TRACK_UFFD_WP || st->rescan == RESCAN_ALL)
+	if (!st || st->partial)
 		return -EAGAIN;
-	if (st->rescan == RESCAN_KNOWN) {
-		for (size_t i = 0; i < st->nknown; i++)
-			if (st->known[i] >= first && st->known[i] < end)
-				COW_TRY(fn(ctx, st->known[i], 1));
-		return 0;
-	}
-	return cow__ptrie_each(&st->trie, st->cur, first, end, armed_page, &x);
+	for (size_t i = 0; i < armed->n; i++)
+		for (size_t p = armed->v[i].first;
+		     p < armed->v[i].first + armed->v[i].n; p++)
+			if (!cow__ptrie_get(&st->trie, st->cur, p)) {
+				*page = p;
+				return 0;
+			}
+	return -ENOENT;
 }
+#endif
 
 size_t cow__snap_live(const struct cow_arena *a)
 {
@@ -853,13 +686,13 @@ void cow__snap_close(struct cow_arena *a)
 {
 	while (a->snaps && a->snaps->head)
 		cow__snap_release(a->snaps->head);
-	tracking_stop(a);
+	snaps_stop(a);
 }
 
 void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st)
 {
 	st->tracking =
-	    a->snaps && a->snaps->snapped ? a->tracking : COW_TRACK_NONE;
+	    a->snaps && a->snaps->snapped ? a->track.mode : COW_TRACK_NONE;
 	if (!a->snaps)
 		return;
 	st->snapshots = a->snaps->count;
@@ -927,29 +760,31 @@ static int read_base(struct cow_arena *a, size_t page, struct cow__page *c)
 	return 0;
 }
 
-static int save_old_base(struct cow_arena *a, const struct pages *d,
+static int save_old_base(struct cow_arena *a, const struct cow__pageset *d,
 			 struct commit_token *t)
 {
-	t->page = cow__mallocarray(d->n, sizeof(*t->page));
-	t->copy = cow__mallocarray(d->n, sizeof(*t->copy));
-	if (!t->page || !t->copy)
+	t->page = cow__mallocarray(d->pages, sizeof(*t->page));
+	t->copy = cow__mallocarray(d->pages, sizeof(*t->copy));
+	if (d->pages && (!t->page || !t->copy))
 		return -ENOMEM;
-	for (size_t i = 0; i < d->n; i++) {
-		struct cow_snap *s;
-		struct cow__page *c;
+	for (size_t i = 0; i < d->n; i++)
+		for (size_t p = d->v[i].first; p < d->v[i].first + d->v[i].n;
+		     p++) {
+			struct cow_snap *s;
+			struct cow__page *c;
 
-		for (s = a->snaps->head; s; s = s->next)
-			if (needs_old_base(a, s, d->v[i]))
-				break;
-		if (!s)
-			continue;
-		c = cow__page_new(&a->snaps->ps);
-		if (!c)
-			return -ENOMEM;
-		t->page[t->nsaved] = d->v[i];
-		t->copy[t->nsaved++] = c;
-		COW_TRY(read_base(a, d->v[i], c));
-	}
+			for (s = a->snaps->head; s; s = s->next)
+				if (needs_old_base(a, s, p))
+					break;
+			if (!s)
+				continue;
+			c = cow__page_new(&a->snaps->ps);
+			if (!c)
+				return -ENOMEM;
+			t->page[t->nsaved] = p;
+			t->copy[t->nsaved++] = c;
+			COW_TRY(read_base(a, p, c));
+		}
 	return 0;
 }
 
@@ -978,68 +813,13 @@ static int add_old_base(struct cow_arena *a, struct commit_token *t, size_t i,
 	return cow__ptrie_insert(&a->snaps->trie, s->map, pg, cp, n, &cs->map);
 }
 
-/* Whether page may be armed: recorded in cur or in the known list (the
- * records are complete: not RESCAN_ALL, which the caller handles). */
-static int maybe_armed(const struct cow_arena *a, size_t page)
-{
-	const struct cow__snaps *st = a->snaps;
-	size_t lo = 0, hi = st->nknown;
-
-	if (cow__ptrie_get(&st->trie, st->cur, page))
-		return 1;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (st->known[mid] == page)
-			return 1;
-		if (st->known[mid] < page)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
-/*
- * Unarms the dirty pages (ascending) that may be armed, run by run: only
- * those are dropped, and the clean file pages between them stay armed.
- * With nothing recorded (RESCAN_ALL) the whole span, as anything in it
- * may be armed.
- */
-static int unarm_dirty(struct cow_arena *a, const struct pages *d)
-{
-	size_t first = 0, n = 0;
-
-	if (a->uffd < 0)
-		return 0;
-	if (a->snaps->rescan == RESCAN_ALL)
-		return cow__track_unarm(a, d->v[0],
-					d->v[d->n - 1] + 1 - d->v[0]);
-	for (size_t i = 0; i <= d->n; i++) {
-		if (i < d->n && !maybe_armed(a, d->v[i]))
-			continue;
-		if (i < d->n && n && first + n == d->v[i]) {
-			n++;
-			continue;
-		}
-		if (n)
-			COW_TRY(cow__track_unarm(a, first, n));
-		if (i < d->n) {
-			first = d->v[i];
-			n = 1;
-		}
-	}
-	return 0;
-}
-
 int cow__snap_commit_prepare(struct cow_arena *a,
 			     const struct cow__pageset *dirty, void **token)
 {
 	struct commit_token *t;
 	struct cow__page **cp = NULL;
-	struct pages d = {0};
 	size_t *pg = NULL, i = 0;
-	int r = 0;
+	int r;
 
 	*token = NULL;
 	if (!a->snaps)
@@ -1048,15 +828,7 @@ int cow__snap_commit_prepare(struct cow_arena *a,
 	if (!t)
 		return -ENOMEM;
 	t->mark = cow__page_mark(&a->snaps->ps);
-	for (size_t k = 0; r == 0 && k < dirty->n; k++)
-		r = pages_add(&d, dirty->v[k].first, dirty->v[k].n);
-	if (r == 0)
-		r = save_old_base(a, &d, t);
-	/* The commit drops the dirty pages: unarm them first, so that no
-	 * tracking marker is left behind (see cow__track_unarm). */
-	if (r == 0 && d.n)
-		r = unarm_dirty(a, &d);
-	cow__free(d.v);
+	r = save_old_base(a, dirty, t);
 	if (r < 0)
 		goto err;
 	r = -ENOMEM;
@@ -1096,9 +868,10 @@ void cow__snap_commit_finish(struct cow_arena *a, void *token, int committed)
 			s->map = t->snaps[i].map;
 			t->snaps[i].map = NULL;
 		}
-	/* Every page equals the new base now: cur records nothing, and
-	 * prepare unarmed every dirty page. */
+	/* Every page equals the new base now: cur records nothing (the
+	 * commit drops the private pages through the tracking, which
+	 * unarms them; those it keeps are copied by the next snapshot). */
 	if (committed)
-		cow__snap_forget_clean(a);
+		cow__snap_forget(a);
 	token_free(a, t, committed);
 }

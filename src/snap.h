@@ -36,16 +36,12 @@ int cow__snap_rollback(struct cow_arena *a, struct cow_snap *s, size_t *size);
 
 /* Keeping snapshots valid across the other operations. */
 void cow__snap_close(struct cow_arena *a);
-void cow__snap_forget_clean(struct cow_arena *a);  /* no private page armed */
-void cow__snap_track_compare(struct cow_arena *a); /* leave userfaultfd */
+/* forget: cur records nothing any more (every private page was dropped,
+ * or may differ from its record): the next snapshot copies them. */
+void cow__snap_forget(struct cow_arena *a);
 void cow__snap_reverted(struct cow_arena *a, size_t first_page, size_t npages);
 void cow__snap_stats(const struct cow_arena *a, struct cow_stats *st);
-void cow__snap_track_early(struct cow_arena *a);
 size_t cow__snap_live(const struct cow_arena *a); /* snapshots not released */
-/* The private pages of [first, end) that may be armed, as runs in order,
- * or -EAGAIN when the records do not tell (see dirty_uffd in track.c). */
-int cow__snap_armed(struct cow_arena *a, size_t first, size_t end,
-		    cow__run_fn fn, void *ctx);
 
 /*
  * Hooks for a commit, which makes the content of the currently dirty
@@ -90,5 +86,13 @@ typedef int (*cow__snap_fill_fn)(void *ctx, struct cow__page *const *copies);
 int cow__snap_build(struct cow_arena *a, size_t size, const size_t *pages,
 		    size_t n, cow__snap_fill_fn fill, void *ctx,
 		    struct cow_snap **out);
+
+#ifdef COW_DEBUG
+/* For debug.c: the first armed page cur has no copy of, in *page; -ENOENT
+ * when cur covers the armed set, -EAGAIN when it does not claim to. */
+struct cow__pageset;
+int cow__snap_uncovered(struct cow_arena *a, const struct cow__pageset *armed,
+			size_t *page);
+#endif
 
 #endif

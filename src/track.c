@@ -14,7 +14,12 @@
  * Written-page tracking for snapshots (which private pages were written
  * since their content was last recorded) uses userfaultfd asynchronous
  * write-protect read back with the same PAGEMAP_SCAN; see
- * cow__track_uffd_open below.
+ * cow__track_open below. This file owns that state (struct cow__track in
+ * the arena): the userfaultfd, the mode, and the set of armed private
+ * pages. Pages are armed only through cow__track_written (the harvest of a
+ * snapshot) and cow__track_arm_set, and dropped only through
+ * cow__track_drop, which unarms first: so the set stays exact, and no
+ * caller above needs to know which pages are armed.
  *
  * The pagemap descriptor is shared by all arenas of the process: it is
  * opened by the first open arena and closed with the last, so no descriptor
@@ -223,13 +228,12 @@ int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 
 	if (!npages)
 		return 0;
-	if (!force_pagemap && !force_compare && !a->snaps)
-		cow__snap_track_early(a);
-	if (!force_pagemap && a->uffd >= 0) {
+	if (!force_pagemap && a->track.uffd >= 0) {
 		r = dirty_uffd(a, first_page, npages, &e);
-		if (r != -EAGAIN)
-			return r < 0 ? r : emit_flush(&e);
-		r = -ENOTTY;
+		if (r == 0)
+			return emit_flush(&e);
+		if (r != -EAGAIN && r != -ENOTTY)
+			return r;
 	}
 	if (!force_pagemap)
 		r = scan_ioctl(a, first_page, npages, &spec_private, &e);
@@ -244,19 +248,58 @@ int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 /*
  * Written-page tracking with userfaultfd asynchronous write-protect.
  *
- * The whole mapped base is registered for write-protect once, but only the
- * pages present are ever armed (write-protected): private pages right after
- * a snapshot or rollback has recorded their content, and file pages seen by
- * a harvest or a dirty scan (so that they are not looked at again). Arming
- * the whole range would install a marker in every empty page-table entry of
- * a file mapping, allocating page tables for the whole arena: memory and
- * time that follow the arena's size. Clean pages need no arming: the first
- * write to one makes a new private page, which is not write-protected and so
- * reads as written. A private page read as written is therefore one whose
- * content was not recorded since; MADV_DONTNEED keeps the marker of an armed
- * page on file and memfd mappings, so a dropped page stays unwritten.
+ * The whole mapped base is registered for write-protect once, at open, but
+ * only the pages present are ever armed (write-protected): private pages
+ * right after a snapshot or rollback has recorded their content, and file
+ * pages seen by a harvest or a dirty scan (so that they are not looked at
+ * again). Arming the whole range would install a marker in every empty
+ * page-table entry of a file mapping, allocating page tables for the whole
+ * arena: memory and time that follow the arena's size. Clean pages need no
+ * arming: the first write to one makes a new private page, which is not
+ * write-protected and so reads as written. A private page read as written
+ * is therefore one whose content was not recorded since; MADV_DONTNEED
+ * keeps the marker of an armed page on file and memfd mappings, so a
+ * dropped page stays unwritten (see cow__track_drop).
+ *
+ * The descriptor is opened by cow__track_start: at the first snapshot, or
+ * after the first commit or discard that succeeded (so that later dirty
+ * scans are cheap), never by a dirty scan, which (cow_dirty, cow_stats)
+ * reads the arena and changes none of its state, nor by a call that fails.
+ * Before it the mode is COW_TRACK_NONE; without userfaultfd (disabled, or
+ * the test hook) it is COW_TRACK_COMPARE. Either way nothing is armed.
  */
-int cow__track_uffd_open(struct cow_arena *a)
+static int uffd_register(struct cow_arena *a, size_t from, size_t to)
+{
+	struct uffdio_register reg = {
+	    .range = {(uintptr_t)a->base + from, to - from},
+	    .mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int r;
+
+	if (a->track.uffd < 0 || from == to)
+		return 0;
+	r = cow__sys_ioctl(a->track.uffd, UFFDIO_REGISTER, &reg);
+	/* A kernel that cannot write-protect this kind of mapping. */
+	return r == -EINVAL ? -EOPNOTSUPP : r;
+}
+
+/* -1 before the close: the SIGBUS handler must never use a descriptor
+ * number that is being reused. Closing unregisters the mapping and drops
+ * every write-protection: nothing is armed any more. */
+static void uffd_close(struct cow_arena *a)
+{
+	int fd = a->track.uffd;
+
+	if (fd < 0)
+		return;
+	__atomic_store_n(&a->track.uffd, -1, __ATOMIC_RELEASE);
+	cow__sys_close(fd);
+	cow__pageset_free(&a->track.armed);
+	a->track.lost = 0;
+	a->track.mode = COW_TRACK_COMPARE;
+}
+
+static int uffd_open(struct cow_arena *a)
 {
 	struct uffdio_api api = {
 	    .api = UFFD_API,
@@ -276,42 +319,75 @@ int cow__track_uffd_open(struct cow_arena *a)
 	if (r == -EINVAL || (r == 0 && !(api.features & UFFD_FEATURE_WP_ASYNC)))
 		r = -EOPNOTSUPP;
 	if (r == 0) {
-		a->uffd = fd;
-		r = cow__track_uffd_register(a, 0, a->mapped);
+		a->track.uffd = fd;
+		r = uffd_register(a, 0, a->mapped);
 	}
 	if (r < 0) {
-		a->uffd = -1;
+		a->track.uffd = -1;
 		cow__sys_close(fd);
 	}
 	return r;
 }
 
-int cow__track_uffd_register(struct cow_arena *a, size_t from, size_t to)
+/* At open: the pagemap reference; no tracking yet. */
+int cow__track_open(struct cow_arena *a)
 {
-	struct uffdio_register reg = {
-	    .range = {(uintptr_t)a->base + from, to - from},
-	    .mode = UFFDIO_REGISTER_MODE_WP,
-	};
+	a->track.uffd = -1;
+	a->track.mode = COW_TRACK_NONE;
+	a->track.lost = 0;
+	a->track.armed = (struct cow__pageset)COW__PAGESET_INIT;
+	return cow__pagemap_get();
+}
+
+/*
+ * Starts the written-page tracking once: userfaultfd where the kernel
+ * offers it, else the compare fallback. A new userfaultfd has armed
+ * nothing, so the armed set is exact and empty whatever the arena's
+ * state. 0, or a negative errno (no descriptor, no memory) with nothing
+ * started.
+ */
+int cow__track_start(struct cow_arena *a)
+{
 	int r;
 
-	if (a->uffd < 0 || from == to)
+	if (a->track.mode != COW_TRACK_NONE)
 		return 0;
-	r = cow__sys_ioctl(a->uffd, UFFDIO_REGISTER, &reg);
-	/* A kernel that cannot write-protect this kind of mapping. */
-	return r == -EINVAL ? -EOPNOTSUPP : r;
+	r = uffd_open(a);
+	if (r == 0)
+		a->track.mode = COW_TRACK_UFFD_WP;
+	else if (r == -EOPNOTSUPP)
+		a->track.mode = COW_TRACK_COMPARE;
+	return r == -EOPNOTSUPP ? 0 : r;
 }
 
-/* -1 before the close: the SIGBUS handler must never use a descriptor
- * number that is being reused. */
-void cow__track_uffd_close(struct cow_arena *a)
+/* Undoes cow__track_start for a call that started it and then failed:
+ * no descriptor more, nothing armed. */
+void cow__track_stop(struct cow_arena *a)
 {
-	int fd = a->uffd;
-
-	__atomic_store_n(&a->uffd, -1, __ATOMIC_RELEASE);
-	cow__sys_close(fd);
+	uffd_close(a);
+	a->track.mode = COW_TRACK_NONE;
 }
 
-int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
+void cow__track_close(struct cow_arena *a)
+{
+	uffd_close(a);
+	cow__pagemap_put();
+}
+
+/*
+ * The base mapping grew to [from, to): the tracking must cover it. A
+ * failure to register cannot be undone without a new mapping, so the
+ * arena switches to the tracking that needs no registration instead
+ * (which any state allows: a written page either has no copy recorded or
+ * differs from it).
+ */
+void cow__track_grow(struct cow_arena *a, size_t from, size_t to)
+{
+	if (uffd_register(a, from, to) < 0)
+		uffd_close(a);
+}
+
+static int arm_range(struct cow_arena *a, size_t first_page, size_t npages)
 {
 	struct uffdio_writeprotect wp = {
 	    .range = {(uintptr_t)a->base + first_page * a->pgsz,
@@ -319,7 +395,63 @@ int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
 	    .mode = UFFDIO_WRITEPROTECT_MODE_WP,
 	};
 
-	return cow__sys_ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp);
+	return cow__sys_ioctl(a->track.uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+/*
+ * Arms the private pages [first_page, first_page + npages), whose content
+ * the caller recorded, and adds them to the armed set. 0, or a negative
+ * errno with the pages not armed (they read as written next time, which
+ * costs a copy, not correctness).
+ */
+int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
+{
+	int r;
+
+	if (a->track.uffd < 0 || !npages)
+		return 0;
+	COW_TRY(cow__pageset_reserve(&a->track.armed, 1));
+	r = arm_range(a, first_page, npages);
+	if (r == 0)
+		r = cow__pageset_add(&a->track.armed, first_page, npages);
+	return r;
+}
+
+static int arm_present(struct cow_arena *a, size_t first_page,
+		       size_t npages);
+
+static int arm_one(void *ctx, size_t first, size_t n)
+{
+	return cow__track_arm(ctx, first, n);
+}
+
+/*
+ * Arms the pages of set (private pages whose content the caller just
+ * recorded, as a rollback copies them back): one ioctl per run when the
+ * runs are few for their span, else one walk over the span that arms
+ * every page present and not armed (arm_present). That walk
+ * arms any private page of the span too: the caller vouches that each of
+ * those is recorded as well. Best effort: a page not armed reads as
+ * written next time.
+ */
+void cow__track_arm_set(struct cow_arena *a, const struct cow__pageset *set)
+{
+	size_t first, end;
+	struct cow__pageset u = COW__PAGESET_INIT;
+
+	if (a->track.uffd < 0 || cow__pageset_span(set, &first, &end) < 0)
+		return;
+	if (set->n * 64 <= end - first) {
+		(void)cow__pageset_each(set, first, end, arm_one, a);
+		return;
+	}
+	if (cow__pageset_union(&u, &a->track.armed, set) < 0 ||
+	    arm_present(a, first, end - first) < 0) {
+		cow__pageset_free(&u);
+		return;
+	}
+	cow__pageset_free(&a->track.armed);
+	a->track.armed = u;
 }
 
 /*
@@ -329,7 +461,7 @@ int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
  * leaves a clean page that needs no arming. Walks only the page tables
  * present. A failure leaves every page as it was.
  */
-int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages)
+static int unarm_range(struct cow_arena *a, size_t first_page, size_t npages)
 {
 	struct uffdio_writeprotect wp = {
 	    .range = {(uintptr_t)a->base + first_page * a->pgsz,
@@ -337,9 +469,95 @@ int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages)
 	    .mode = 0,
 	};
 
-	if (a->uffd < 0 || !npages)
+	return cow__sys_ioctl(a->track.uffd, UFFDIO_WRITEPROTECT, &wp);
+}
+
+static int unarm_one(void *ctx, size_t first, size_t n)
+{
+	struct cow_arena *a = ctx;
+
+	COW_TRY(cow__pageset_reserve(&a->track.armed, 1));
+	COW_TRY(unarm_range(a, first, n));
+	return cow__pageset_remove(&a->track.armed, first, n);
+}
+
+/* Whether the armed set has a page in [first, end). */
+static int armed_meets(const struct cow_arena *a, size_t first, size_t end)
+{
+	const struct cow__pageset *s = &a->track.armed;
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid].first + s->v[mid].n <= first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->n && s->v[lo].first < end;
+}
+
+/*
+ * Unarms the pages of set (private pages) that may be armed: before a
+ * commit drops them (a dropped armed page would leave a tracking marker),
+ * or after a harvest armed them for a snapshot that then failed (their
+ * content was not recorded, so they must read as written again). They
+ * leave the armed set. 0, or a negative errno with the armed set lost
+ * (some pages may be unarmed, which costs a copy, not correctness).
+ */
+int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set)
+{
+	size_t first, end;
+	int r = 0;
+
+	if (a->track.uffd < 0 || cow__pageset_span(set, &first, &end) < 0)
 		return 0;
-	return cow__sys_ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp);
+	if (a->track.lost) /* anything may be armed */
+		r = unarm_range(a, first, end - first);
+	for (size_t i = 0; r == 0 && i < set->n; i++)
+		if (armed_meets(a, set->v[i].first,
+				set->v[i].first + set->v[i].n))
+			r = unarm_one(a, set->v[i].first, set->v[i].n);
+	if (r < 0)
+		a->track.lost = 1;
+	return r;
+}
+
+/*
+ * The one place private copies are dropped: unarm, then MADV_DONTNEED, then
+ * the pages leave the armed set. With COW__DROP_PRIVATE the caller vouches
+ * that every page of the range is private or was reported written (not
+ * armed unless the armed set holds it), so the unarm is skipped when the
+ * set holds none of them; else the range may hold armed file pages and is
+ * always unarmed. A failure of the unarm (or of the memory the set needs)
+ * changes nothing; a failure of the madvise leaves the pages private and
+ * unarmed, which changes no content. Either is returned.
+ */
+int cow__track_drop(struct cow_arena *a, size_t first_page, size_t npages,
+		    unsigned how)
+{
+	size_t end = first_page + npages;
+	int r;
+
+	if (!npages)
+		return 0;
+	if (a->track.uffd >= 0) {
+		COW_TRY(cow__pageset_reserve(&a->track.armed, 1));
+		if (!(how & COW__DROP_PRIVATE) ||
+		    armed_meets(a, first_page, end))
+			COW_TRY(unarm_range(a, first_page, npages));
+	}
+	r = cow__sys_madvise(a->base + first_page * a->pgsz, npages * a->pgsz,
+			     MADV_DONTNEED);
+	/* reserved above: cannot fail */
+	(void)cow__pageset_remove(&a->track.armed, first_page, npages);
+	return r;
+}
+
+const struct cow__pageset *cow__track_armed(const struct cow_arena *a)
+{
+	return &a->track.armed;
 }
 
 /*
@@ -353,7 +571,7 @@ int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages)
  * pages included, so that a file page read once is not a candidate again.
  * Armed file pages are harmless: writing one makes a private page, not
  * armed; dropping one would leave a tracking marker, which is why every
- * drop unarms its whole range first (cow__track_unarm).
+ * drop unarms its range first (cow__track_drop).
  */
 static const struct scan_spec spec_candidate = {
     PM_SCAN_CHECK_WPASYNC, 0, PAGE_IS_WRITTEN,
@@ -362,27 +580,6 @@ static const struct scan_spec spec_candidate = {
 /* Candidate runs, merged into spans when the gap between two is small:
  * one file-page scan of a few clean entries costs less than an ioctl. */
 #define SPAN_GAP 16
-
-struct runs {
-	size_t n, cap;
-	struct cow__run {
-		size_t first, n;
-	} * v;
-};
-
-static int runs_add(void *ctx, size_t first, size_t n)
-{
-	struct runs *rs = ctx;
-	struct cow__run *v =
-	    cow__array_grow(rs->v, &rs->cap, rs->n + 1, sizeof(*v), 32);
-
-	if (!v)
-		return -ENOMEM;
-	rs->v = v;
-	rs->v[rs->n].first = first;
-	rs->v[rs->n++].n = n;
-	return 0;
-}
 
 /* The file pages present (or swapped) and not armed, arming them. */
 static const struct scan_spec spec_file_unarmed = {
@@ -395,111 +592,131 @@ static const struct scan_spec spec_file = {
     PM_SCAN_CHECK_WPASYNC, 0, PAGE_IS_FILE, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
     PAGE_IS_FILE};
 
-/* Emits the parts of the runs cand[from, to) outside the runs of f (both
- * ascending). */
-static int emit_minus(const struct runs *cand, size_t from, size_t to,
-		      const struct runs *f, struct emitter *e)
+static int emit_run(void *ctx, size_t first, size_t n)
 {
-	size_t j = 0;
-
-	for (size_t i = from; i < to; i++) {
-		size_t p = cand->v[i].first, end = p + cand->v[i].n;
-
-		while (p < end) {
-			while (j < f->n && f->v[j].first + f->v[j].n <= p)
-				j++;
-			if (j == f->n || f->v[j].first >= end) {
-				COW_TRY(emit(e, p, end - p));
-				break;
-			}
-			if (f->v[j].first > p)
-				COW_TRY(emit(e, p, f->v[j].first - p));
-			p = f->v[j].first + f->v[j].n;
-		}
-	}
-	return 0;
+	return emit(ctx, first, n);
 }
 
 /*
- * The private pages among the candidates (present or swapped): those that
- * are not file pages. One walk per span of candidates finds the file pages
- * with files (spec_file, or spec_file_unarmed, which arms them in the same
- * go so that the next scan does not look at them again).
+ * The private pages among the candidates (present or swapped), into priv:
+ * those that are not file pages. One walk per span of candidates finds the
+ * file pages with files (spec_file, or spec_file_unarmed, which arms them
+ * in the same go so that the next scan does not look at them again).
  */
-static int private_among(struct cow_arena *a, const struct runs *cand,
-			 const struct scan_spec *files, struct emitter *e)
+static int private_among(struct cow_arena *a, const struct cow__pageset *cand,
+			 const struct scan_spec *files,
+			 struct cow__pageset *priv)
 {
-	struct runs f = {0};
-	struct emitter ef = {runs_add, &f, 0, 0};
+	struct cow__pageset f = COW__PAGESET_INIT;
+	struct emitter ef = {cow__pageset_add_run, &f, 0, 0};
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < cand->n;) {
-		size_t from = i, first = cand->v[i].first;
+		size_t first = cand->v[i].first;
 		size_t end = first + cand->v[i].n;
 
 		while (++i < cand->n && cand->v[i].first <= end + SPAN_GAP)
 			end = cand->v[i].first + cand->v[i].n;
-		f.n = 0;
-		ef.n = 0;
 		r = scan_ioctl(a, first, end - first, files, &ef);
-		if (r == 0)
-			r = emit_flush(&ef);
-		if (r == 0)
-			r = emit_minus(cand, from, i, &f, e);
 	}
-	cow__free(f.v);
+	if (r == 0)
+		r = emit_flush(&ef);
+	if (r == 0)
+		r = cow__pageset_minus(priv, cand, &f);
+	cow__pageset_free(&f);
 	return r;
 }
 
+/* Every private page of the range, armed or not, into out; with arm, the
+ * pages present are armed first (a walk without the file-page test), so
+ * that each private page is armed and the file pages are not candidates
+ * in the next harvests. */
+static int written_all(struct cow_arena *a, size_t first, size_t npages,
+		       int arm, struct cow__pageset *out)
+{
+	struct scan_spec sp = spec_candidate;
+	struct emitter e = {cow__pageset_add_run, out, 0, 0};
+
+	if (arm)
+		COW_TRY(arm_present(a, first, npages));
+	sp.inverted = PAGE_IS_FILE;
+	sp.mask = PAGE_IS_FILE;
+	sp.ret = PAGE_IS_FILE;
+	COW_TRY(scan_ioctl(a, first, npages, &sp, &e));
+	return emit_flush(&e);
+}
+
+/* The candidates (not armed, present or swapped), into out; with arm the
+ * walk arms them (PM_SCAN_WP_MATCHING). */
+static int candidates(struct cow_arena *a, size_t first, size_t npages,
+		      int arm, struct cow__pageset *out)
+{
+	struct scan_spec sp = spec_candidate;
+	struct emitter e = {cow__pageset_add_run, out, 0, 0};
+
+	if (arm)
+		sp.flags |= PM_SCAN_WP_MATCHING;
+	COW_TRY(scan_ioctl(a, first, npages, &sp, &e));
+	return emit_flush(&e);
+}
+
 /*
- * Private pages written since they were last armed (every private page
- * with COW__WRITTEN_ALL), as runs. With COW__WRITTEN_ARM the walk arms
- * what it reports (PM_SCAN_WP_MATCHING), and file pages read in since the
- * last arming. Without it, it only reads.
+ * Private pages written since they were last armed, as runs. With
+ * COW__WRITTEN_ARM the walk arms what it reports, and file pages read in
+ * since the last arming, and the reported pages join the armed set.
+ * Without it, it only reads. While the armed set is lost (an arming walk
+ * failed half way) every private page is reported, and an arming walk
+ * rebuilds the set from them.
  */
 int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		       unsigned how, cow__run_fn fn, void *ctx)
 {
-	struct scan_spec sp = spec_candidate;
-	struct emitter e = {fn, ctx, 0, 0};
-	struct runs cand = {0};
-	int r;
+	struct cow__pageset w = COW__PAGESET_INIT, u = COW__PAGESET_INIT;
+	struct cow__pageset cand = COW__PAGESET_INIT;
+	int arm = (how & COW__WRITTEN_ARM) != 0, r;
 
-	if (how & COW__WRITTEN_ARM)
-		sp.flags |= PM_SCAN_WP_MATCHING;
 	if (!npages)
 		return 0;
-	if (how & COW__WRITTEN_ALL) {
-		/* Every private page, armed or not: one walk with the test.
-		 * When arming, the file pages present are armed first, in a
-		 * walk without the test: else each would be a candidate in
-		 * the next harvests, until one arms it. */
-		if (how & COW__WRITTEN_ARM) {
-			r = cow__track_arm_written(a, first_page, npages);
-			if (r < 0)
-				return r == -ENOTTY ? -EIO : r;
-		}
-		sp.inverted = PAGE_IS_FILE;
-		sp.mask = PAGE_IS_FILE;
-		sp.ret = PAGE_IS_FILE;
-		r = scan_ioctl(a, first_page, npages, &sp, &e);
+	if (a->track.lost) {
+		r = written_all(a, first_page, npages, arm, &w);
+	} else if (how & COW__WRITTEN_ROUGH) {
+		r = candidates(a, first_page, npages, arm, &w);
 	} else {
-		struct emitter ec = {runs_add, &cand, 0, 0};
-
-		if (how & COW__WRITTEN_ROUGH)
-			ec = e;
-		r = scan_ioctl(a, first_page, npages, &sp, &ec);
+		r = candidates(a, first_page, npages, arm, &cand);
 		if (r == 0)
-			r = emit_flush(&ec);
-		if (r == 0 && (how & COW__WRITTEN_ROUGH))
-			e.n = 0; /* flushed to the caller already */
-		else if (r == 0)
-			r = private_among(a, &cand, &spec_file, &e);
-		cow__free(cand.v);
+			r = private_among(a, &cand, &spec_file, &w);
 	}
+	if (arm && r == 0) {
+		if (a->track.lost) {
+			/* every armed private page of the range is in w */
+			r = cow__pageset_add(&cand, first_page, npages);
+			if (r == 0)
+				r = cow__pageset_minus(&u, &a->track.armed,
+						       &cand);
+			if (r == 0)
+				r = cow__pageset_union(&cand, &u, &w);
+		} else {
+			r = cow__pageset_union(&cand, &a->track.armed, &w);
+		}
+		if (r == 0) {
+			cow__pageset_free(&a->track.armed);
+			a->track.armed = cand;
+			cand = (struct cow__pageset)COW__PAGESET_INIT;
+			a->track.lost = 0;
+		}
+	}
+	if (r == 0)
+		r = cow__pageset_each(&w, 0, SIZE_MAX, fn, ctx);
+	/* An arming walk that failed, or whose pages the caller could not
+	 * take, armed pages whose content nobody records. */
+	if (arm && r < 0)
+		a->track.lost = 1;
+	cow__pageset_free(&w);
+	cow__pageset_free(&u);
+	cow__pageset_free(&cand);
 	if (r == -ENOTTY)
 		r = -EIO; /* cannot happen: uffd WP_ASYNC implies the ioctl */
-	return r < 0 ? r : emit_flush(&e);
+	return r;
 }
 
 static int ignore_run(void *ctx, size_t first, size_t n)
@@ -515,87 +732,72 @@ static int ignore_run(void *ctx, size_t first, size_t n)
  * without the file-page test. The walk gets an output vector although
  * nothing is read from it: without one the kernel takes a fast path that
  * write-protects every entry of the range, installing markers in the
- * empty ones.
+ * empty ones. A failure may leave pages armed that the set lacks: it is
+ * then lost.
  */
-int cow__track_arm_written(struct cow_arena *a, size_t first_page,
-			   size_t npages)
+static int arm_present(struct cow_arena *a, size_t first_page, size_t npages)
 {
 	struct scan_spec sp = spec_candidate;
 	struct emitter e = {ignore_run, NULL, 0, 0};
+	int r;
 
-	if (a->uffd < 0 || !npages)
+	if (a->track.uffd < 0 || !npages)
 		return 0;
 	sp.flags |= PM_SCAN_WP_MATCHING;
-	return scan_ioctl(a, first_page, npages, &sp, &e);
-}
-
-/* Emits the union of two ascending lists of runs, in order. */
-static int emit_union(const struct runs *x, const struct runs *y,
-		      struct emitter *e)
-{
-	size_t i = 0, j = 0, first = 0, end = 0;
-	int open = 0;
-
-	while (i < x->n || j < y->n) {
-		const struct cow__run *r;
-
-		if (j == y->n || (i < x->n && x->v[i].first <= y->v[j].first))
-			r = &x->v[i++];
-		else
-			r = &y->v[j++];
-		if (open && r->first <= end) {
-			if (r->first + r->n > end)
-				end = r->first + r->n;
-			continue;
-		}
-		if (open)
-			COW_TRY(emit(e, first, end - first));
-		first = r->first;
-		end = r->first + r->n;
-		open = 1;
-	}
-	return open ? emit(e, first, end - first) : 0;
+	r = scan_ioctl(a, first_page, npages, &sp, &e);
+	if (r < 0)
+		a->track.lost = 1;
+	return r;
 }
 
 /*
  * The dirty scan with userfaultfd tracking on: the private pages are the
- * armed ones, which the snapshots' records list (cow__snap_armed), and
- * those among the pages not armed, found with the cheap walk and tested
- * for being file pages (as in cow__track_written). The file pages among
- * them are armed on the way, so that the next scan does not look at them
- * again: a scan costs about 5 ns per page-table entry present plus the
- * pages written, not 50 ns per entry. -EAGAIN when the records are not
- * complete: the caller scans the usual way.
+ * armed set (which may hold pages written since they were armed: private
+ * as well), and those among the pages not armed, found with the cheap walk
+ * and tested for being file pages (as in cow__track_written). The file
+ * pages among them are armed on the way, so that the next scan does not
+ * look at them again: a scan costs about 5 ns per page-table entry present
+ * plus the pages written, not 50 ns per entry. -EAGAIN when the armed set
+ * is lost: the caller scans the usual way.
  */
 static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 		      struct emitter *e)
 {
-	struct runs armed = {0}, cand = {0}, priv = {0};
-	struct emitter ec = {runs_add, &cand, 0, 0};
-	struct emitter ep = {runs_add, &priv, 0, 0};
+	struct cow__pageset cand = COW__PAGESET_INIT, priv = COW__PAGESET_INIT;
+	struct cow__pageset all = COW__PAGESET_INIT;
+	size_t end = first_page + npages;
 	int r;
 
-	r = cow__snap_armed(a, first_page, first_page + npages, runs_add,
-			    &armed);
+	if (a->track.lost)
+		return -EAGAIN;
+	r = candidates(a, first_page, npages, 0, &cand);
 	if (r == 0)
-		r = scan_ioctl(a, first_page, npages, &spec_candidate, &ec);
+		r = private_among(a, &cand, &spec_file_unarmed, &priv);
 	if (r == 0)
-		r = emit_flush(&ec);
+		r = cow__pageset_union(&all, &a->track.armed, &priv);
 	if (r == 0)
-		r = private_among(a, &cand, &spec_file_unarmed, &ep);
-	if (r == 0)
-		r = emit_flush(&ep);
-	if (r == 0)
-		r = emit_union(&armed, &priv, e);
-	cow__free(armed.v);
-	cow__free(cand.v);
-	cow__free(priv.v);
-	if (r == -ENOTTY)
-		r = -EIO; /* cannot happen: uffd WP_ASYNC implies the ioctl */
+		r = cow__pageset_each(&all, first_page, end, emit_run, e);
+	cow__pageset_free(&cand);
+	cow__pageset_free(&priv);
+	cow__pageset_free(&all);
+	/* -ENOTTY (only before any run went out): the caller falls back */
 	return r;
 }
 
 #ifdef COW_DEBUG
+/* Every private page, by the full walk, whatever the armed set says. */
+int cow__track_private_scan(struct cow_arena *a, size_t first_page,
+			    size_t npages, cow__run_fn fn, void *ctx)
+{
+	struct emitter e = {fn, ctx, 0, 0};
+	int r;
+
+	r = scan_ioctl(a, first_page, npages, &spec_private, &e);
+	if (r == -ENOTTY)
+		r = scan_pagemap(a, first_page, npages, &e);
+	return r < 0 ? r : emit_flush(&e);
+}
+
 /* The armed private pages: present or swapped, not file pages, not
  * written since they were write-protected (src/debug.c checks them). */
 int cow__track_armed_scan(struct cow_arena *a, size_t first_page, size_t npages,
@@ -608,7 +810,7 @@ int cow__track_armed_scan(struct cow_arena *a, size_t first_page, size_t npages,
 	struct emitter e = {fn, ctx, 0, 0};
 	int r;
 
-	if (a->uffd < 0 || !npages)
+	if (a->track.uffd < 0 || !npages)
 		return 0;
 	r = scan_ioctl(a, first_page, npages, &sp, &e);
 	return r < 0 ? r : emit_flush(&e);

@@ -2,7 +2,11 @@
 /*
  * track.c: which pages are private (differ from the base), and which of
  * them were written since they were last armed (userfaultfd asynchronous
- * write-protect), with the pagemap reader they share.
+ * write-protect), with the pagemap reader they share. track.c owns the
+ * tracking's state (struct cow__track in the arena): the userfaultfd, the
+ * mode and the set of armed private pages, with the one arm point and the
+ * one drop point every other module uses. It calls nothing above pageset
+ * and sys.
  */
 #ifndef COW_TRACK_H
 #define COW_TRACK_H
@@ -13,36 +17,64 @@
 
 struct cow_arena;
 
+/* open takes a pagemap reference (each open arena holds one) and starts
+ * no tracking; start sets it up once (userfaultfd write-protect where the
+ * kernel offers it, else COW_TRACK_COMPARE): at the first snapshot, or best
+ * effort after a commit or discard that succeeded; stop undoes a start for
+ * a call that then failed; grow covers newly mapped base (or leaves
+ * userfaultfd when it cannot); close releases everything. */
+int cow__track_open(struct cow_arena *a);
+int cow__track_start(struct cow_arena *a);
+void cow__track_stop(struct cow_arena *a);
+void cow__track_grow(struct cow_arena *a, size_t from, size_t to);
+void cow__track_close(struct cow_arena *a);
+
+/* The private pages of [first_page, first_page + npages) as merged runs in
+ * order. Changes no state of the arena. */
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 		     cow__run_fn fn, void *ctx);
-int cow__pagemap_get(void); /* each open arena holds a reference */
+int cow__pagemap_get(void);
 void cow__pagemap_put(void);
 int cow__count_mappings(const void *start, size_t len, size_t *out);
 
-/* uffd_open returns -EOPNOTSUPP when the kernel or the system does not
- * offer userfaultfd write-protect. */
-int cow__track_uffd_open(struct cow_arena *a);
-int cow__track_uffd_register(struct cow_arena *a, size_t from, size_t to);
-void cow__track_uffd_close(struct cow_arena *a);
+/* The arm point: pages whose content the caller recorded. arm_set picks
+ * one ioctl per run or one walk over the span (which arms every page
+ * present there: the caller vouches that the private ones are recorded);
+ * best effort. unarm_set unarms the pages of a set that may be armed
+ * (before a commit drops them, or after a snapshot whose harvest armed
+ * them failed) and takes them out of the armed set. */
 int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages);
-/* Call before MADV_DONTNEED of pages that may be armed (0 without uffd). */
-int cow__track_unarm(struct cow_arena *a, size_t first_page, size_t npages);
-#define COW__WRITTEN_ALL 1u /* every private page, written or not */
-#define COW__WRITTEN_ARM 2u /* and arm what is reported, in the same walk */
-/* File pages read in since the last arming may be reported too: no walk
- * tests the candidates for being file pages (a rollback, which only drops
- * or restores what it is given, needs no more). */
+void cow__track_arm_set(struct cow_arena *a, const struct cow__pageset *set);
+int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set);
+
+/* The drop point: unarm, MADV_DONTNEED, out of the armed set. With
+ * COW__DROP_PRIVATE the caller vouches that every page of the range is
+ * private or was reported written (so only pages of the armed set may be
+ * armed); without it the range may hold armed file pages. */
+#define COW__DROP_PRIVATE 1u
+int cow__track_drop(struct cow_arena *a, size_t first_page, size_t npages,
+		    unsigned how);
+
+/* The private pages that may be armed (see struct cow__track). */
+const struct cow__pageset *cow__track_armed(const struct cow_arena *a);
+
+/* Private pages written since they were last armed. COW__WRITTEN_ARM:
+ * arm what is reported, in the same walk, and add it to the armed set.
+ * COW__WRITTEN_ROUGH: file pages read in since the last arming may be
+ * reported too (no file-page test). */
+#define COW__WRITTEN_ARM 2u
 #define COW__WRITTEN_ROUGH 4u
 int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		       unsigned how, cow__run_fn fn, void *ctx);
-int cow__track_arm_written(struct cow_arena *a, size_t first_page,
-			   size_t npages);
 
 #ifdef COW_DEBUG
-/* The COW_DEBUG build's view for the invariant checks of debug.c: the
- * armed private pages as a full scan finds them. */
+/* The COW_DEBUG build's views for the invariant checks of debug.c: the
+ * armed private pages, and every private page, as a full scan finds
+ * them. */
 int cow__track_armed_scan(struct cow_arena *a, size_t first_page, size_t npages,
 			  cow__run_fn fn, void *ctx);
+int cow__track_private_scan(struct cow_arena *a, size_t first_page,
+			    size_t npages, cow__run_fn fn, void *ctx);
 #endif
 
 #endif
