@@ -62,6 +62,45 @@ static void test_open_close(void **state)
 	}
 }
 
+/*
+ * A dirty scan reads the arena and changes none of its state: cow_dirty and
+ * cow_stats open no descriptor (the write tracking's userfaultfd is opened
+ * by a snapshot, or after a commit or discard) and report no tracking; a
+ * snapshot then starts it, and discard, close give everything back.
+ */
+static void test_dirty_scan_changes_nothing(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		size_t fds = th_count_fds(), opened;
+		struct cow_stats st;
+		struct th_arena t;
+		cow_snap *s;
+		char *p;
+
+		assert_int_equal(th_open(&t, b, SZ, NULL), 0);
+		opened = th_count_fds();
+		p = cow_base(t.a);
+		p[PG] = 1;
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(cow_dirty(t.a, NULL, 0), 1);
+			assert_int_equal(cow_stats(t.a, &st), 0);
+			assert_int_equal(st.dirty_pages, 1);
+			assert_int_equal(st.tracking, COW_TRACK_NONE);
+			assert_int_equal(th_count_fds(), opened);
+		}
+		assert_int_equal(cow_snapshot(t.a, &s), 0);
+		assert_true(th_count_fds() >= opened);
+		p[5 * PG] = 2;
+		assert_int_equal(cow_dirty(t.a, NULL, 0), 2);
+		assert_int_equal(cow_discard(t.a), 0);
+		assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+		cow_snap_release(s);
+		th_close(&t);
+		assert_int_equal(th_count_fds(), fds);
+	}
+}
+
 static void test_dirty_revert_discard(void **state)
 {
 	(void)state;
@@ -596,6 +635,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_close),
+		cmocka_unit_test(test_dirty_scan_changes_nothing),
 		cmocka_unit_test(test_dirty_revert_discard),
 		cmocka_unit_test(test_scan_fallback),
 		cmocka_unit_test(test_many_runs),

@@ -167,11 +167,12 @@ static void commit_basic(unsigned flags)
 }
 
 /*
- * An arena read in whole, with no snapshot: the dirty scans (which start
- * the write tracking where the kernel has it) find exactly the pages
- * written, commit them, and pages read before or after stay clean, across
- * commits, discard and revert; the descriptor the tracking takes goes
- * with cow_close().
+ * An arena read in whole, with no snapshot: the dirty scans find exactly
+ * the pages written, commit them, and pages read before or after stay
+ * clean, across commits, discard and revert (the first commit starts the
+ * write tracking where the kernel has it, so later scans look only at the
+ * pages not armed); the descriptor the tracking takes goes with
+ * cow_close().
  */
 static void test_commit_read_in(void **state)
 {

@@ -38,8 +38,6 @@ static void take(struct state *s, struct th_arena *t)
 	s->size = cow_size(t->a);
 	/* allocated first: a large malloc may add a mapping of its own */
 	s->content = malloc(s->size);
-	/* first: the first dirty scan sets up the write tracking (one
-	 * descriptor more), which is then part of the state */
 	s->dirty = (size_t)cow_dirty(t->a, NULL, 0);
 	s->maps = th_arena_maps(t->a);
 	s->fds = th_count_fds();
