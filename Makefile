@@ -219,8 +219,9 @@ tsan: deps
 
 # The COW_DEBUG build (build/debug): after every public call that can
 # change an arena, src/debug.c checks the invariants the layers share (the
-# guard's size is the arena's; every armed private page a full PAGEMAP_SCAN
-# finds is recorded) and aborts with the reason when one fails; each
+# guard's size is the arena's; the tracker's armed set equals the armed
+# private pages a full PAGEMAP_SCAN finds, up to pages written since; cur
+# covers the armed set) and aborts with the reason when one fails; each
 # program is linked with --wrap for those calls.
 DEBUG_WRAP := cow_open cow_open_fd cow_open_anon cow_close cow_grow \
 	cow_discard cow_revert cow_dirty cow_snapshot cow_rollback \
