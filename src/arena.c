@@ -208,10 +208,9 @@ static int arena_create(cow_arena **out, const struct cow_options *o,
 	a->reserve = reserve;
 	a->flags = o ? o->flags : 0;
 	a->pid = cow__sys_getpid();
-	a->guard_slot = -1;
 	a->mapped = size;
+	cow__guard_init(a);
 	set_size(a, size); /* unwatched yet: cow__guard_watch records it */
-	a->track.uffd = -1;
 	r = cow__reserve(o ? o->addr : NULL, reserve,
 			 o && (o->flags & COW_FIXED_ADDR), &a->base);
 	if (r < 0)

@@ -378,7 +378,7 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 	cow__free(b->ops);
 	cow__free(b->iov);
 	c->apply_b = b;
-	c->arena->refresh = 1;
+	__atomic_store_n(&c->arena->refresh, 1, __ATOMIC_RELAXED);
 	cow__io_group_init(&b->g, apply_done, b);
 	v = cow__calloc(n ? n : 1, sizeof(*v));
 	b->iov = cow__calloc(n ? n : 1, sizeof(*b->iov));
@@ -895,7 +895,8 @@ int cow__commit_refresh_due(struct cow_arena *a)
 
 	if (c && c->engine)
 		cow__io_lock();
-	need = a->refresh && !(c && own_writes_pending(c));
+	need = __atomic_load_n(&a->refresh, __ATOMIC_RELAXED) &&
+	       !(c && own_writes_pending(c));
 	if (c && c->engine)
 		cow__io_unlock();
 	return need;
@@ -903,7 +904,7 @@ int cow__commit_refresh_due(struct cow_arena *a)
 
 void cow__commit_refreshed(struct cow_arena *a)
 {
-	a->refresh = 0;
+	__atomic_store_n(&a->refresh, 0, __ATOMIC_RELAXED);
 }
 
 void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
@@ -1006,7 +1007,7 @@ out:
 	if (r == 0)
 		a->direct_commits++;
 	/* Written, or written and put back: the file is ours. */
-	a->refresh = a->file_fd >= 0;
+	__atomic_store_n(&a->refresh, a->file_fd >= 0, __ATOMIC_RELAXED);
 	cow__free(save);
 	return r;
 }

@@ -580,6 +580,11 @@ static int needs_watch(const struct cow_arena *a)
 	return a->kind == COW__FILE && !(a->flags & COW_ISOLATE);
 }
 
+void cow__guard_init(struct cow_arena *a)
+{
+	a->guard_slot = -1;
+}
+
 int cow__guard_watch(struct cow_arena *a)
 {
 	struct slot *s;

@@ -49,10 +49,11 @@ void cow__guard_unlock(int fd);
 /* Makes a private copy of fd's len bytes; *out receives its descriptor.
  * path, when known, lets a reflink copy be made beside the file. */
 int cow__guard_isolate(int fd, const char *path, off_t len, int *out);
-/* The SIGBUS registry: watch after the base is mapped; resize whenever
- * a->size or a->mapped changed (arena.c's set_size); unwatch at close
- * before the reservation is unmapped (the last one restores the previous
- * handler). */
+/* The SIGBUS registry: init when the arena is made (not watched), watch
+ * after the base is mapped; resize whenever a->size or a->mapped changed
+ * (arena.c's set_size); unwatch at close before the reservation is
+ * unmapped (the last one restores the previous handler). */
+void cow__guard_init(struct cow_arena *a);
 int cow__guard_watch(struct cow_arena *a);
 void cow__guard_resize(struct cow_arena *a);
 void cow__guard_unwatch(struct cow_arena *a);

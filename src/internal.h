@@ -66,47 +66,86 @@ struct cow__track {
 	struct cow__pageset armed;
 };
 
+/*
+ * One arena. The fields are grouped by the one file that writes them,
+ * each with what guards it: track's in struct cow__track, the others in
+ * C11 anonymous structs (grouped in the declaration, named as before at
+ * the use). Unless a field says otherwise it
+ * is touched only by a call on the arena, and calls on one arena do not
+ * run concurrently (the caller's rule, see cowarena.h): that is its lock.
+ * Other files read fields; they never write them.
+ */
 struct cow_arena {
-	char *base; /* reservation start = arena start; never moves */
-	/* The arena's bytes, a page multiple. Written only by set_size in
-	 * arena.c, which tells the SIGBUS guard (cow__guard_resize). */
-	size_t size;
-	size_t reserve; /* reserved bytes, a page multiple */
-	size_t pgsz;
-	/*
-	 * fd is what is mapped: the base. file_fd is the real file: it holds
-	 * the arena's lock, its identity is checked, and commits go to it.
-	 * Without COW_ISOLATE they are the same descriptor (closed once); with
-	 * it fd is the private copy (a reflink or a memfd sealed against
-	 * shrinking), which a commit must also write, as it is the base that
-	 * discard returns to. Anonymous arenas: fd is their memfd of zeros,
-	 * file_fd is -1.
-	 */
-	int fd;
-	int file_fd;
-	enum cow__kind kind;
-	unsigned flags;	 /* COW_* from the options */
-	off_t file_size; /* the base's length in bytes (may be unaligned) */
-	/* The opener: other processes (fork children) get -ECHILD from
-	 * every call but cow_close. */
-	pid_t pid;
-	/* Atomic, sticky, COW__STALE_* bits: the base was lost (a
-	 * truncation fault replaced its tail with zeros) or could not be
-	 * read; set by the SIGBUS handler. */
-	int stale;
-	int guard_slot;		 /* SIGBUS registry slot, -1 when unwatched */
-	struct cow__ident ident; /* the real file at open or our last change */
-	/* Bytes of the base mapped at the head of the reservation: at least
-	 * size. A rollback to a smaller size leaves the pages past it mapped
-	 * (and dropped), so a later grow needs no new mapping there. */
-	size_t mapped;
-	struct cow__track track; /* written by track.c only */
-	struct cow__snaps *snaps;   /* snapshot state; NULL before the first */
-	struct cow__commit *commit; /* log and background state; NULL: none */
-	unsigned long long direct_commits; /* commits without a log */
-	/* The arena wrote the file itself since the guard last recorded its
-	 * state (commit.c refreshes it on the caller's thread). */
-	int refresh;
+	/* arena.c: the arena's shape and its base. Set at open (from the
+	 * template arena_create copies), then changed only by arena.c. */
+	struct {
+		char *base; /* reservation start = arena start; never moves */
+		/* The arena's bytes, a page multiple. Written only by
+		 * set_size, which tells the SIGBUS guard
+		 * (cow__guard_resize). */
+		size_t size;
+		/* Reserved bytes, a page multiple (at close, after the guard
+		 * let go: only what is still ours). */
+		size_t reserve;
+		size_t pgsz;
+		/*
+		 * fd is what is mapped: the base. file_fd is the real file:
+		 * it holds the arena's lock, its identity is checked, and
+		 * commits go to it. Without COW_ISOLATE they are the same
+		 * descriptor (closed once); with it fd is the private copy (a
+		 * reflink or a memfd sealed against shrinking), which a
+		 * commit must also write, as it is the base that discard
+		 * returns to. Anonymous arenas: fd is their memfd of zeros,
+		 * file_fd is -1.
+		 */
+		int fd;
+		int file_fd;
+		enum cow__kind kind;
+		unsigned flags;	 /* COW_* from the options */
+		off_t file_size; /* the base's length in bytes (may be
+				  * unaligned) */
+		/* The opener: other processes (fork children) get -ECHILD
+		 * from every call but cow_close. */
+		pid_t pid;
+		/* Bytes of the base mapped at the head of the reservation:
+		 * at least size. A rollback to a smaller size leaves the
+		 * pages past it mapped (and dropped), so a later grow needs
+		 * no new mapping there. The guard's copy is updated with
+		 * size (set_size). */
+		size_t mapped;
+	};
+	/* guard.c: the file's recorded state and the SIGBUS registry. */
+	struct {
+		/* Atomic, sticky, COW__STALE_* bits: the base was lost (a
+		 * truncation fault replaced its tail with zeros) or could
+		 * not be read; set by the SIGBUS handler (in any thread). */
+		int stale;
+		/* SIGBUS registry slot, -1 when unwatched (cow__guard_init);
+		 * changed under the registry's lock. */
+		int guard_slot;
+		/* The real file at open (the template's) or after the
+		 * arena's last own change (cow__guard_refresh). */
+		struct cow__ident ident;
+	};
+	/* track.c: the written-page tracking (set at cow__track_open). */
+	struct cow__track track;
+	/* snap.c: snapshot state; NULL before the first. */
+	struct {
+		struct cow__snaps *snaps;
+	};
+	/* commit.c: the durable writer. */
+	struct {
+		/* Log and background state; NULL: none. What it points to
+		 * is guarded by the io engine's lock (io.h). */
+		struct cow__commit *commit;
+		unsigned long long direct_commits; /* commits without a log */
+		/* Atomic: the arena wrote the file itself since the guard
+		 * last recorded its state. Set by the reaper thread when
+		 * in-place writes start, and by a commit without a log;
+		 * arena.c reads it through cow__commit_refresh_due and
+		 * clears it through cow__commit_refreshed. */
+		int refresh;
+	};
 };
 
 #endif
