@@ -640,8 +640,7 @@ COW_API int cow_discard(cow_arena *a)
 		return -EINVAL;
 	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run,
-			     &d);
+	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run, &d);
 	if (r == 0 && cow__pageset_span(&d, &first, &end) == 0) {
 		/* Clean pages in the span may be armed file pages. */
 		r = cow__track_drop(a, first, end - first, 0);

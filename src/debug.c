@@ -68,7 +68,7 @@ static int check_armed(struct cow_arena *a, char *why, size_t len)
 	r = cow__track_armed_scan(a, 0, end, cow__pageset_add_run, &found);
 	if (r == 0)
 		r = cow__track_private_scan(a, 0, end, cow__pageset_add_run,
-					      &priv);
+					    &priv);
 	if (r == 0)
 		r = cow__pageset_minus(&lost, &found, set);
 	if (r == 0)

@@ -51,7 +51,6 @@
 #include "snap.h"
 #include "track.h"
 
-
 struct cow_snap {
 	struct cow_arena *owner;
 	struct cow_snap *prev, *next;

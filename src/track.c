@@ -417,8 +417,7 @@ int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
 	return r;
 }
 
-static int arm_present(struct cow_arena *a, size_t first_page,
-		       size_t npages);
+static int arm_present(struct cow_arena *a, size_t first_page, size_t npages);
 
 static int arm_one(void *ctx, size_t first, size_t n)
 {
@@ -648,8 +647,8 @@ static int written_all(struct cow_arena *a, size_t first, size_t npages,
 
 /* The candidates (not armed, present or swapped), into out; with arm the
  * walk arms them (PM_SCAN_WP_MATCHING). */
-static int candidates(struct cow_arena *a, size_t first, size_t npages,
-		      int arm, struct cow__pageset *out)
+static int candidates(struct cow_arena *a, size_t first, size_t npages, int arm,
+		      struct cow__pageset *out)
 {
 	struct scan_spec sp = spec_candidate;
 	struct emitter e = {cow__pageset_add_run, out, 0, 0};
