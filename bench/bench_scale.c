@@ -13,8 +13,8 @@
  * tracker's page copies, and a full copy. Table 4: resident memory that
  * reading every page of a never-written anonymous arena adds, against
  * plain anonymous memory (which maps the shared zero page where the
- * kernel has one) and a private memfd mapping (what an anonymous arena's
- * base is).
+ * kernel has one), a private memfd mapping (what an anonymous arena's
+ * base is) and an arena on a sparse file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -476,18 +476,40 @@ static void table_memory(void)
 
 /* --- table 4: memory that reading costs --- */
 
-enum { R_COW, R_ANON, R_MEMFD, NR };
+enum { R_COW, R_ANON, R_MEMFD, R_FILE, NR };
 static const char *const rnames[NR] = {
     "cowarena (cow_open_anon)",
     "plain anonymous mmap",
     "MAP_PRIVATE memfd mapping",
+    "cowarena on a sparse file (cow_open)",
 };
 
 struct rctx {
 	size_t size, pg;
 	size_t zero;	  /* pages of the plain mapping on the zero page */
 	double shmem[NR]; /* bytes of shared memory the last read added */
+	double clean[NR]; /* bytes of clean pages (file cache) it added */
 };
+
+/* A cowarena on a new sparse file of x->size bytes (its name to path). */
+static cow_arena *open_sparse(const struct rctx *x, char *path, size_t len)
+{
+	int fd = bench_tmpfile("read", path, len), r;
+	cow_arena *a;
+
+	BENCH_CHECK(ftruncate(fd, (off_t)x->size) == 0, "ftruncate: %s",
+		    strerror(errno));
+	close(fd);
+	r = cow_open(&a, path, NULL);
+	BENCH_CHECK(r == 0, "cow_open: %s", cow_strerror(r));
+	return a;
+}
+
+static size_t clean_kb(void)
+{
+	return proc_kb(getpid(), "smaps_rollup", "Private_Clean:") +
+	       proc_kb(getpid(), "smaps_rollup", "Shared_Clean:");
+}
 
 /* Reads one byte of every page: their sum, 0 for pages of zeros. */
 static unsigned read_pages(const char *p, size_t size, size_t pg)
@@ -504,11 +526,15 @@ static double run_read(void *arg, int c)
 {
 	struct rctx *x = arg;
 	cow_arena *a = NULL;
-	size_t rss, shm;
-	char *p;
+	size_t rss, shm, cln;
+	char *p, path[4096] = "";
 	int fd = -1, r;
 
 	switch (c) {
+	case R_FILE:
+		a = open_sparse(x, path, sizeof(path));
+		p = cow_base(a);
+		break;
 	case R_COW:
 		r = cow_open_anon(&a, x->size, NULL);
 		BENCH_CHECK(r == 0, "cow_open_anon: %s", cow_strerror(r));
@@ -528,11 +554,13 @@ static double run_read(void *arg, int c)
 	BENCH_CHECK(p != MAP_FAILED, "mmap: %s", strerror(errno));
 	rss = proc_kb(getpid(), "smaps_rollup", "Rss:");
 	shm = proc_kb(getpid(), "smaps_rollup", "Pss_Shmem:");
+	cln = clean_kb();
 	BENCH_CHECK(read_pages(p, x->size, x->pg) == 0,
 		    "%s: a page never written is not zero", rnames[c]);
 	rss = proc_kb(getpid(), "smaps_rollup", "Rss:") - rss;
 	shm = proc_kb(getpid(), "smaps_rollup", "Pss_Shmem:") - shm;
 	x->shmem[c] = (double)shm * 1024;
+	x->clean[c] = (double)(clean_kb() - cln) * 1024;
 	if (c == R_ANON)
 		x->zero = bench_zero_pages(p, x->size);
 	if (a)
@@ -541,6 +569,8 @@ static double run_read(void *arg, int c)
 		munmap(p, x->size);
 	if (fd >= 0)
 		close(fd);
+	if (*path)
+		unlink(path);
 	return (double)rss * 1024;
 }
 
@@ -564,17 +594,21 @@ static void table_read(void)
 			      &x);
 		bench_note(t,
 			   "%s: of it, shared memory (Pss_Shmem): cowarena "
-			   "%.0f MiB, memfd %.0f MiB; the plain mapping had "
-			   "%zu of %zu pages on the shared zero page.",
+			   "%.0f MiB, memfd %.0f MiB; clean file cache of the "
+			   "sparse file %.0f MiB; the plain mapping had %zu "
+			   "of %zu pages on the shared zero page.",
 			   lab, x.shmem[R_COW] / 1048576,
-			   x.shmem[R_MEMFD] / 1048576, x.zero, x.size / x.pg);
+			   x.shmem[R_MEMFD] / 1048576,
+			   x.clean[R_FILE] / 1048576, x.zero, x.size / x.pg);
 	}
 	bench_note(t, "Rss growth in /proc/self/smaps_rollup across a read "
 		      "of one byte per page (each read checked to be 0). A "
 		      "kernel that maps the shared zero page on a read fault "
 		      "of anonymous memory adds almost nothing for the plain "
 		      "mapping; a memfd hole read through a private mapping "
-		      "allocates a page of shared memory.");
+		      "allocates a page of shared memory, a sparse file's "
+		      "hole a page of clean file cache; the kernel can "
+		      "reclaim both under memory pressure.");
 	bench_end(t);
 }
 
