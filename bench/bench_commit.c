@@ -571,9 +571,11 @@ int main(int argc, char **argv)
 							   : bench_opt.reps,
 			      run_latency, &x);
 		check_cow_reopen(&x);
-		snprintf(what, sizeof(what), "durable commit of %zu page%s%s",
-			 x.k, x.k > 1 ? "s" : "",
-			 x.k > 1 && x.npages / x.k > 1 ? " spread evenly" : "");
+		snprintf(what, sizeof(what), "durable commit of %zu page%s",
+			 x.k, x.k > 1 ? "s" : "");
+		if (x.k > 1)
+			snprintf(what + strlen(what), sizeof(what) - strlen(what),
+				 ", %zu apart", x.npages / x.k);
 		bench_headline(t, row[i], what, 4, dpeers);
 	}
 	bench_note(t, "Timed: the writes into each contender's memory and "
