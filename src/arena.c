@@ -622,18 +622,18 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 }
 
 /*
- * One MADV_DONTNEED over the span of the dirty runs, not one per run: a
- * single call either drops every private copy or fails having changed
- * nothing, where a failure after some runs were dropped could not be undone
- * (their content is gone). The span costs no more in practice: the kernel
- * walks only the page tables that exist, and measured on a 1 GiB arena the
- * whole-span call is cheaper than per-run calls from 1 % dirty pages up,
- * and within 3x at 0.1 %. Clean pages inside the span map the base again.
+ * The dirty pages go through the tracking's drop point: in one
+ * MADV_DONTNEED over their span when they lie close together (a single
+ * call either drops every private copy or fails having changed nothing;
+ * the kernel walks only the page tables that exist, and measured on a 1
+ * GiB arena the whole-span call is cheaper than per-run calls from 1 %
+ * dirty pages up), run by run when they are far apart (a span over a few
+ * pages spread over a large arena walks and unmaps all in between). Clean
+ * pages inside a span map the base again.
  */
 COW_API int cow_discard(cow_arena *a)
 {
 	struct cow__pageset d = COW__PAGESET_INIT;
-	size_t first, end;
 	int r;
 
 	if (!a)
@@ -641,12 +641,11 @@ COW_API int cow_discard(cow_arena *a)
 	COW_TRY(settle(a));
 	COW_TRY(cow__guard_check(a));
 	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run, &d);
-	if (r == 0 && cow__pageset_span(&d, &first, &end) == 0) {
-		/* Clean pages in the span may be armed file pages. */
-		r = cow__track_drop(a, first, end - first, 0);
-		/* No page holds what snapshots recorded as current. */
-		if (r == 0)
-			cow__snap_forget(a);
+	if (r == 0 && d.n) {
+		r = cow__track_drop_set(a, &d);
+		/* No page may hold what snapshots recorded as current (a
+		 * failure after the first run dropped some). */
+		cow__snap_forget(a);
 	}
 	cow__pageset_free(&d);
 	/* Later scans are cheaper with the tracking on (best effort). */

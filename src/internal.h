@@ -64,6 +64,8 @@ struct cow__track {
 	unsigned mode; /* COW_TRACK_*: NONE until cow__track_start */
 	int lost;
 	struct cow__pageset armed;
+	/* pages present at the last walk: picks the next walk's kind */
+	size_t present;
 };
 
 /*

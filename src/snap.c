@@ -124,9 +124,9 @@ static int harvest(struct cow_arena *a, struct cow__pageset *w, int arm)
 {
 	size_t npages = a->size / a->pgsz;
 	struct compare c = {a, w};
-	/* A rollback (arm unset) may take clean file pages as written: it
-	 * drops them (they hold the base) or restores them, both right. */
-	unsigned how = arm ? COW__WRITTEN_ARM : COW__WRITTEN_ROUGH;
+	/* No file page is reported: a rollback leaves the pages only read
+	 * since the snapshot mapped. */
+	unsigned how = arm ? COW__WRITTEN_ARM : 0;
 	int r;
 
 	if (a->track.mode == COW_TRACK_UFFD_WP) {
@@ -373,47 +373,72 @@ static int holds_any(const struct cow_arena *a, const struct cow_snap *s,
 }
 
 /*
+ * Drops the planned runs one by one: those of written or private pages in
+ * one batched call (cow__track_drop_runs), then the one past the
+ * snapshot's end (any pages), as drop_plan says.
+ */
+static int drop_runs(struct cow_arena *a, const struct plan *pl, size_t end,
+		     size_t *span_from, size_t *span_to)
+{
+	struct cow__pageset runs = COW__PAGESET_INIT;
+	const struct drop *l = &pl->drop[pl->ndrop - 1];
+	size_t done = 0, from;
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < pl->ndrop; i++)
+		if (!pl->drop[i].any)
+			r = cow__pageset_add(&runs, pl->drop[i].first,
+					     pl->drop[i].n);
+	if (r == 0)
+		r = cow__track_drop_runs(a, &runs, &done);
+	if (r < 0 && done > 0) {
+		from = runs.v[done].first;
+		*span_from = from;
+		*span_to = end;
+		r = cow__track_drop(a, from, end - from, 0);
+	} else if (r == 0 && l->any) {
+		r = cow__track_drop(a, l->first, l->n, 0);
+		if (r < 0 && runs.n) { /* the others went: once more */
+			*span_from = l->first;
+			*span_to = end;
+			r = cow__track_drop(a, l->first, l->n, 0);
+		}
+	}
+	cow__pageset_free(&runs);
+	return r;
+}
+
+/*
  * Drops the planned runs through the tracking's drop point (which unarms
  * what may be armed first: a dropped armed page would leave a tracking
  * marker).
  *
  * When no page that stays private lies between the first and the last
- * run, and the runs are not far apart, one call over their span does it
- * all: it either drops everything or changes nothing (pages in between
- * are clean; dropping them changes no content). Runs far apart are not
- * dropped that way: the clean pages in between would be unmapped too,
- * each to be faulted in again when next read (a span over a read-in 1 GiB
- * arena cost 8 ms to drop 262 pages). Otherwise each run is dropped
- * alone; if a run after the first fails, the rest are dropped with one
- * call over their span, as above, and *span_from..*span_to tells where:
- * the pages s holds copies of there were dropped too and are copied back.
- * Only a failure of the first call, which changed nothing, or of that span
- * call is returned.
+ * run, and the pages in between are few (at most a quarter of those
+ * dropped), one call over their span does it all: it either drops
+ * everything or changes nothing (pages in between are clean; dropping
+ * them changes no content). Otherwise the clean pages in between would be
+ * unmapped too, each to be faulted in again when next read (a span over a
+ * read-in 1 GiB arena cost 8 ms to drop 262 pages), where a rollback
+ * touches only what was written: each run is dropped alone; if a run after the
+ * first fails, the rest are dropped with one call over their span, as above,
+ * and *span_from..*span_to tells where: the pages s holds copies of there were
+ * dropped too and are copied back. Only a failure of the first call, which
+ * changed nothing, or of that span call is returned.
  */
 static int drop_plan(struct cow_arena *a, const struct cow_snap *s,
 		     const struct plan *pl, size_t *span_from, size_t *span_to)
 {
 	const struct drop *l = &pl->drop[pl->ndrop - 1];
-	size_t first = pl->drop[0].first, end = l->first + l->n;
+	size_t first = pl->drop[0].first, end = l->first + l->n, n = 0;
 
+	for (size_t i = 0; i < pl->ndrop; i++)
+		n += pl->drop[i].n;
 	/* Clean pages between the runs may be armed file pages: the span
 	 * is dropped as any range. */
-	if (pl->ndrop * 64 >= end - first && !holds_any(a, s, first, end))
+	if ((end - first - n) * 4 <= n && !holds_any(a, s, first, end))
 		return cow__track_drop(a, first, end - first, 0);
-	for (size_t i = 0; i < pl->ndrop; i++) {
-		const struct drop *d = &pl->drop[i];
-		int r = cow__track_drop(a, d->first, d->n,
-					d->any ? 0 : COW__DROP_PRIVATE);
-
-		if (r == 0)
-			continue;
-		if (i == 0)
-			return r;
-		*span_from = d->first;
-		*span_to = end;
-		return cow__track_drop(a, d->first, end - d->first, 0);
-	}
-	return 0;
+	return drop_runs(a, pl, end, span_from, span_to);
 }
 
 /* Copies one page of s back and notes it among the pages copied. */

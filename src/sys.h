@@ -66,6 +66,9 @@ int cow__sys_mmap(void **out, void *addr, size_t len, int prot, int flags,
 		  int fd, off_t off);
 int cow__sys_munmap(void *addr, size_t len);
 int cow__sys_madvise(void *addr, size_t len, int advice);
+struct iovec;
+int cow__sys_madvise_vec(const struct iovec *iov, size_t n, int advice,
+			 size_t *done);
 int cow__sys_memfd(const char *name, unsigned flags);
 int cow__sys_ftruncate(int fd, off_t len);
 ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off);

@@ -36,7 +36,6 @@
 
 #include "compat.h"
 #include "internal.h"
-#include "snap.h"
 #include "testhooks.h"
 #include "track.h"
 
@@ -137,8 +136,18 @@ static const struct scan_spec spec_private = {0, PAGE_IS_FILE, PAGE_IS_FILE,
 					      PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 					      PAGE_IS_FILE};
 
+/* Where the regions of a walk go besides e: those written (not armed),
+ * and those written that are not file pages. */
+struct sinks {
+	struct emitter *wr, *wr_private;
+};
+
+/* Walks [first, first + npages) with one PAGEMAP_SCAN per SCAN_VEC
+ * regions: each region found goes to e, and, when more is given, to its
+ * sinks by its categories. */
 static int scan_ioctl(struct cow_arena *a, size_t first, size_t npages,
-		      const struct scan_spec *sp, struct emitter *e)
+		      const struct scan_spec *sp, struct emitter *e,
+		      const struct sinks *more)
 {
 	struct page_region vec[SCAN_VEC];
 	uintptr_t start = (uintptr_t)a->base + first * a->pgsz;
@@ -171,7 +180,14 @@ static int scan_ioctl(struct cow_arena *a, size_t first, size_t npages,
 			    (vec[i].start - (uintptr_t)a->base) / a->pgsz;
 			size_t n = (vec[i].end - vec[i].start) / a->pgsz;
 
+			__u64 cat = vec[i].categories;
+
 			COW_TRY(emit(e, f, n));
+			if (more && (cat & PAGE_IS_WRITTEN))
+				COW_TRY(emit(more->wr, f, n));
+			if (more && more->wr_private &&
+			    (cat & PAGE_IS_WRITTEN) && !(cat & PAGE_IS_FILE))
+				COW_TRY(emit(more->wr_private, f, n));
 		}
 		/* A vector not filled means the walk reached the end; walk_end
 		 * is then not needed (and has been seen stale on 6.18 after
@@ -236,7 +252,7 @@ int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 			return r;
 	}
 	if (!force_pagemap)
-		r = scan_ioctl(a, first_page, npages, &spec_private, &e);
+		r = scan_ioctl(a, first_page, npages, &spec_private, &e, NULL);
 	/* The kernel lacks PAGEMAP_SCAN: read pagemap entries instead. */
 	if (r == -ENOTTY)
 		r = scan_pagemap(a, first_page, npages, &e);
@@ -387,6 +403,29 @@ void cow__track_grow(struct cow_arena *a, size_t from, size_t to)
 		uffd_close(a);
 }
 
+/*
+ * What a walk costs, roughly (ns, measured with PAGEMAP_SCAN on 6.18): an
+ * ioctl of its own about 1500, each page-table entry present about 5, or
+ * 50 with the file-page test, and each 512 pages (one page table, present
+ * or not) about 10 for the levels above. A write-protect ioctl
+ * (UFFDIO_WRITEPROTECT, either way) flushes the TLB, an interrupt to every
+ * CPU the process ran on: about 15000 in a virtual machine, where it
+ * costs the most. Candidates go to one file-page walk while walking the
+ * gap to the next costs less than an ioctl more; pages are armed or
+ * unarmed with one walk or ioctl over their span when that costs less
+ * than a write-protect ioctl per run.
+ */
+#define COST_IOCTL 1500
+#define COST_WP 15000
+#define COST_ENTRY 5
+#define COST_FILE 50
+#define COST_TABLE 10
+
+static size_t walk_cost(size_t present, size_t pages, size_t per_entry)
+{
+	return present * per_entry + pages / 512 * COST_TABLE;
+}
+
 static int arm_range(struct cow_arena *a, size_t first_page, size_t npages)
 {
 	struct uffdio_writeprotect wp = {
@@ -404,7 +443,7 @@ static int arm_range(struct cow_arena *a, size_t first_page, size_t npages)
  * errno with the pages not armed (they read as written next time, which
  * costs a copy, not correctness).
  */
-int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages)
+static int arm_pages(struct cow_arena *a, size_t first_page, size_t npages)
 {
 	int r;
 
@@ -421,7 +460,20 @@ static int arm_present(struct cow_arena *a, size_t first_page, size_t npages);
 
 static int arm_one(void *ctx, size_t first, size_t n)
 {
-	return cow__track_arm(ctx, first, n);
+	return arm_pages(ctx, first, n);
+}
+
+/* Whether one walk over [first, end) costs more than a write-protect ioctl
+ * for each of n runs, with the pages present at most what the last walk
+ * saw. */
+static int span_costs_more(const struct cow_arena *a, size_t n, size_t first,
+			   size_t end)
+{
+	size_t present = a->track.present;
+
+	if (present > end - first)
+		present = end - first;
+	return walk_cost(present, end - first, COST_ENTRY) > COST_WP * n;
 }
 
 /*
@@ -440,7 +492,7 @@ void cow__track_arm_set(struct cow_arena *a, const struct cow__pageset *set)
 
 	if (a->track.uffd < 0 || cow__pageset_span(set, &first, &end) < 0)
 		return;
-	if (set->n * 64 <= end - first) {
+	if (span_costs_more(a, set->n, first, end)) {
 		(void)cow__pageset_each(set, first, end, arm_one, a);
 		return;
 	}
@@ -507,14 +559,33 @@ static int armed_meets(const struct cow_arena *a, size_t first, size_t end)
  */
 int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set)
 {
-	size_t first, end;
+	size_t first, end, n = 0;
 	int r = 0;
 
 	if (a->track.uffd < 0 || cow__pageset_span(set, &first, &end) < 0)
 		return 0;
-	if (a->track.lost) /* anything may be armed */
+	for (size_t i = 0; i < set->n; i++)
+		n += armed_meets(a, set->v[i].first,
+				 set->v[i].first + set->v[i].n);
+	/* One ioctl over the span when anything may be armed, or when that
+	 * costs less: the armed pages in between read as written next time
+	 * (a copy), and stay in the set (it may hold such pages); the pages
+	 * of set leave it. */
+	if (a->track.lost || (n && !span_costs_more(a, n, first, end))) {
+		struct cow__pageset out = COW__PAGESET_INIT;
+
 		r = unarm_range(a, first, end - first);
-	for (size_t i = 0; r == 0 && i < set->n; i++)
+		if (r == 0)
+			r = cow__pageset_minus(&out, &a->track.armed, set);
+		if (r == 0) {
+			cow__pageset_free(&a->track.armed);
+			a->track.armed = out;
+		}
+		if (r < 0)
+			cow__pageset_free(&out);
+		n = 0;
+	}
+	for (size_t i = 0; r == 0 && n && i < set->n; i++)
 		if (armed_meets(a, set->v[i].first,
 				set->v[i].first + set->v[i].n))
 			r = unarm_one(a, set->v[i].first, set->v[i].n);
@@ -554,6 +625,66 @@ int cow__track_drop(struct cow_arena *a, size_t first_page, size_t npages,
 	return r;
 }
 
+/*
+ * Drops every private page of set (runs of private pages, ascending). Runs
+ * close together go in one call over their span, which either drops
+ * everything or changes nothing (the clean pages in between map the base
+ * again, which changes no content); runs far apart one by one, as a span
+ * over a sparse set would walk and unmap everything in between (on a 64
+ * GiB arena, a span over 32 pages in 32 GiB costs more than the scan that
+ * found them): the runs that may be armed are unarmed, then all go in one
+ * batched MADV_DONTNEED (cow__sys_madvise_vec). If that stops after some
+ * runs, the rest go in one call over their span: only a failure that
+ * dropped nothing, or of that last call, is returned.
+ */
+int cow__track_drop_set(struct cow_arena *a, const struct cow__pageset *set)
+{
+	size_t first, end, done = 0;
+	int r;
+
+	if (cow__pageset_span(set, &first, &end) < 0)
+		return 0;
+	/* Clean pages in a span may be armed file pages: any range. */
+	if (set->n * 64 >= end - first)
+		return cow__track_drop(a, first, end - first, 0);
+	r = cow__track_drop_runs(a, set, &done);
+	if (r < 0 && done > 0) {
+		first = set->v[done].first;
+		r = cow__track_drop(a, first, end - first, 0);
+	}
+	return r;
+}
+
+/*
+ * Drops the runs of set (private pages, or pages reported written) one by
+ * one, in one batched call: the runs that may be armed are unarmed first
+ * (cow__track_unarm_set), then all go in one MADV_DONTNEED of many ranges
+ * (cow__sys_madvise_vec, one TLB flush where the kernel batches them).
+ * *done counts the runs dropped before a failure.
+ */
+int cow__track_drop_runs(struct cow_arena *a, const struct cow__pageset *set,
+			 size_t *done)
+{
+	struct iovec *iov;
+	int r;
+
+	*done = 0;
+	if (!set->n)
+		return 0;
+	iov = cow__mallocarray(set->n, sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	r = cow__track_unarm_set(a, set);
+	for (size_t i = 0; i < set->n; i++) {
+		iov[i].iov_base = a->base + set->v[i].first * a->pgsz;
+		iov[i].iov_len = set->v[i].n * a->pgsz;
+	}
+	if (r == 0)
+		r = cow__sys_madvise_vec(iov, set->n, MADV_DONTNEED, done);
+	cow__free(iov);
+	return r;
+}
+
 const struct cow__pageset *cow__track_armed(const struct cow_arena *a)
 {
 	return &a->track.armed;
@@ -561,24 +692,26 @@ const struct cow__pageset *cow__track_armed(const struct cow_arena *a)
 
 /*
  * Which pages to look at closely: those present or swapped and not
- * write-protected. That is every private page written since it was armed,
- * but also file pages read in since the last arming. The scan needs no
- * page lookups and costs about 5 ns per page-table entry present, against
- * about 50 ns when the file-page test is asked for (measured on 64 MiB and
- * 1 GiB of present pages): the file-page test is made on these candidates
- * only. With PM_SCAN_WP_MATCHING the same walk arms every candidate, file
- * pages included, so that a file page read once is not a candidate again.
+ * write-protected (the candidates). That is every private page written
+ * since it was armed, but also file pages read in since the last arming.
+ * The walk needs no page lookups and costs about 5 ns per page-table entry
+ * present, against about 50 ns when the file-page test is asked for
+ * (measured on 64 MiB and 1 GiB of present pages): the file-page test is
+ * made on the candidates only. The walk reports every page present, with
+ * the candidates marked (PAGE_IS_WRITTEN), so that the file-page test can
+ * cover many candidates in one walk where the pages between them are few.
  * Armed file pages are harmless: writing one makes a private page, not
  * armed; dropping one would leave a tracking marker, which is why every
  * drop unarms its range first (cow__track_drop).
  */
+static const struct scan_spec spec_present = {PM_SCAN_CHECK_WPASYNC, 0, 0,
+					      PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+					      PAGE_IS_WRITTEN};
+
+/* The candidates alone (arm_present arms them). */
 static const struct scan_spec spec_candidate = {
     PM_SCAN_CHECK_WPASYNC, 0, PAGE_IS_WRITTEN,
     PAGE_IS_PRESENT | PAGE_IS_SWAPPED, PAGE_IS_WRITTEN};
-
-/* Candidate runs, merged into spans when the gap between two is small:
- * one file-page scan of a few clean entries costs less than an ioctl. */
-#define SPAN_GAP 16
 
 /* The file pages present (or swapped) and not armed, arming them. */
 static const struct scan_spec spec_file_unarmed = {
@@ -596,33 +729,105 @@ static int emit_run(void *ctx, size_t first, size_t n)
 	return emit(ctx, first, n);
 }
 
+/* With few pages present (the last walk saw at most FEW_PRESENT) one walk
+ * with the file-page test on every page present finds the private
+ * candidates too, for less than the file-page walks it saves. */
+#define FEW_PRESENT 1024
+
+static const struct scan_spec spec_present_file = {
+    PM_SCAN_CHECK_WPASYNC, 0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    PAGE_IS_WRITTEN | PAGE_IS_FILE};
+
 /*
- * The private pages among the candidates (present or swapped), into priv:
- * those that are not file pages. One walk per span of candidates finds the
- * file pages with files (spec_file, or spec_file_unarmed, which arms them
- * in the same go so that the next scan does not look at them again).
+ * The candidates of the range into cand, and every page present (or
+ * swapped) into present, in one walk that arms nothing. When few pages
+ * are present the same walk tests them for being file pages and puts the
+ * candidates that are not into priv: 1 then, else 0 (the caller tests the
+ * candidates itself, private_among).
+ */
+static int candidates(struct cow_arena *a, size_t first, size_t npages,
+		      struct cow__pageset *cand, struct cow__pageset *present,
+		      struct cow__pageset *priv)
+{
+	struct emitter ec = {cow__pageset_add_run, cand, 0, 0};
+	struct emitter ep = {cow__pageset_add_run, present, 0, 0};
+	struct emitter ew = {cow__pageset_add_run, priv, 0, 0};
+	int few = a->track.present <= FEW_PRESENT;
+	struct sinks more = {&ec, few ? &ew : NULL};
+
+	COW_TRY(scan_ioctl(a, first, npages,
+			   few ? &spec_present_file : &spec_present, &ep,
+			   &more));
+	COW_TRY(emit_flush(&ep));
+	COW_TRY(emit_flush(&ec));
+	if (few)
+		COW_TRY(emit_flush(&ew));
+	/* an estimate for the next walk: races with writers do no harm */
+	a->track.present = present->pages;
+	return few;
+}
+
+/* The pages of present in [from, to); *j is where the last call stopped
+ * (calls come in ascending order). */
+static size_t present_in(const struct cow__pageset *present, size_t *j,
+			 size_t from, size_t to)
+{
+	size_t n = 0;
+
+	while (*j < present->n &&
+	       present->v[*j].first + present->v[*j].n <= from)
+		(*j)++;
+	for (size_t k = *j; k < present->n && present->v[k].first < to; k++) {
+		size_t f = present->v[k].first, e = f + present->v[k].n;
+
+		n += (e < to ? e : to) - (f > from ? f : from);
+	}
+	return n;
+}
+
+/*
+ * The private pages among the candidates, into priv: those that are not
+ * file pages. Candidates in the armed set are private (it holds only
+ * private pages: written since they were armed) and need no test; the
+ * others are tested in as few walks as pay (COST_*) with files
+ * (spec_file, or spec_file_unarmed, which arms the file pages in the same
+ * go so that the next scan does not look at them again).
  */
 static int private_among(struct cow_arena *a, const struct cow__pageset *cand,
+			 const struct cow__pageset *present,
 			 const struct scan_spec *files,
 			 struct cow__pageset *priv)
 {
-	struct cow__pageset f = COW__PAGESET_INIT;
+	struct cow__pageset f = COW__PAGESET_INIT, test = COW__PAGESET_INIT;
+	struct cow__pageset known = COW__PAGESET_INIT;
 	struct emitter ef = {cow__pageset_add_run, &f, 0, 0};
-	int r = 0;
+	size_t j = 0;
+	int r;
 
-	for (size_t i = 0; r == 0 && i < cand->n;) {
-		size_t first = cand->v[i].first;
-		size_t end = first + cand->v[i].n;
+	r = cow__pageset_minus(&test, cand, &a->track.armed);
+	if (r == 0)
+		r = cow__pageset_intersect(&known, cand, &a->track.armed);
+	for (size_t i = 0; r == 0 && i < test.n;) {
+		size_t first = test.v[i].first;
+		size_t end = first + test.v[i].n;
 
-		while (++i < cand->n && cand->v[i].first <= end + SPAN_GAP)
-			end = cand->v[i].first + cand->v[i].n;
-		r = scan_ioctl(a, first, end - first, files, &ef);
+		while (++i < test.n &&
+		       walk_cost(present_in(present, &j, end, test.v[i].first),
+				 test.v[i].first - end,
+				 COST_FILE) <= COST_IOCTL)
+			end = test.v[i].first + test.v[i].n;
+		r = scan_ioctl(a, first, end - first, files, &ef, NULL);
 	}
 	if (r == 0)
 		r = emit_flush(&ef);
+	/* test - f, then the known ones */
 	if (r == 0)
-		r = cow__pageset_minus(priv, cand, &f);
+		r = cow__pageset_minus(priv, &test, &f);
+	for (size_t i = 0; r == 0 && i < known.n; i++)
+		r = cow__pageset_add(priv, known.v[i].first, known.v[i].n);
 	cow__pageset_free(&f);
+	cow__pageset_free(&test);
+	cow__pageset_free(&known);
 	return r;
 }
 
@@ -641,69 +846,101 @@ static int written_all(struct cow_arena *a, size_t first, size_t npages,
 	sp.inverted = PAGE_IS_FILE;
 	sp.mask = PAGE_IS_FILE;
 	sp.ret = PAGE_IS_FILE;
-	COW_TRY(scan_ioctl(a, first, npages, &sp, &e));
-	return emit_flush(&e);
-}
-
-/* The candidates (not armed, present or swapped), into out; with arm the
- * walk arms them (PM_SCAN_WP_MATCHING). */
-static int candidates(struct cow_arena *a, size_t first, size_t npages, int arm,
-		      struct cow__pageset *out)
-{
-	struct scan_spec sp = spec_candidate;
-	struct emitter e = {cow__pageset_add_run, out, 0, 0};
-
-	if (arm)
-		sp.flags |= PM_SCAN_WP_MATCHING;
-	COW_TRY(scan_ioctl(a, first, npages, &sp, &e));
+	COW_TRY(scan_ioctl(a, first, npages, &sp, &e, NULL));
 	return emit_flush(&e);
 }
 
 /*
- * Private pages written since they were last armed, as runs. With
- * COW__WRITTEN_ARM the walk arms what it reports, and file pages read in
- * since the last arming, and the reported pages join the armed set.
- * Without it, it only reads. While the armed set is lost (an arming walk
- * failed half way) every private page is reported, and an arming walk
- * rebuilds the set from them.
+ * Arms the candidates (private pages written, file pages read in): one
+ * ioctl per run, or one arming walk over their span when that costs less
+ * than the ioctls (COST_*). The
+ * walk arms every page present and not armed in the span: the candidates
+ * (the writers are paused). A failure may leave some armed: lost.
+ */
+static int arm_candidates(struct cow_arena *a, const struct cow__pageset *cand,
+			  const struct cow__pageset *present)
+{
+	size_t first, end, j = 0;
+	int r = 0;
+
+	if (cow__pageset_span(cand, &first, &end) < 0)
+		return 0;
+	if (walk_cost(present_in(present, &j, first, end), end - first,
+		      COST_ENTRY) > COST_WP * cand->n) {
+		for (size_t i = 0; r == 0 && i < cand->n; i++)
+			r = arm_range(a, cand->v[i].first, cand->v[i].n);
+		if (r < 0)
+			a->track.lost = 1;
+		return r;
+	}
+	return arm_present(a, first, end - first);
+}
+
+/* The armed set after an arming harvest of [first, first + npages) found
+ * w: w joins it; when it was lost, w replaces it in the range. */
+static int armed_add(struct cow_arena *a, size_t first, size_t npages,
+		     const struct cow__pageset *w)
+{
+	struct cow__pageset u = COW__PAGESET_INIT, range = COW__PAGESET_INIT;
+	struct cow__pageset out = COW__PAGESET_INIT;
+	int r;
+
+	if (a->track.lost) {
+		r = cow__pageset_add(&range, first, npages);
+		if (r == 0)
+			r = cow__pageset_minus(&u, &a->track.armed, &range);
+		if (r == 0)
+			r = cow__pageset_union(&out, &u, w);
+	} else {
+		r = cow__pageset_union(&out, &a->track.armed, w);
+	}
+	if (r == 0) {
+		cow__pageset_free(&a->track.armed);
+		a->track.armed = out;
+		out = (struct cow__pageset)COW__PAGESET_INIT;
+		a->track.lost = 0;
+	}
+	cow__pageset_free(&u);
+	cow__pageset_free(&range);
+	cow__pageset_free(&out);
+	return r;
+}
+
+/*
+ * Private pages written since they were last armed, as runs: no file
+ * pages, so a rollback given them touches only what was written. With
+ * COW__WRITTEN_ARM every candidate is armed after the walks (the private
+ * pages, whose content the caller records, and the file pages read in,
+ * so that they are not candidates again) and the reported pages join the
+ * armed set. Without it, the file pages found are armed (the same reason)
+ * and nothing else. While the armed set is lost (an arming walk failed
+ * half way) every private page is reported, and an arming walk rebuilds
+ * the set from them.
  */
 int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		       unsigned how, cow__run_fn fn, void *ctx)
 {
-	struct cow__pageset w = COW__PAGESET_INIT, u = COW__PAGESET_INIT;
-	struct cow__pageset cand = COW__PAGESET_INIT;
+	struct cow__pageset w = COW__PAGESET_INIT, cand = COW__PAGESET_INIT;
+	struct cow__pageset present = COW__PAGESET_INIT;
 	int arm = (how & COW__WRITTEN_ARM) != 0, r;
 
 	if (!npages)
 		return 0;
 	if (a->track.lost) {
 		r = written_all(a, first_page, npages, arm, &w);
-	} else if (how & COW__WRITTEN_ROUGH) {
-		r = candidates(a, first_page, npages, arm, &w);
 	} else {
-		r = candidates(a, first_page, npages, arm, &cand);
+		r = candidates(a, first_page, npages, &cand, &present, &w);
 		if (r == 0)
-			r = private_among(a, &cand, &spec_file, &w);
+			r = private_among(a, &cand, &present,
+					  arm ? &spec_file : &spec_file_unarmed,
+					  &w);
+		if (r == 1)
+			r = 0;
+		if (r == 0 && arm)
+			r = arm_candidates(a, &cand, &present);
 	}
-	if (arm && r == 0) {
-		if (a->track.lost) {
-			/* every armed private page of the range is in w */
-			r = cow__pageset_add(&cand, first_page, npages);
-			if (r == 0)
-				r = cow__pageset_minus(&u, &a->track.armed,
-						       &cand);
-			if (r == 0)
-				r = cow__pageset_union(&cand, &u, &w);
-		} else {
-			r = cow__pageset_union(&cand, &a->track.armed, &w);
-		}
-		if (r == 0) {
-			cow__pageset_free(&a->track.armed);
-			a->track.armed = cand;
-			cand = (struct cow__pageset)COW__PAGESET_INIT;
-			a->track.lost = 0;
-		}
-	}
+	if (arm && r == 0)
+		r = armed_add(a, first_page, npages, &w);
 	if (r == 0)
 		r = cow__pageset_each(&w, 0, SIZE_MAX, fn, ctx);
 	/* An arming walk that failed, or whose pages the caller could not
@@ -711,8 +948,8 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 	if (arm && r < 0)
 		a->track.lost = 1;
 	cow__pageset_free(&w);
-	cow__pageset_free(&u);
 	cow__pageset_free(&cand);
+	cow__pageset_free(&present);
 	if (r == -ENOTTY)
 		r = -EIO; /* cannot happen: uffd WP_ASYNC implies the ioctl */
 	return r;
@@ -743,7 +980,7 @@ static int arm_present(struct cow_arena *a, size_t first_page, size_t npages)
 	if (a->track.uffd < 0 || !npages)
 		return 0;
 	sp.flags |= PM_SCAN_WP_MATCHING;
-	r = scan_ioctl(a, first_page, npages, &sp, &e);
+	r = scan_ioctl(a, first_page, npages, &sp, &e, NULL);
 	if (r < 0)
 		a->track.lost = 1;
 	return r;
@@ -764,14 +1001,18 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 {
 	struct cow__pageset cand = COW__PAGESET_INIT, priv = COW__PAGESET_INIT;
 	struct cow__pageset all = COW__PAGESET_INIT;
+	struct cow__pageset present = COW__PAGESET_INIT;
 	size_t end = first_page + npages;
 	int r;
 
 	if (a->track.lost)
 		return -EAGAIN;
-	r = candidates(a, first_page, npages, 0, &cand);
+	r = candidates(a, first_page, npages, &cand, &present, &priv);
 	if (r == 0)
-		r = private_among(a, &cand, &spec_file_unarmed, &priv);
+		r = private_among(a, &cand, &present, &spec_file_unarmed,
+				  &priv);
+	if (r == 1)
+		r = 0;
 	if (r == 0)
 		r = cow__pageset_union(&all, &a->track.armed, &priv);
 	if (r == 0)
@@ -779,6 +1020,7 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 	cow__pageset_free(&cand);
 	cow__pageset_free(&priv);
 	cow__pageset_free(&all);
+	cow__pageset_free(&present);
 	/* -ENOTTY (only before any run went out): the caller falls back */
 	return r;
 }
@@ -791,7 +1033,7 @@ int cow__track_private_scan(struct cow_arena *a, size_t first_page,
 	struct emitter e = {fn, ctx, 0, 0};
 	int r;
 
-	r = scan_ioctl(a, first_page, npages, &spec_private, &e);
+	r = scan_ioctl(a, first_page, npages, &spec_private, &e, NULL);
 	if (r == -ENOTTY)
 		r = scan_pagemap(a, first_page, npages, &e);
 	return r < 0 ? r : emit_flush(&e);
@@ -811,7 +1053,7 @@ int cow__track_armed_scan(struct cow_arena *a, size_t first_page, size_t npages,
 
 	if (a->track.uffd < 0 || !npages)
 		return 0;
-	r = scan_ioctl(a, first_page, npages, &sp, &e);
+	r = scan_ioctl(a, first_page, npages, &sp, &e, NULL);
 	return r < 0 ? r : emit_flush(&e);
 }
 #endif

@@ -37,13 +37,13 @@ int cow__pagemap_get(void);
 void cow__pagemap_put(void);
 int cow__count_mappings(const void *start, size_t len, size_t *out);
 
-/* The arm point: pages whose content the caller recorded. arm_set picks
+/* The arm point: pages whose content the caller recorded (a harvest arms
+ * what it reports, see cow__track_written). arm_set picks
  * one ioctl per run or one walk over the span (which arms every page
  * present there: the caller vouches that the private ones are recorded);
  * best effort. unarm_set unarms the pages of a set that may be armed
  * (before a commit drops them, or after a snapshot whose harvest armed
  * them failed) and takes them out of the armed set. */
-int cow__track_arm(struct cow_arena *a, size_t first_page, size_t npages);
 void cow__track_arm_set(struct cow_arena *a, const struct cow__pageset *set);
 int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set);
 
@@ -54,16 +54,21 @@ int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set);
 #define COW__DROP_PRIVATE 1u
 int cow__track_drop(struct cow_arena *a, size_t first_page, size_t npages,
 		    unsigned how);
+/* Every page of set (private pages), in one call over their span when
+ * they lie close together, else run by run. */
+int cow__track_drop_set(struct cow_arena *a, const struct cow__pageset *set);
+/* The runs of set (private or written pages) one by one, in one batched
+ * call; *done counts the runs dropped before a failure. */
+int cow__track_drop_runs(struct cow_arena *a, const struct cow__pageset *set,
+			 size_t *done);
 
 /* The private pages that may be armed (see struct cow__track). */
 const struct cow__pageset *cow__track_armed(const struct cow_arena *a);
 
-/* Private pages written since they were last armed. COW__WRITTEN_ARM:
- * arm what is reported, in the same walk, and add it to the armed set.
- * COW__WRITTEN_ROUGH: file pages read in since the last arming may be
- * reported too (no file-page test). */
+/* Private pages written since they were last armed (never a file page).
+ * COW__WRITTEN_ARM: arm what is reported, and the file pages read in, and
+ * add the reported pages to the armed set. */
 #define COW__WRITTEN_ARM 2u
-#define COW__WRITTEN_ROUGH 4u
 int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		       unsigned how, cow__run_fn fn, void *ctx);
 

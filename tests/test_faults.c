@@ -189,6 +189,43 @@ static void test_sweep_calls(void **state)
 	cow__track_force_pagemap(0);
 }
 
+/* A discard of pages far apart drops them run by run: each of its calls
+ * failing in turn, it finishes or fails whole, with the tracking not yet
+ * started, and with armed pages (written before a snapshot) among them. */
+static void test_sweep_sparse_discard(void **state)
+{
+	static const size_t pages[] = {1, 200, 201, 400};
+	const size_t sz = 512 * PG;
+
+	(void)state;
+	for (int pm = 0; pm < 2; pm++) {
+		cow__track_force_pagemap(pm);
+		for (int b = 0; b < TH_NBACKINGS; b++) {
+			struct th_arena t;
+			cow_snap *s = NULL;
+
+			assert_int_equal(th_open(&t, b, sz, NULL), 0);
+			for (int round = 0; round < 2; round++) {
+				char *p = cow_base(t.a);
+
+				for (size_t i = 0; i < 4; i++)
+					p[pages[i] * PG + 5] = 'x';
+				if (round)
+					assert_int_equal(cow_snapshot(t.a, &s),
+							 0);
+				p[pages[0] * PG] = 'y';
+				assert_int_equal(cow_dirty(t.a, NULL, 0), 3);
+				assert_true(sweep(&t, op_discard, EIO) >= 1);
+				check_base(&t, 0, sz);
+				assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+			}
+			cow_snap_release(s);
+			th_close(&t);
+		}
+	}
+	cow__track_force_pagemap(0);
+}
+
 /* Persistent failure from the Nth call on: discard must still either
  * succeed or change nothing. */
 static void test_discard_persistent(void **state)
@@ -590,6 +627,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sweep_calls),
+		cmocka_unit_test(test_sweep_sparse_discard),
 		cmocka_unit_test(test_discard_persistent),
 		cmocka_unit_test(test_sweep_open),
 		cmocka_unit_test(test_sweep_commit),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "guard.h"
 #include "internal.h"
 #include "testhooks.h"
+#include "compat.h"
 #include "track.h"
 
 #define PG 4096UL
@@ -1155,8 +1157,14 @@ static int child_full(void *arg)
 	}
 	if (uffd) {
 		/* an armed hole: a write-protect marker in its page-table
-		 * entry, which UFFDIO_ZEROPAGE alone does not fill */
-		TH_CHECK(cow__track_arm(a, 120, 1) == 0);
+		 * entry, which UFFDIO_ZEROPAGE alone does not fill (set
+		 * by hand: the library arms only pages it recorded) */
+		struct uffdio_writeprotect wp = {
+		    .range = {(uintptr_t)(p + 120 * PG), PG},
+		    .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+		};
+
+		TH_CHECK(ioctl(a->track.uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
 		TH_CHECK(pagemap_bits(p + 120 * PG) & PM_UFFD_WP);
 	}
 	maps = th_arena_maps(a);
