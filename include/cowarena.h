@@ -740,13 +740,21 @@ struct cow_stats {
 			       snapshots live (0 when none is live) */
 	size_t mappings;    /**< lines of /proc/self/maps this arena uses */
 	/** commits that succeeded since the open (asynchronous ones count
-	 * when captured); the sequence number of the newest commit whose
-	 * log record is durable (written, with COW_NOSYNC; for arenas
-	 * without a log, equal to commits) */
+	 * when captured); the sequence number of the newest log transaction
+	 * that is durable (written, with COW_NOSYNC; for arenas without a
+	 * log, equal to commits). It grows by one per transaction: a
+	 * synchronous commit is one, and the asynchronous commits batched
+	 * together are one, so it may grow by less than commits */
 	unsigned long long commits, commit_seq_durable;
 	size_t log_bytes;  /**< bytes in use in the write-ahead log */
 	unsigned tracking; /**< COW_TRACK_* in use: NONE until the first
 			      snapshot, then UFFD_WP or COMPARE */
+	/** bytes of committed page images not yet written into the file in
+	 * place (durable in the log, or queued): the memory commits hold
+	 * beyond the arena's own pages. Bounded (64 MiB by default): a
+	 * commit that would pass the bound first waits for the background
+	 * writes, unless it is alone. */
+	size_t commit_pending_bytes;
 };
 
 /** cow_commit() flags: return once the transaction is captured. */
@@ -758,11 +766,23 @@ struct cow_stats {
  * The dirty pages are written as one transaction to the write-ahead log
  * beside the file ("<file>.cowlog", created by the first commit) and the
  * log is made durable (fdatasync; skipped with COW_NOSYNC): that is when
- * the commit happens. Then the pages are written into the file in place
- * and the arena's private copies are dropped, so its memory use goes back
- * down. The file's fdatasync and the log's reset follow in the background
- * (io_uring), once per 16 MiB of log and at cow_close(): until then a crash
- * is repaired by replaying the log. A crash at any instant leaves the file,
+ * the commit happens, and when the call returns. From then on the
+ * committed content is the arena's base for every call (cow_discard(),
+ * cow_revert(), cow_rollback() wait for what follows first, and so does
+ * cow_close(): a reader that opens the file after it sees the commit).
+ * The pages are written into the file in place in the background
+ * (io_uring, sorted and coalesced, from copies the commit made: later
+ * stores do not change them), and the arena's private copies of the
+ * committed pages are dropped by the next call that has the writers
+ * paused (the next cow_commit(), or the wait of cow_discard(),
+ * cow_revert(), cow_rollback()) once they are in the file, if they still
+ * hold what was committed; cow_dirty() and cow_stats() do not count
+ * them meanwhile. The copies not yet written in place are bounded (64 MiB
+ * of pages, cow_stats().commit_pending_bytes): a commit that would pass
+ * the bound first waits for the background writes. The file's fdatasync
+ * and the log's reset follow in the background, once per 16 MiB of log
+ * and at cow_close(): until then a crash is repaired by replaying the
+ * log. A crash at any instant leaves the file,
  * after the recovery of the next cow_open(), with the content of the newest
  * commit that returned 0 (or a newer one that was also complete) and never a
  * mix.
@@ -775,19 +795,20 @@ struct cow_stats {
  *
  * With COW_COMMIT_ASYNC the call returns once the transaction is captured
  * (its pages are copied): later stores do not change it. It becomes
- * durable in the background, batched with other asynchronous commits
- * into one log write and one fdatasync; cow_sync() waits for it. Its
+ * durable in the background; cow_sync() waits for it. The asynchronous
+ * commits made while the log is busy join one transaction that holds the
+ * newest image of each page (a page committed twice is logged once), so
+ * they reach the log together, in one write and one fdatasync. Their
  * pages keep their private copies (writers may run meanwhile, so only a
  * call that has them paused may drop a copy) until the next cow_commit()
  * finds them unchanged and in the file and drops them. But once the
- * commit is in the file (after cow_sync(), or earlier in the background)
- * a page that still holds exactly what the commit captured equals the
- * base: cow_dirty() and cow_stats() do not count it (a compare of each
- * such page with its captured copy, whatever the write tracking), and
- * no later commit writes it again. A page written with other bytes after
- * the capture stays dirty. A crash loses at most the asynchronous
- * commits after the last cow_sync() that returned 0, never a part of
- * one.
+ * commit is durable a page that still holds exactly what the commit
+ * captured equals the base: cow_dirty() and cow_stats() do not count it
+ * (a compare of each such page with its captured copy, whatever the
+ * write tracking), and no later commit writes it again. A page written
+ * with other bytes after the capture stays dirty. A crash loses at most
+ * the asynchronous commits after the last cow_sync() that returned 0,
+ * never a part of one.
  *
  * An anonymous arena, a memfd or an unlinked file has nothing durable:
  * the commit writes the pages into its base in memory, drops the private
@@ -823,14 +844,15 @@ struct cow_stats {
  *    -EMFILE, -ENOMEM): the process's I/O ring cannot be set up. Nothing
  *    changed. -ENOMEM also when its thread cannot be started (out of
  *    memory, threads, or mappings near vm.max_map_count).
- *  - -EIO or another errno of a write or fdatasync that failed after the
- *    log record was durable (writing the pages into the file, syncing the
- *    file, resetting the log), or of an earlier asynchronous commit: the
- *    committed data is safe in the log, but the arena accepts no more
- *    commits (each returns this error; the content stays readable, and
- *    if the file's pages could not be written, cow_discard() and
- *    cow_revert() return it too). Close and reopen the file: the open
- *    replays the log. A failed fsync is never retried.
+ *  - -EIO or another errno of a write or fdatasync that failed after an
+ *    earlier commit's log record was durable (writing the pages into the
+ *    file, syncing the file, resetting the log; -ENOMEM for the buffers
+ *    of those writes): the commit that returned 0 is safe in the log,
+ *    but the arena accepts no more commits (each returns this error; the
+ *    content stays readable, and if the file's pages could not be
+ *    written, cow_discard() and cow_revert() return it too). Close and
+ *    reopen the file: the open replays the log. A failed fsync is never
+ *    retried.
  *  - the error of an earlier asynchronous commit that failed before its
  *    durable point (reported once, here or by cow_sync()); its changes
  *    are still private and this call did nothing: call it again.
@@ -842,7 +864,7 @@ int cow_commit(cow_arena *a, unsigned flags);
 /** @brief Wait until every commit so far is durable (its log record is
  * on stable storage, or written with COW_NOSYNC) and written into the
  * file's page cache (so the next cow_commit() can drop the private copies
- * of asynchronous commits). Advances background I/O
+ * of the commits). Advances background I/O
  * with COW_NOTHREAD. Returns at once for an arena without a log.
  *
  * @return 0, or a negative errno:
@@ -852,7 +874,8 @@ int cow_commit(cow_arena *a, unsigned flags);
  *    happen; their changes are still private (commit again). Reported
  *    once.
  *  - the errno of a failed write or sync after a durable point, as for
- *    cow_commit(): returned by every later call.
+ *    cow_commit() (the in-place writes of a synchronous commit that
+ *    returned 0 among them): returned by every later call.
  */
 int cow_sync(cow_arena *a);
 

@@ -122,8 +122,8 @@ static int refresh_guard(struct cow_arena *a)
 }
 
 /* Runs of the private pages: every one to dirty (those that differ from
- * the base) and clean (those an applied asynchronous commit made equal to
- * it); either may be NULL. */
+ * the base) and clean (those a durable commit made equal to it); either
+ * may be NULL. */
 static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 			 cow__run_fn clean, void *cctx)
 {
@@ -142,8 +142,8 @@ static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 
 /*
  * With the writers paused and every commit applied: drops the private
- * copies that applied asynchronous commits made equal to the base, as a
- * revert would (through the tracking's drop point, per run, and the
+ * copies that commits made equal to the base, as a revert would (through
+ * the tracking's drop point, per run, and the
  * snapshots' records told that the pages hold the base), so that no
  * snapshot or commit meets them again. Best effort: a run that cannot be
  * dropped stays private and is reported dirty again once its commit is
@@ -793,8 +793,8 @@ COW_API int cow_commit(cow_arena *a, unsigned flags)
 	}
 	cow__pageset_free(&dirty);
 	/* Without a log the file was written (or written and put back)
-	 * whatever the result; with one, a synchronous commit's writes are
-	 * done when it returns. */
+	 * whatever the result; with one, the in-place writes run in the
+	 * background (refresh_guard waits until none is running). */
 	if (!logged || (r == 0 && !async))
 		(void)refresh_guard(a);
 	if (r == 0)

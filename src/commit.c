@@ -4,33 +4,44 @@
  * durably.
  *
  * A commit is a transaction: the dirty pages (found by the page scan)
- * become log frames followed by a commit record. The order is
+ * are copied into a buffer of the commit's pool and become log frames
+ * followed by a commit record. The order is
  *   1. append the transaction to the log (one sequential write) and
- *      fdatasync it: the durable point;
- *   2. write the pages in place into the base (io_uring, sorted and
- *      coalesced runs, buffered: they land in the page cache);
- *   3. drop the private copies (MADV_DONTNEED): the arena reads the new
- *      base;
+ *      fdatasync it: the durable point, where a synchronous commit
+ *      returns;
+ *   2. in the background, write the pages in place into the base
+ *      (io_uring, sorted and coalesced runs, buffered: they land in the
+ *      page cache);
+ *   3. at the next call that has the writers paused (a commit, or the
+ *      settle barrier of discard, revert, rollback), drop the private
+ *      copies of the pages that are in the base and still hold what was
+ *      committed (MADV_DONTNEED per run): the arena reads the new base;
  *   4. later, in the background: once the log holds CKPT_BYTES (and at
  *      close), appends pause, the base is fdatasync'ed and the log reset
  *      (a new header with a new salt, synced: every record of the old log
  *      is then invalid). Syncing the base once per checkpoint, not per
  *      commit, keeps a commit's cost at one fdatasync: a crash before the
  *      checkpoint replays the log, which holds every commit since.
- * A synchronous commit returns after 3. An asynchronous one returns once
- * the pages are copied (captured); 1 and 2 run in the background and
- * batch every transaction captured meanwhile into one log write and one
- * fdatasync (group commit). The base is never written before its log
- * record is durable, so a crash at any instant leaves either the old
- * content or, after replay, the new.
+ * An asynchronous commit returns once its pages are copied (captured); 1
+ * and 2 run in the background and batch every transaction captured
+ * meanwhile into one log write and one fdatasync (group commit). The base
+ * is never written before its log record is durable, so a crash at any
+ * instant leaves either the old content or, after replay, the new.
  *
- * Asynchronous commits keep their private copies (a later store may have
- * changed a page after the capture, and only the caller can pause
- * writers): the next cow_commit(), with writers paused, drops each page
- * still equal to its committed copy once that copy is in the base, and
- * does not capture it again. Until then the dirty scans that report
+ * From the durable point the committed content is the base for every
+ * call: the settle barrier (cow__commit_settle) waits for the in-place
+ * writes before anything drops a private copy or reads the file, and
+ * cow_close waits for them. The copies of the transactions not yet written
+ * in place are bounded (pending_max, 64 MiB by default): a commit that
+ * would exceed it first waits for the background writes.
+ *
+ * Committed pages keep their private copies until then (a later store may
+ * have changed a page after the capture, and only the caller can pause
+ * writers): the next call with writers paused drops each page still equal
+ * to its committed copy once that copy is in the base, and no commit
+ * captures such a page again. Until then the dirty scans that report
  * (cow_dirty, cow_stats: writers may run) leave such a page out once its
- * commit is applied: it equals the base (cow__commit_split).
+ * commit is durable: it equals the base (cow__commit_split).
  *
  * This file calls only down: the log, the ring and the OS. arena.c finds
  * the dirty pages (track), saves what snapshots need of the old base
@@ -74,6 +85,17 @@ void cow__commit_ckpt_bytes(off_t n)
 {
 	__atomic_store_n(&ckpt_bytes, n ? n : CKPT_DEFAULT, __ATOMIC_RELAXED);
 }
+/* The copies of commits not yet written in place, at most (a commit
+ * larger than this alone waits until nothing else is pending). Tests
+ * lower it (cow__commit_pending_max). */
+#define PENDING_DEFAULT ((size_t)64 << 20)
+static size_t pending_max = PENDING_DEFAULT;
+
+void cow__commit_pending_max(size_t n)
+{
+	__atomic_store_n(&pending_max, n ? n : PENDING_DEFAULT,
+			 __ATOMIC_RELAXED);
+}
 #define BATCH_BYTES ((size_t)16 << 20) /* most bytes per log write */
 #define MAX_IOV 1024
 #define MAX_RUN ((size_t)1 << 30) /* bytes per in-place write */
@@ -84,17 +106,53 @@ struct txn {
 	struct txn *next;
 	uint64_t seq;
 	enum txn_state state;
-	int async, done, err;
+	/* owned: the queue frees it (an asynchronous commit, or a
+	 * synchronous one that returned); else its waiting caller does */
+	int owned, done, err;
 	int inflight; /* in a log write or an apply in flight */
-	size_t nframes;
+	int pending;  /* counted in c->pending: not yet written in place */
+	size_t nframes, room; /* frames, and room for */
 	size_t *pages;
-	const char **src; /* each frame's page: the arena's or a copy */
-	struct cow__wal_frame *fh;
+	struct cow__wal_frame *fh; /* and pages, in one allocation */
 	struct cow__wal_commit rec;
-	char *copy; /* asynchronous: the captured pages */
-	char *tail; /* the last partial page, zeros past the file's end */
+	/* the captured images, frame i at i * pgsz (zeros past the file's
+	 * end), a buffer of the pool */
+	char *copy;
+	unsigned order; /* of the copy buffer */
 	off_t file_len;
 	size_t bytes; /* in the log */
+};
+
+/*
+ * Copy buffers, reused across commits: a buffer of 2^order pages per
+ * transaction, kept on a free list per order once its transaction is
+ * gone (up to POOL_IDLE bytes idle), so a commit's copy costs no page
+ * faults once the pool is warm (a fresh malloc of 1 MiB cost ~1 ms of
+ * faults). Guarded by the engine lock, like all the commit state.
+ */
+#define POOL_ORDERS 20
+#define POOL_IDLE ((size_t)16 << 20)
+struct pool {
+	void *free[POOL_ORDERS]; /* linked through their first word */
+	size_t idle;		 /* bytes on the free lists */
+};
+
+/*
+ * Open addressing with linear probing, keyed by page: the transaction and
+ * frame holding the newest captured image of the page among the live
+ * transactions. Set when a transaction is queued (or a batch takes newer
+ * images), cleared when it is freed; a commit and a dirty report look up
+ * only the pages they meet, never walk the queue.
+ */
+struct slot {
+	size_t page;
+	struct txn *t; /* NULL: empty */
+	size_t frame;
+};
+
+struct pindex {
+	struct slot *v;
+	size_t cap, n; /* cap a power of two, or 0 */
 };
 
 struct batch {
@@ -135,7 +193,6 @@ struct cow__commit {
 	uint64_t seq_next, seq_logged, seq_applied, seq_base;
 	unsigned long long commits;
 	int sync_busy, reset_busy, closing, in_kick, kick_again;
-	int direct; /* the next apply runs on the caller's thread */
 	uint64_t sync_target;
 	int fatal;     /* data safe in the log; no more commits */
 	int torn;      /* the base's page cache may be partly applied */
@@ -147,21 +204,188 @@ struct cow__commit {
 	struct cow__wal_hdr reset_hdr;
 	size_t size;	/* the last commit's arena size */
 	off_t file_len; /* and file length */
+	size_t pending; /* bytes of copies not yet written in place */
+	struct pool pool;
+	struct pindex index;
 };
 
 static void kick(struct cow__commit *c);
 
+/* ---- copy buffers ---- */
+
+static unsigned pool_order(size_t npages)
+{
+	unsigned o = 0;
+
+	while (((size_t)1 << o) < npages)
+		o++;
+	return o;
+}
+
+/* A buffer of at least npages pages (order in *order), or NULL. */
+static char *pool_get(struct cow__commit *c, size_t npages, unsigned *order)
+{
+	unsigned o = pool_order(npages ? npages : 1);
+	void *p;
+
+	*order = o;
+	if (o >= POOL_ORDERS)
+		return cow__mallocarray(npages, c->pgsz);
+	p = c->pool.free[o];
+	if (p) {
+		c->pool.free[o] = *(void **)p;
+		c->pool.idle -= c->pgsz << o;
+		return p;
+	}
+	return cow__mallocarray((size_t)1 << o, c->pgsz);
+}
+
+static void pool_put(struct cow__commit *c, char *p, unsigned order)
+{
+	if (!p)
+		return;
+	if (order >= POOL_ORDERS ||
+	    c->pool.idle + (c->pgsz << order) > POOL_IDLE) {
+		cow__free(p);
+		return;
+	}
+	*(void **)p = c->pool.free[order];
+	c->pool.free[order] = p;
+	c->pool.idle += c->pgsz << order;
+}
+
+static void pool_free(struct cow__commit *c)
+{
+	for (unsigned o = 0; o < POOL_ORDERS; o++)
+		while (c->pool.free[o]) {
+			void *p = c->pool.free[o];
+
+			c->pool.free[o] = *(void **)p;
+			cow__free(p);
+		}
+	c->pool.idle = 0;
+}
+
+/* ---- the page index: each queued page's newest image ---- */
+
+static size_t slot_of(const struct pindex *x, size_t page)
+{
+	uint64_t h = (uint64_t)page * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h ^ (h >> 29)) & (x->cap - 1);
+}
+
+static struct slot *index_find(const struct pindex *x, size_t page)
+{
+	if (!x->n)
+		return NULL;
+	for (size_t i = slot_of(x, page);; i = (i + 1) & (x->cap - 1)) {
+		if (!x->v[i].t)
+			return NULL;
+		if (x->v[i].page == page)
+			return &x->v[i];
+	}
+}
+
+/* Room for more entries, so that index_set cannot fail. */
+static int index_reserve(struct pindex *x, size_t more)
+{
+	struct pindex y = {0};
+	size_t cap = x->cap ? x->cap : 64;
+
+	while ((x->n + more) * 4 > cap * 3) {
+		if (cap > SIZE_MAX / 2 / sizeof(*y.v))
+			return -ENOMEM;
+		cap *= 2;
+	}
+	if (cap == x->cap)
+		return 0;
+	y.v = cow__calloc(cap, sizeof(*y.v));
+	if (!y.v)
+		return -ENOMEM;
+	y.cap = cap;
+	for (size_t i = 0; i < x->cap; i++)
+		if (x->v[i].t) {
+			size_t j = slot_of(&y, x->v[i].page);
+
+			while (y.v[j].t)
+				j = (j + 1) & (cap - 1);
+			y.v[j] = x->v[i];
+		}
+	y.n = x->n;
+	cow__free(x->v);
+	*x = y;
+	return 0;
+}
+
+/* With room reserved. */
+static void index_set(struct pindex *x, size_t page, struct txn *t,
+		      size_t frame)
+{
+	size_t i = slot_of(x, page);
+
+	while (x->v[i].t && x->v[i].page != page)
+		i = (i + 1) & (x->cap - 1);
+	if (!x->v[i].t)
+		x->n++;
+	x->v[i].page = page;
+	x->v[i].t = t;
+	x->v[i].frame = frame;
+}
+
+/* Removes s, moving back the entries after it that probed past it. */
+static void index_remove(struct pindex *x, struct slot *s)
+{
+	size_t i = (size_t)(s - x->v), j = i;
+
+	x->v[i].t = NULL;
+	x->n--;
+	for (;;) {
+		size_t k;
+
+		j = (j + 1) & (x->cap - 1);
+		if (!x->v[j].t)
+			return;
+		k = slot_of(x, x->v[j].page);
+		/* x->v[j] may move to i if its home k is not in (i, j] */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		x->v[i] = x->v[j];
+		x->v[j].t = NULL;
+		i = j;
+	}
+}
+
+/* Forgets the pages whose newest image is t's. */
+static void index_drop_txn(struct pindex *x, const struct txn *t)
+{
+	for (size_t j = 0; j < t->nframes; j++) {
+		struct slot *s = index_find(x, t->pages[j]);
+
+		if (s && s->t == t)
+			index_remove(x, s);
+	}
+}
+
 /* ---- transactions ---- */
 
-static void txn_free(struct txn *t)
+/* t's copies are in the base (or will never be): no longer pending. */
+static void txn_written(struct cow__commit *c, struct txn *t)
+{
+	if (t->pending) {
+		c->pending -= t->nframes * c->pgsz;
+		t->pending = 0;
+	}
+}
+
+static void txn_free(struct cow__commit *c, struct txn *t)
 {
 	if (!t)
 		return;
-	cow__free(t->pages);
-	cow__free(t->src);
+	txn_written(c, t);
+	index_drop_txn(&c->index, t);
+	pool_put(c, t->copy, t->order);
 	cow__free(t->fh);
-	cow__free(t->copy);
-	cow__free(t->tail);
 	cow__free(t);
 }
 
@@ -174,7 +398,7 @@ static void drop_applied(struct cow__commit *c)
 		c->head = t->next;
 		if (!c->head)
 			c->tail = NULL;
-		txn_free(t);
+		txn_free(c, t);
 	}
 }
 
@@ -232,10 +456,10 @@ static void fail_from(struct cow__commit *c, struct txn *t, int err)
 		t->err = err;
 		t->done = 1;
 		t->next = NULL;
-		if (t->async) {
+		if (t->owned) {
 			if (!c->async_err)
 				c->async_err = err;
-			txn_free(t);
+			txn_free(c, t);
 		}
 		/* A synchronous transaction belongs to its waiting caller. */
 		t = n;
@@ -277,7 +501,8 @@ static void start_reset(struct cow__commit *c)
 	c->reset_busy = 1;
 	cow__io_group_init(&c->reset_g, reset_done, c);
 	if (cow__io_write(&c->reset_op[0], &c->reset_g, c->wal.fd,
-			  &c->reset_iov, 1, 0, !c->nosync) == 0 &&
+			  &c->reset_iov, 1, 0,
+			  c->nosync ? 0 : COW__IO_LINK) == 0 &&
 	    !c->nosync)
 		(void)cow__io_fsync(&c->reset_op[1], &c->reset_g, c->wal.fd, 0);
 	cow__io_group_release(&c->reset_g);
@@ -328,7 +553,8 @@ static void apply_done(void *ctx, int err)
 		t->state = TX_APPLIED;
 		t->err = err;
 		t->done = 1;
-		if (err && t->async && !c->async_err)
+		txn_written(c, t);
+		if (err && t->owned && !c->async_err)
 			c->async_err = err;
 	}
 	if (!err)
@@ -339,37 +565,62 @@ static void apply_done(void *ctx, int err)
 	kick(c);
 }
 
-struct pref {
-	size_t page, order;
+/* A page image an apply writes: pos orders the images of one page (the
+ * later frame in the batch is the newer image). */
+struct img {
+	size_t page, pos;
 	const char *src;
-	const struct txn *t;
 };
 
-static int pref_cmp(const void *x, const void *y)
+static int img_cmp(const void *x, const void *y)
 {
-	const struct pref *a = x, *b = y;
+	const struct img *a = x, *b = y;
 
 	if (a->page != b->page)
 		return a->page < b->page ? -1 : 1;
-	return a->order < b->order ? -1 : a->order > b->order;
+	return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* The newest image of each page of the batch inside file_len, sorted by
+ * page, into v (room for every frame); returns their number. */
+static size_t apply_images(struct cow__commit *c, struct batch *b,
+			   off_t file_len, struct img *v)
+{
+	struct txn *t = b->first;
+	size_t n = 0, k = 0;
+
+	for (size_t i = 0; i < b->ntx; i++, t = t->next)
+		for (size_t j = 0; j < t->nframes; j++, n++) {
+			v[n].page = t->pages[j];
+			v[n].pos = n;
+			v[n].src = t->copy + j * c->pgsz;
+		}
+	qsort(v, n, sizeof(*v), img_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n && v[i + 1].page == v[i].page)
+			continue;
+		if ((off_t)(v[i].page * c->pgsz) >= file_len)
+			continue;
+		v[k++] = v[i];
+	}
+	return k;
 }
 
 /*
- * Writes the batch's pages in place: the newest image of each page, sorted
- * and coalesced into runs, one write per run, none linked to another (the
- * writes go to the page cache; ordering them only serialises them). With
- * c->direct (a synchronous commit that found the log idle) the writes are
- * made on the caller's thread.
+ * Writes the batch's pages in place, in the background: the newest image
+ * of each page, sorted and coalesced into runs, one write per run, none
+ * linked to another (the writes go to the page cache; ordering them only
+ * serialises them), each run by the kernel's workers (COW__IO_ASYNC), so
+ * that the submitting thread - often a committing caller - does not copy
+ * the pages itself.
  */
 static void start_apply(struct cow__commit *c, struct batch *b)
 {
-	size_t n = 0, k = 0, pgsz = c->pgsz;
+	size_t n = 0, k, pgsz = c->pgsz;
 	struct txn *t = b->first;
-	int direct = c->direct;
 	off_t file_len = 0;
-	struct pref *v;
+	struct img *v;
 
-	c->direct = 0;
 	for (size_t i = 0; i < b->ntx; i++, t = t->next) {
 		n += t->nframes;
 		file_len = t->file_len;
@@ -398,23 +649,7 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 		}
 		c->real_len = file_len;
 	}
-	t = b->first;
-	for (size_t i = 0; i < b->ntx; i++, t = t->next)
-		for (size_t j = 0; j < t->nframes; j++, k++) {
-			v[k].page = t->pages[j];
-			v[k].order = k;
-			v[k].src = t->src[j];
-		}
-	qsort(v, n, sizeof(*v), pref_cmp);
-	/* Keep the newest image of each page, inside the file. */
-	k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (i + 1 < n && v[i + 1].page == v[i].page)
-			continue;
-		if ((off_t)(v[i].page * pgsz) >= file_len)
-			continue;
-		v[k++] = v[i];
-	}
+	k = apply_images(c, b, file_len, v);
 	if (k) {
 		/* One RLIMIT_FSIZE check for the batch's writes (the ring's
 		 * are not checked one by one: that would cost a system call
@@ -445,26 +680,12 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 			j++;
 		} while (j < k && v[j].page == v[j - 1].page + 1 &&
 			 j - i < MAX_IOV && bytes < MAX_RUN);
-		if (direct) {
-			ssize_t w = cow__sys_pwritev(c->basefd, &b->iov[i],
-						     (int)(j - i), off);
-
-			if (w >= 0 && c->copyfd >= 0)
-				w = cow__sys_pwritev(c->copyfd, &b->iov[i],
-						     (int)(j - i), off);
-			if (w < 0) {
-				b->g.err = (int)w;
-				break;
-			}
-			i = j;
-			continue;
-		}
 		if (cow__io_write(&b->ops[nops++], &b->g, c->basefd, &b->iov[i],
-				  (int)(j - i), off, 0) < 0)
+				  (int)(j - i), off, COW__IO_ASYNC) < 0)
 			break;
 		if (c->copyfd >= 0 &&
 		    cow__io_write(&b->ops[nops++], &b->g, c->copyfd, &b->iov[i],
-				  (int)(j - i), off, 0) < 0)
+				  (int)(j - i), off, COW__IO_ASYNC) < 0)
 			break;
 		i = j;
 	}
@@ -518,7 +739,8 @@ static void seal_txn(struct cow__commit *c, struct txn *t)
 	uint64_t chain = cow__wal_chain_start(c->wal.salt, t->seq);
 
 	for (size_t i = 0; i < t->nframes; i++) {
-		cow__wal_frame_seal(&t->fh[i], c->wal.salt, t->src[i], c->pgsz);
+		cow__wal_frame_seal(&t->fh[i], c->wal.salt,
+				    t->copy + i * c->pgsz, c->pgsz);
 		chain = cow__wal_chain(chain, t->fh[i].sum);
 	}
 	t->rec.frames_sum = chain;
@@ -569,7 +791,7 @@ static struct batch *log_prepare(struct cow__commit *c)
 		for (size_t j = 0; j < t->nframes; j++) {
 			b->iov[k].iov_base = &t->fh[j];
 			b->iov[k++].iov_len = sizeof(t->fh[j]);
-			b->iov[k].iov_base = (void *)t->src[j];
+			b->iov[k].iov_base = t->copy + j * c->pgsz;
 			b->iov[k++].iov_len = c->pgsz;
 		}
 		b->iov[k].iov_base = &t->rec;
@@ -601,15 +823,19 @@ static void start_log(struct cow__commit *c)
 	b->g.err = cow__sys_fsize_check(b->end);
 	if (b->g.err)
 		goto out;
+	/* By the kernel's workers (COW__IO_ASYNC): the submission, made
+	 * with the engine lock held, does not copy the pages itself. */
 	for (size_t i = 0; i < b->niov; i += MAX_IOV) {
 		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
+		unsigned how = COW__IO_ASYNC;
 		size_t len = 0;
 
 		for (int j = 0; j < cnt; j++)
 			len += b->iov[i + (size_t)j].iov_len;
+		if (i + MAX_IOV < b->niov || !c->nosync)
+			how |= COW__IO_LINK;
 		if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd, &b->iov[i],
-				  cnt, off,
-				  i + MAX_IOV < b->niov || !c->nosync) < 0)
+				  cnt, off, how) < 0)
 			goto out;
 		off += (off_t)len;
 	}
@@ -645,12 +871,7 @@ static void log_direct(struct cow__commit *c)
 	if (r == 0 && !c->nosync)
 		r = cow__sys_fsync(c->wal.fd, 1);
 	cow__io_lock();
-	/* The apply that follows at once is this commit's alone: its
-	 * buffered writes take microseconds, a trip through the ring's
-	 * thread several times that. */
-	c->direct = !c->apply_b && !c->logged;
 	log_done(b, r);
-	c->direct = 0;
 }
 
 /* Is everything logged applied and in the durable base? */
@@ -746,51 +967,53 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 		path = buf;
 	}
 	c = cow__calloc(1, sizeof(*c));
-	r = c ? 0 : -ENOMEM;
-	if (c) {
-		c->basefd = -1;
-		c->wal.fd = -1;
-		c->wal.dirfd = -1;
-		c->reset_sector = cow__malloc(COW__WAL_HDR);
-	}
-	if (c && !c->reset_sector)
-		r = -ENOMEM;
-	if (r == 0)
-		r = cow__wal_open(&c->wal, path, fd, pgsz,
-				  !!(flags & COW_READONLY), &info);
-	if (r < 0) {
-		if (c)
-			cow__free(c->reset_sector);
-		cow__free(c);
-		return r;
-	}
+	if (!c)
+		return -ENOMEM;
 	c->pgsz = pgsz;
+	c->flags = flags;
+	c->nosync = !!(flags & COW_NOSYNC);
 	c->basefd = -1;
+	c->copyfd = -1;
+	c->wal.fd = -1;
+	c->wal.dirfd = -1;
+	c->real_len = st.st_size;
+	c->reset_sector = cow__malloc(COW__WAL_HDR);
+	r = c->reset_sector ? 0 : -ENOMEM;
+	if (r < 0)
+		goto err_c;
+	r = cow__wal_open(&c->wal, path, fd, pgsz, !!(flags & COW_READONLY),
+			  &info);
+	if (r < 0)
+		goto err_sector;
 	if (!(flags & COW_READONLY)) {
 		r = cow__sys_open(cow__fd_path(link, fd), O_RDWR | O_CLOEXEC,
 				  0);
-		if (r < 0) {
-			cow__commit_free(c);
-			return r;
-		}
+		if (r < 0)
+			goto err_wal;
 		c->basefd = r;
 	}
-	c->flags = flags;
-	c->nosync = !!(flags & COW_NOSYNC);
-	c->copyfd = -1;
-	c->real_len = st.st_size;
 	if (info.ntx) {
+		/* the replay may have changed the file's length */
 		r = cow__sys_fstat(fd, &st);
-		if (r < 0) {
-			cow__commit_free(c);
-			return r;
-		}
+		if (r < 0)
+			goto err_base;
 		c->real_len = st.st_size;
 	}
 	c->seq_next = info.present ? info.last_seq + 1 : 1;
 	c->seq_logged = c->seq_applied = c->seq_base = c->seq_next - 1;
 	*out = c;
 	return 0;
+
+err_base:
+	if (c->basefd >= 0)
+		cow__sys_close(c->basefd);
+err_wal:
+	cow__wal_close(&c->wal, 0);
+err_sector:
+	cow__free(c->reset_sector);
+err_c:
+	cow__free(c);
+	return r;
 }
 
 void cow__commit_attach(struct cow_arena *a, struct cow__commit *c)
@@ -819,8 +1042,10 @@ void cow__commit_free(struct cow__commit *c)
 		struct txn *t = c->head;
 
 		c->head = t->next;
-		txn_free(t);
+		txn_free(c, t);
 	}
+	pool_free(c);
+	cow__free(c->index.v);
 	cow__wal_close(&c->wal, 0);
 	cow__sys_close(c->basefd);
 	cow__free(c->reset_sector);
@@ -920,6 +1145,7 @@ void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
 	st->commits = c->commits;
 	st->commit_seq_durable = c->seq_logged;
 	st->log_bytes = c->wal.fd >= 0 ? (size_t)c->wal.end : 0;
+	st->commit_pending_bytes = c->pending;
 	if (c->engine)
 		cow__io_unlock();
 }
@@ -940,65 +1166,79 @@ static void drop_runs(struct cow_arena *a, const struct cow__pageset *s)
  * file): write the dirty pages into it and drop the private copies. The
  * old content is saved first, so that a failed write can be undone.
  */
+/* A run of dirty pages clipped to the file's bytes, and where its old
+ * content is saved. */
+struct span {
+	off_t off;
+	size_t len, pos;
+};
+
+/* Writes src over span v of the base (and of the real file of an
+ * isolated arena). */
+static int span_write(struct cow_arena *a, const struct span *v,
+		      const char *src)
+{
+	ssize_t n = cow__sys_pwrite(a->fd, src, v->len, v->off);
+
+	if (n >= 0 && a->file_fd >= 0 && a->file_fd != a->fd)
+		n = cow__sys_pwrite(a->file_fd, src, v->len, v->off);
+	return n < 0 ? (int)n : 0;
+}
+
+/* The runs clipped to the file's bytes, as spans (*nv of them) whose
+ * saved content takes *total bytes. */
+static struct span *spans_of(const struct cow_arena *a,
+			     const struct cow__pageset *rs, size_t *nv,
+			     size_t *total)
+{
+	struct span *v = cow__mallocarray(rs->n ? rs->n : 1, sizeof(*v));
+
+	*nv = *total = 0;
+	for (size_t i = 0; v && i < rs->n; i++) {
+		off_t off = (off_t)(rs->v[i].first * a->pgsz);
+		size_t len = rs->v[i].n * a->pgsz;
+
+		if (off >= a->file_size)
+			continue;
+		if ((off_t)len > a->file_size - off)
+			len = (size_t)(a->file_size - off);
+		v[*nv].off = off;
+		v[*nv].len = len;
+		v[*nv].pos = *total;
+		*total += len;
+		(*nv)++;
+	}
+	return v;
+}
+
 static int commit_direct(struct cow_arena *a, const struct cow__pageset *rs,
 			 int *took)
 {
-	size_t total = 0, done = 0;
+	size_t nv = 0, total = 0, done;
+	struct span *v = NULL;
 	char *save = NULL;
 	int r = 0;
 
 	if (!rs->n)
 		goto out;
-	for (size_t i = 0; i < rs->n; i++)
-		total += rs->v[i].n * a->pgsz;
-	save = cow__malloc(total);
+	v = spans_of(a, rs, &nv, &total);
+	save = v ? cow__malloc(total ? total : 1) : NULL;
 	r = save ? 0 : -ENOMEM;
 	if (r < 0)
 		goto out;
-	for (size_t i = 0, pos = 0; i < rs->n && r >= 0; i++) {
-		off_t off = (off_t)(rs->v[i].first * a->pgsz);
-		size_t len = rs->v[i].n * a->pgsz;
-
-		if (off >= a->file_size)
-			continue;
-		if ((off_t)len > a->file_size - off)
-			len = (size_t)(a->file_size - off);
-		ssize_t n = cow__sys_pread(a->fd, save + pos, len, off);
+	for (size_t i = 0; r == 0 && i < nv; i++) {
+		ssize_t n =
+		    cow__sys_pread(a->fd, save + v[i].pos, v[i].len, v[i].off);
 
 		r = n < 0 ? (int)n : 0;
-		pos += len;
 	}
-	for (size_t i = 0; i < rs->n && r >= 0; i++, done++) {
-		off_t off = (off_t)(rs->v[i].first * a->pgsz);
-		size_t len = rs->v[i].n * a->pgsz;
-
-		if (off >= a->file_size)
-			continue;
-		if ((off_t)len > a->file_size - off)
-			len = (size_t)(a->file_size - off);
-		ssize_t n = cow__sys_pwrite(a->fd, a->base + off, len, off);
-
-		if (n >= 0 && a->file_fd >= 0 && a->file_fd != a->fd)
-			n = cow__sys_pwrite(a->file_fd, a->base + off, len,
-					    off);
-		r = n < 0 ? (int)n : 0;
-	}
+	/* done counts the span that failed too: it may be partly written */
+	for (done = 0; r == 0 && done < nv; done++)
+		r = span_write(a, &v[done], a->base + v[done].off);
 	if (r < 0) {
 		/* Put back what was written (all or nothing). */
-		for (size_t i = 0, pos = 0; i < done; i++) {
-			off_t off = (off_t)(rs->v[i].first * a->pgsz);
-			size_t len = rs->v[i].n * a->pgsz;
-
-			if (off >= a->file_size)
-				continue;
-			if ((off_t)len > a->file_size - off)
-				len = (size_t)(a->file_size - off);
-			(void)cow__sys_pwrite(a->fd, save + pos, len, off);
-			if (a->file_fd >= 0 && a->file_fd != a->fd)
-				(void)cow__sys_pwrite(a->file_fd, save + pos,
-						      len, off);
-			pos += len;
-		}
+		for (size_t i = 0; i < done; i++)
+			(void)span_write(a, &v[i], save + v[i].pos);
 		goto out;
 	}
 	drop_runs(a, rs);
@@ -1008,68 +1248,35 @@ out:
 		a->direct_commits++;
 	/* Written, or written and put back: the file is ours. */
 	__atomic_store_n(&a->refresh, a->file_fd >= 0, __ATOMIC_RELAXED);
+	cow__free(v);
 	cow__free(save);
 	return r;
 }
 
-/*
- * The newest captured copy of each dirty page in the live transactions:
- * v[i] for the i-th page of the runs (t NULL: none). Built in one pass
- * over the queued frames, oldest first, so that the newest wins: no sort,
- * however many asynchronous commits are queued.
- */
-struct latest {
-	struct pref *v; /* order = applied flag */
-	size_t *start;	/* index in v of each run's first page */
-};
-
-/* Index in v of page, or SIZE_MAX when no run holds it. */
-static size_t latest_index(const struct cow__pageset *rs, const size_t *start,
-			   size_t page)
+/* Does page p hold img? Only the file's bytes count: past the file's end
+ * the image holds zeros, and the arena's bytes there are not committed
+ * (they go when the page is dropped). */
+static int page_same(const struct cow_arena *a, size_t p, const char *img)
 {
-	size_t lo = 0, hi = rs->n;
+	off_t off = (off_t)(p * a->pgsz);
+	size_t len = a->pgsz;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct cow__pagerun *r = &rs->v[mid];
-
-		if (page < r->first)
-			hi = mid;
-		else if (page >= r->first + r->n)
-			lo = mid + 1;
-		else
-			return start[mid] + (page - r->first);
-	}
-	return SIZE_MAX;
+	if (off + (off_t)len > a->file_size)
+		len = off < a->file_size ? (size_t)(a->file_size - off) : 0;
+	return !memcmp(a->base + off, img, len);
 }
 
-static int latest_build(struct cow__commit *c, const struct cow__pageset *rs,
-			size_t npages, struct latest *l)
+/* The newest captured image of page among the live transactions, or
+ * NULL; *t receives its transaction. */
+static const char *latest_image(const struct cow__commit *c, size_t page,
+				const struct txn **t)
 {
-	size_t k = 0;
+	const struct slot *s = index_find(&c->index, page);
 
-	l->v = cow__calloc(npages ? npages : 1, sizeof(*l->v));
-	l->start = cow__calloc(rs->n ? rs->n : 1, sizeof(*l->start));
-	if (!l->v || !l->start)
-		return -ENOMEM;
-	for (size_t i = 0; i < rs->n; i++) {
-		l->start[i] = k;
-		k += rs->v[i].n;
-	}
-	for (struct txn *t = c->head; t; t = t->next)
-		for (size_t j = 0; t->async && j < t->nframes; j++) {
-			size_t i = latest_index(rs, l->start, t->pages[j]);
-
-			if (i == SIZE_MAX)
-				continue;
-			l->v[i].page = t->pages[j];
-			l->v[i].src = t->src[j];
-			l->v[i].t = t;
-		}
-	for (size_t i = 0; i < npages; i++)
-		if (l->v[i].t)
-			l->v[i].order = l->v[i].t->state == TX_APPLIED;
-	return 0;
+	if (!s)
+		return NULL;
+	*t = s->t;
+	return s->t->copy + s->frame * c->pgsz;
 }
 
 /* Emits single pages to fn as merged runs. */
@@ -1094,14 +1301,6 @@ static int page_runs_add(struct page_runs *pr, size_t page)
 	return r;
 }
 
-static int has_async(const struct cow__commit *c)
-{
-	for (const struct txn *t = c->head; t; t = t->next)
-		if (t->async)
-			return 1;
-	return 0;
-}
-
 int cow__commit_may_clean(struct cow_arena *a)
 {
 	struct cow__commit *c = a->commit;
@@ -1110,21 +1309,23 @@ int cow__commit_may_clean(struct cow_arena *a)
 	if (!c || !c->engine)
 		return 0;
 	cow__io_lock();
-	any = has_async(c) && !c->fatal && !c->torn;
+	any = c->index.n && !c->fatal && !c->torn;
 	cow__io_unlock();
 	return any;
 }
 
 /*
  * Splits the private pages into those that differ from the base (to
- * dirty) and those that do not (to clean): the pages whose newest
- * asynchronous commit is applied (its bytes are the base's now) and which
- * still hold exactly what it captured. Comparing with the captured copy
- * is exact whatever the write tracking (a page written again with other
- * bytes differs, one written back to the same bytes does not) and costs
- * a compare per page of the asynchronous commits not yet followed by
- * another commit: the pages written, not the arena. After a failed write
- * the base may not hold an applied commit: every private page is dirty.
+ * dirty) and those that do not (to clean): the pages whose newest commit
+ * is durable (its bytes are the base's from then on) and which still hold
+ * exactly what it captured. Comparing with the captured copy is exact
+ * whatever the write tracking (a page written again with other bytes
+ * differs, one written back to the same bytes does not) and costs a
+ * compare per page of the commits not yet followed by another commit: the
+ * pages written, not the arena. After the settle barrier every durable
+ * commit is also written in place, so the clean pages may be dropped.
+ * After a failed write the base may not hold a durable commit: every
+ * private page is dirty.
  */
 int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 		      cow__run_fn dirty, void *dctx, cow__run_fn clean,
@@ -1132,21 +1333,19 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 {
 	struct cow__commit *c = a->commit;
 	struct page_runs pd = {dirty, dctx, 0, 0}, pc = {clean, cctx, 0, 0};
-	struct latest l = {0};
-	size_t k = 0;
-	int r;
+	int r = 0;
 
 	/* Under the engine's lock: completions change the transactions'
 	 * state, and a failed log write frees asynchronous ones. */
 	cow__io_lock();
-	r = latest_build(c, priv, priv->pages, &l);
 	for (size_t i = 0; r == 0 && i < priv->n; i++)
 		for (size_t p = priv->v[i].first;
-		     r == 0 && p < priv->v[i].first + priv->v[i].n; p++, k++) {
-			const struct pref *f = &l.v[k];
-			int same =
-			    f->t && f->order && !f->t->err && !c->torn &&
-			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz);
+		     r == 0 && p < priv->v[i].first + priv->v[i].n; p++) {
+			const struct txn *t = NULL;
+			const char *img = latest_image(c, p, &t);
+			int same = img && t->state >= TX_LOGGED && !t->err &&
+				   !c->fatal && !c->torn &&
+				   page_same(a, p, img);
 			struct page_runs *to = same ? &pc : &pd;
 
 			if (to->fn)
@@ -1157,8 +1356,6 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 		r = dirty(dctx, pd.first, pd.n);
 	if (r == 0 && pc.n)
 		r = clean(cctx, pc.first, pc.n);
-	cow__free(l.v);
-	cow__free(l.start);
 	return r;
 }
 
@@ -1173,70 +1370,111 @@ void cow__commit_forget_applied(struct cow_arena *a)
 	cow__io_unlock();
 }
 
+/* Copies page p of the arena into img: past the file's end the image
+ * holds zeros (only the file's bytes are committed). */
+static void capture(const struct cow_arena *a, size_t p, char *img)
+{
+	off_t off = (off_t)(p * a->pgsz);
+	size_t keep = a->pgsz;
+
+	if (off + (off_t)keep > a->file_size)
+		keep = off < a->file_size ? (size_t)(a->file_size - off) : 0;
+	memcpy(img, a->base + off, keep);
+	memset(img + keep, 0, a->pgsz - keep);
+}
+
+/* Room in t for n frames: its arrays and its copy buffer (kept). */
+static int txn_room(struct cow__commit *c, struct txn *t, size_t n)
+{
+	size_t per = sizeof(*t->fh) + sizeof(*t->pages), room = t->room;
+	struct cow__wal_frame *fh;
+	unsigned order;
+	char *copy;
+
+	if (n <= room)
+		return 0;
+	while (room < n)
+		room = room ? 2 * room : n;
+	fh = cow__mallocarray(room, per);
+	copy = pool_get(c, room, &order);
+	if (!fh || !copy) {
+		cow__free(fh);
+		pool_put(c, copy, order);
+		return -ENOMEM;
+	}
+	if (t->nframes) {
+		memcpy(fh, t->fh, t->nframes * sizeof(*fh));
+		memcpy(fh + room, t->pages, t->nframes * sizeof(*t->pages));
+		memcpy(copy, t->copy, t->nframes * c->pgsz);
+	}
+	cow__free(t->fh);
+	pool_put(c, t->copy, t->order);
+	t->fh = fh;
+	t->pages = (size_t *)(fh + room);
+	t->copy = copy;
+	t->order = order;
+	t->room = room;
+	return 0;
+}
+
+/* Appends page p's current image as a frame of t (room reserved). */
+static void txn_add(struct cow_arena *a, struct txn *t, size_t p)
+{
+	size_t i = t->nframes++;
+
+	capture(a, p, t->copy + i * a->pgsz);
+	t->pages[i] = p;
+	memset(&t->fh[i], 0, sizeof(t->fh[i]));
+	t->fh[i].magic = COW__WAL_FRAME_MAGIC;
+	t->fh[i].page_size = (uint32_t)a->pgsz;
+	t->fh[i].page = p;
+	t->fh[i].seq = t->seq;
+}
+
+/* The record and sizes of t after its frames changed. */
+static void txn_seal_sizes(struct cow_arena *a, struct txn *t)
+{
+	t->file_len = a->file_size;
+	t->rec.magic = COW__WAL_COMMIT_MAGIC;
+	t->rec.seq = t->seq;
+	t->rec.nframes = t->nframes;
+	t->rec.size = a->size;
+	t->rec.file_len = (uint64_t)a->file_size;
+	t->bytes = t->nframes * (sizeof(struct cow__wal_frame) + a->pgsz) +
+		   sizeof(struct cow__wal_commit);
+}
+
 /* Builds the transaction of the pages in cap (page indexes). */
 static struct txn *txn_build(struct cow_arena *a, const size_t *cap, size_t n,
 			     int async)
 {
+	struct cow__commit *c = a->commit;
 	struct txn *t = cow__calloc(1, sizeof(*t));
-	size_t pgsz = a->pgsz;
 
 	if (!t)
 		return NULL;
-	t->async = async;
-	t->nframes = n;
-	t->file_len = a->file_size;
-	t->pages = cow__calloc(n ? n : 1, sizeof(*t->pages));
-	t->src = cow__calloc(n ? n : 1, sizeof(*t->src));
-	t->fh = cow__calloc(n ? n : 1, sizeof(*t->fh));
-	if (async && n)
-		t->copy = cow__mallocarray(n, pgsz);
-	if (!t->pages || !t->src || !t->fh || (async && n && !t->copy))
-		goto err;
-	for (size_t i = 0; i < n; i++) {
-		const char *p = a->base + cap[i] * pgsz;
-		off_t off = (off_t)(cap[i] * pgsz);
-
-		t->pages[i] = cap[i];
-		if (off + (off_t)pgsz > a->file_size) {
-			/* Past the file's end the image holds zeros: only
-			 * the file's bytes are committed. */
-			size_t keep = off < a->file_size
-					  ? (size_t)(a->file_size - off)
-					  : 0;
-
-			t->tail = cow__calloc(1, pgsz);
-			if (!t->tail)
-				goto err;
-			memcpy(t->tail, p, keep);
-			t->src[i] = t->tail;
-		} else if (async) {
-			memcpy(t->copy + i * pgsz, p, pgsz);
-			t->src[i] = t->copy + i * pgsz;
-		} else {
-			t->src[i] = p;
-		}
-		t->fh[i].magic = COW__WAL_FRAME_MAGIC;
-		t->fh[i].page_size = (uint32_t)pgsz;
-		t->fh[i].page = cap[i];
+	t->owned = async;
+	if (txn_room(c, t, n ? n : 1) < 0) {
+		cow__free(t);
+		return NULL;
 	}
-	t->rec.magic = COW__WAL_COMMIT_MAGIC;
-	t->rec.nframes = n;
-	t->rec.size = a->size;
-	t->rec.file_len = (uint64_t)a->file_size;
-	t->bytes = n * (sizeof(struct cow__wal_frame) + pgsz) +
-		   sizeof(struct cow__wal_commit);
+	for (size_t i = 0; i < n; i++)
+		txn_add(a, t, cap[i]);
+	txn_seal_sizes(a, t);
 	return t;
-err:
-	txn_free(t);
-	return NULL;
 }
 
+/* Queues t (room in the index reserved): the newest image of its pages. */
 static void txn_enqueue(struct cow__commit *c, struct txn *t)
 {
 	t->seq = c->seq_next++;
 	t->rec.seq = t->seq;
-	for (size_t i = 0; i < t->nframes; i++)
+	for (size_t i = 0; i < t->nframes; i++) {
 		t->fh[i].seq = t->seq;
+		index_set(&c->index, t->pages[i], t, i);
+	}
+	t->pending = 1;
+	c->pending += t->nframes * c->pgsz;
 	if (c->tail)
 		c->tail->next = t;
 	else
@@ -1244,6 +1482,47 @@ static void txn_enqueue(struct cow__commit *c, struct txn *t)
 	c->tail = t;
 	if (!c->unsent)
 		c->unsent = t;
+}
+
+/*
+ * An asynchronous commit while the newest queued transaction is an
+ * asynchronous one not yet sent to the log: the pages join it (a page it
+ * holds gets the newer image in place), so that the commits between two
+ * log writes become one transaction holding the newest image of each
+ * page. A crash then keeps both or neither, which the asynchronous
+ * promise allows: no cow_sync() returned in between, since it waits for
+ * everything queued. Returns 1 when merged, 0 when t cannot take them,
+ * or -ENOMEM (nothing changed).
+ */
+static int txn_merge(struct cow_arena *a, const size_t *cap, size_t n)
+{
+	struct cow__commit *c = a->commit;
+	struct txn *t = c->tail;
+	size_t added = 0;
+
+	if (!t || !t->owned || t != c->unsent || t->state != TX_QUEUED ||
+	    t->inflight || t->err)
+		return 0;
+	if (t->bytes + n * (sizeof(struct cow__wal_frame) + a->pgsz) >
+	    BATCH_BYTES)
+		return 0;
+	COW_TRY(txn_room(c, t, t->nframes + n));
+	COW_TRY(index_reserve(&c->index, n));
+	/* the index names frames by number: txn_room moving them is fine */
+	for (size_t i = 0; i < n; i++) {
+		struct slot *s = index_find(&c->index, cap[i]);
+
+		if (s && s->t == t) {
+			capture(a, cap[i], t->copy + s->frame * a->pgsz);
+			continue;
+		}
+		txn_add(a, t, cap[i]);
+		index_set(&c->index, cap[i], t, t->nframes - 1);
+		added++;
+	}
+	c->pending += added * a->pgsz;
+	txn_seal_sizes(a, t);
+	return 1;
 }
 
 /* Makes the engine and the log ready for the first commit. On failure
@@ -1266,37 +1545,49 @@ static int commit_ready(struct cow__commit *c)
 }
 
 /* Which dirty pages go into the transaction: not those equal to their
- * newest committed copy (and those already in the base are dropped). */
+ * newest committed image (and those already in the base are dropped). */
 static int select_pages(struct cow_arena *a, struct cow__commit *c,
 			const struct cow__pageset *rs, size_t **cap,
 			size_t *ncap, struct cow__pageset *drop)
 {
-	struct latest l;
-	size_t n = rs->pages, k = 0;
-	int r;
+	size_t n = 0;
+	int r = 0;
 
+	n = rs->pages;
 	*ncap = 0;
-	*cap = cow__mallocarray(n, sizeof(**cap));
+	*cap = cow__mallocarray(n ? n : 1, sizeof(**cap));
 	if (!*cap)
 		return -ENOMEM;
-	r = latest_build(c, rs, n, &l);
 	for (size_t i = 0; r == 0 && i < rs->n; i++)
-		for (size_t p = rs->v[i].first; p < rs->v[i].first + rs->v[i].n;
-		     p++, k++) {
-			const struct pref *f = &l.v[k];
+		for (size_t p = rs->v[i].first;
+		     r == 0 && p < rs->v[i].first + rs->v[i].n; p++) {
+			const struct txn *t = NULL;
+			const char *img = latest_image(c, p, &t);
 
-			if (f->t &&
-			    !memcmp(a->base + p * a->pgsz, f->src, a->pgsz)) {
-				if (f->order &&
-				    (r = cow__pageset_add(drop, p, 1)) < 0)
-					break;
+			if (img && page_same(a, p, img)) {
+				if (t->state == TX_APPLIED && !t->err)
+					r = cow__pageset_add(drop, p, 1);
 				continue;
 			}
 			(*cap)[(*ncap)++] = p;
 		}
-	cow__free(l.v);
-	cow__free(l.start);
 	return r;
+}
+
+/*
+ * Back-pressure: waits until the copies not yet written in place leave
+ * room for bytes more under pending_max (or nothing else is pending: a
+ * commit larger than the bound goes alone). With the engine lock held.
+ */
+static void wait_room(struct cow__commit *c, size_t bytes)
+{
+	size_t max = __atomic_load_n(&pending_max, __ATOMIC_RELAXED);
+
+	kick(c);
+	while (c->pending && c->pending + bytes > max && !c->fatal) {
+		cow__io_wait();
+		kick(c);
+	}
 }
 
 /*
@@ -1322,92 +1613,123 @@ static int base_fsize_check(const struct cow_arena *a,
 	return cow__sys_fsize_check(end);
 }
 
-static int commit_log(struct cow_arena *a, const struct cow__pageset *rs,
-		      int async, int *took)
+/* The error of an earlier failure that fails this commit: the fatal one
+ * (every time), or an asynchronous commit's (once). */
+static int take_error(struct cow__commit *c)
 {
-	struct cow__commit *c = a->commit;
-	struct cow__pageset drop = COW__PAGESET_INIT;
-	size_t *cap = NULL, ncap = 0;
-	size_t old_size = c->size;
-	off_t old_len = c->file_len;
-	struct txn *t;
-	int r, logged;
+	int r = c->fatal;
 
-	COW_TRY(commit_ready(c));
-	cow__io_lock();
-	cow__io_poll();
-	r = c->fatal;
 	if (!r && c->async_err) {
 		r = c->async_err;
 		c->async_err = 0;
 	}
+	return r;
+}
+
+/*
+ * Nothing new since the newest commit: its content is the base once it
+ * is in place, and a synchronous commit waits for that and drops every
+ * private copy (they all hold it).
+ */
+static int commit_unchanged(struct cow_arena *a, const struct cow__pageset *rs,
+			    const struct cow__pageset *drop, int async)
+{
+	struct cow__commit *c = a->commit;
+
+	if (!async)
+		wait_for(c, all_applied);
+	COW_TRY(c->fatal);
+	drop_runs(a, drop);
+	drop_applied(c);
+	if (!async)
+		drop_runs(a, rs);
+	c->commits++;
+	return 0;
+}
+
+/*
+ * A synchronous commit waits for its durable point: then the queue owns
+ * t (written in place in the background) and the commit happened.
+ * Before it, a failure undoes t: nothing changed.
+ */
+static int wait_durable(struct cow__commit *c, struct txn *t, size_t old_size,
+			off_t old_len)
+{
+	int r;
+
+	while (t->state < TX_LOGGED && !t->done)
+		cow__io_wait();
+	if (t->state >= TX_LOGGED) {
+		t->owned = 1;
+		c->commits++;
+		return 0;
+	}
+	r = t->err;
+	txn_unlink(c, t);
+	txn_free(c, t);
+	c->size = old_size;
+	c->file_len = old_len;
+	return r;
+}
+
+/*
+ * Turns the dirty runs rs into a transaction (or into the batch of the
+ * queued asynchronous one) and queues it; a synchronous commit returns at
+ * its durable point. With the engine lock held throughout (log_direct
+ * drops it for the I/O only).
+ */
+static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
+			int async)
+{
+	struct cow__commit *c = a->commit;
+	size_t *cap = NULL, ncap = 0, old_size = c->size;
+	off_t old_len = c->file_len;
+	struct cow__pageset drop = COW__PAGESET_INIT;
+	struct txn *t = NULL;
+	int r;
+
+	/* First, so that what select_pages finds stays true until the
+	 * transaction is queued: nothing completes in between. */
+	wait_room(c, rs->pages * a->pgsz);
+	cow__io_poll();
+	r = take_error(c);
 	if (r == 0)
 		r = select_pages(a, c, rs, &cap, &ncap, &drop);
 	if (r < 0)
-		goto fail;
+		goto out;
 	if (!ncap && a->size == c->size && a->file_size == c->file_len) {
-		/* Nothing new: the content is the newest commit's. */
-		if (!async)
-			wait_for(c, all_applied);
-		r = c->fatal;
-		if (r < 0)
-			goto fail;
-		drop_runs(a, &drop);
-		drop_applied(c);
-		if (!async)
-			drop_runs(a, rs);
-		c->commits++;
-		cow__io_unlock();
-		*took = 1;
+		r = commit_unchanged(a, rs, &drop, async);
 		goto out;
 	}
 	r = base_fsize_check(a, c, cap, ncap);
-	if (r < 0)
-		goto fail;
-	t = txn_build(a, cap, ncap, async);
-	if (!t) {
-		r = -ENOMEM;
-		goto fail;
+	if (r == 0 && async)
+		r = txn_merge(a, cap, ncap);
+	if (r == 0) {
+		r = index_reserve(&c->index, ncap);
+		t = r == 0 ? txn_build(a, cap, ncap, async) : NULL;
+		if (r == 0 && !t)
+			r = -ENOMEM;
 	}
+	if (r < 0)
+		goto out;
 	drop_runs(a, &drop);
 	drop_applied(c);
-	txn_enqueue(c, t);
+	if (t)
+		txn_enqueue(c, t);
 	c->size = a->size;
 	c->file_len = a->file_size;
-	if (!async && c->unsent == t && !c->log_b && !c->reset_busy &&
-	    c->wal.end < CKPT_BYTES)
-		log_direct(c);
-	else
-		kick(c);
 	if (async) {
 		c->commits++;
-		cow__io_unlock();
-		*took = 1;
-		goto out;
-	}
-	while (!t->done)
-		cow__io_wait();
-	r = t->err;
-	logged = t->state >= TX_LOGGED;
-	if (t->state == TX_APPLIED) {
-		drop_applied(c);
+		kick(c);
+		r = 0;
 	} else {
-		txn_unlink(c, t);
-		txn_free(t);
+		if (c->unsent == t && !c->log_b && !c->reset_busy &&
+		    c->wal.end < CKPT_BYTES)
+			log_direct(c);
+		else
+			kick(c);
+		r = wait_durable(c, t, old_size, old_len);
 	}
-	if (r == 0)
-		c->commits++;
-	if (r < 0 && !logged) {
-		c->size = old_size;
-		c->file_len = old_len;
-	}
-	cow__io_unlock();
-	if (r == 0)
-		drop_runs(a, rs);
-	*took = r == 0 || logged;
-	goto out;
-fail:
-	cow__io_unlock();
 out:
 	cow__free(cap);
 	cow__pageset_free(&drop);
@@ -1417,10 +1739,18 @@ out:
 int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
 		      int async, int *took)
 {
+	struct cow__commit *c = a->commit;
+	int r;
+
 	*took = 0;
-	if (!a->commit)
+	if (!c)
 		return commit_direct(a, dirty, took);
-	return commit_log(a, dirty, async, took);
+	COW_TRY(commit_ready(c));
+	cow__io_lock();
+	r = commit_queue(a, dirty, async);
+	cow__io_unlock();
+	*took = r == 0;
+	return r;
 }
 
 int cow__commit_sync(struct cow_arena *a)
@@ -1433,11 +1763,7 @@ int cow__commit_sync(struct cow_arena *a)
 	cow__io_lock();
 	/* Applied too: then the next commit can drop the pages. */
 	wait_for(c, all_applied);
-	r = c->fatal;
-	if (!r) {
-		r = c->async_err;
-		c->async_err = 0;
-	}
+	r = take_error(c);
 	cow__io_unlock();
 	return r;
 }

@@ -49,8 +49,9 @@ void cow__commit_refreshed(struct cow_arena *a);
 void cow__commit_stats(struct cow_arena *a, struct cow_stats *st);
 
 /*
- * Private pages that equal the base: those an applied asynchronous commit
- * made equal to it and that still hold what it captured. may_clean: 0
+ * Private pages that equal the base: those a durable commit made equal
+ * to it and that still hold what it captured (after the settle barrier
+ * the commit is also written in place: they may be dropped). may_clean: 0
  * when there can be none (then every private page is dirty). split: the
  * private pages priv (runs ascending) to dirty (those that differ) and
  * clean (those that do not); either function may be NULL.
@@ -66,12 +67,13 @@ void cow__commit_forget_applied(struct cow_arena *a);
 /*
  * Commits the dirty pages (runs ascending, every private page of the
  * arena): makes their content the new base, durably through the log when
- * the base has one, else written into the base directly; the private
- * copies that then equal the base are dropped. *took is set to 1 when the
- * content became the new base (also when an error came after the log's
- * durable point), else 0: the caller tells the snapshots (snap's commit
- * hooks). The caller validated, settled and checked the guard. The errors
- * of cow_commit.
+ * the base has one (returning at the log record's durable point; the
+ * pages are written in place in the background and their private copies
+ * dropped by a later call, see commit.c), else written into the base
+ * directly and the private copies dropped. *took is set to 1 when the
+ * content became the new base, else 0: the caller tells the snapshots
+ * (snap's commit hooks). The caller validated, settled and checked the
+ * guard. The errors of cow_commit.
  */
 int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
 		      int async, int *took);

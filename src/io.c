@@ -273,10 +273,12 @@ static struct io_uring_sqe *get_sqe(void)
 	return io_uring_get_sqe(&eng.ring);
 }
 
-static int queue(struct cow__io_op *op, struct io_uring_sqe *sqe, int link)
+static int queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
 {
-	if (link)
+	if (how & COW__IO_LINK)
 		sqe->flags |= IOSQE_IO_LINK;
+	if (how & COW__IO_ASYNC)
+		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, op);
 	op->g->pending++;
 	eng.pend_sqe[eng.npend] = sqe;
@@ -309,7 +311,7 @@ static struct io_uring_sqe *op_start(struct cow__io_op *op,
 }
 
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
-		  const struct iovec *iov, int cnt, off_t off, int link)
+		  const struct iovec *iov, int cnt, off_t off, unsigned how)
 {
 	struct io_uring_sqe *sqe = op_start(op, g, fd, iov, cnt, off);
 
@@ -322,16 +324,16 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 				    (unsigned)iov[0].iov_len, (__u64)off);
 	else
 		io_uring_prep_writev(sqe, fd, iov, (unsigned)cnt, (__u64)off);
-	return queue(op, sqe, link);
+	return queue(op, sqe, how);
 }
 
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
-		  int link)
+		  unsigned how)
 {
 	struct io_uring_sqe *sqe = op_start(op, g, fd, NULL, 0, 0);
 
 	if (!sqe)
 		return g->err;
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	return queue(op, sqe, link);
+	return queue(op, sqe, how);
 }

@@ -45,13 +45,18 @@ void cow__io_group_init(struct cow__io_group *g, cow__io_done_fn done,
 			void *ctx);
 /* Drops the owner's reference; done may run inside this call. */
 void cow__io_group_release(struct cow__io_group *g);
-/* Queue a write of iov (cnt buffers) at off, or an fdatasync. link: the
- * next queued operation starts only after this one succeeded. A negative
- * return means the operation was not queued (the group records it). */
+/* Queue a write of iov (cnt buffers) at off, or an fdatasync. how:
+ * COW__IO_LINK: the next queued operation starts only after this one
+ * succeeded; COW__IO_ASYNC: the kernel runs it in its worker threads, never
+ * inline in the submission (a buffered write of many pages would otherwise
+ * copy them on the submitting thread). A negative return means the
+ * operation was not queued (the group records it). */
+#define COW__IO_LINK 1u
+#define COW__IO_ASYNC 2u
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
-		  const struct iovec *iov, int cnt, off_t off, int link);
+		  const struct iovec *iov, int cnt, off_t off, unsigned how);
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
-		  int link);
+		  unsigned how);
 /* Submits what was queued; on failure the queued operations fail. */
 int cow__io_submit(void);
 /* Waits until some completion was processed (by this thread or the reaper

@@ -223,6 +223,18 @@ int cow__sys_ftruncate(int fd, off_t len)
 	return 0;
 }
 
+int cow__sys_fallocate(int fd, off_t off, off_t len)
+{
+	INJECT(COW__SYS_FALLOCATE);
+	/* the caller checked RLIMIT_FSIZE: past it the call raises SIGXFSZ */
+	while (fallocate(fd, 0, off, len)) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	cow__sys_trace(COW__SYS_FTRUNCATE, fd, NULL, 0, off + len);
+	return 0;
+}
+
 /* Full reads: a short read means end of file and returns the count. */
 ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off)
 {

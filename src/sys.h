@@ -39,10 +39,11 @@ enum cow__sys_kind {
 	COW__SYS_FCNTL,
 	COW__SYS_UFFD, /* the userfaultfd(2) system call */
 	COW__SYS_MALLOC,
-	COW__SYS_URING,	 /* io_uring setup and submission */
-	COW__SYS_CQE,	 /* the result of an io_uring completion */
-	COW__SYS_SIGNAL, /* sigaction(2): installing the SIGBUS guard */
-	COW__SYS_SEEK,	 /* lseek(2): finding a log's data (SEEK_DATA) */
+	COW__SYS_URING,	    /* io_uring setup and submission */
+	COW__SYS_CQE,	    /* the result of an io_uring completion */
+	COW__SYS_SIGNAL,    /* sigaction(2): installing the SIGBUS guard */
+	COW__SYS_SEEK,	    /* lseek(2): finding a log's data (SEEK_DATA) */
+	COW__SYS_FALLOCATE, /* fallocate(2): growing the log */
 	COW__SYS_NKINDS
 };
 
@@ -71,6 +72,11 @@ int cow__sys_madvise_vec(const struct iovec *iov, size_t n, int advice,
 			 size_t *done);
 int cow__sys_memfd(const char *name, unsigned flags);
 int cow__sys_ftruncate(int fd, off_t len);
+/* Allocates [off, off + len) of fd (fallocate mode 0), which reads zeros
+ * and extends the file: only for growing a file (traced as its new
+ * length, like ftruncate). -EOPNOTSUPP where the file system has no
+ * fallocate. */
+int cow__sys_fallocate(int fd, off_t off, off_t len);
 ssize_t cow__sys_pread(int fd, void *buf, size_t len, off_t off);
 ssize_t cow__sys_preadv(int fd, const struct iovec *iov, int cnt, off_t off);
 ssize_t cow__sys_pwrite(int fd, const void *buf, size_t len, off_t off);

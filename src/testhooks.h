@@ -15,5 +15,8 @@ void cow__track_force_pagemap(int on);
 void cow__track_force_compare(int on);
 /* commit.c: checkpoint the log at n bytes (0: the default, 16 MiB). */
 void cow__commit_ckpt_bytes(off_t n);
+/* commit.c: bound the copies not yet written in place at n bytes (0: the
+ * default, 64 MiB). */
+void cow__commit_pending_max(size_t n);
 
 #endif

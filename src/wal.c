@@ -639,6 +639,21 @@ static int write_zeros(int fd, off_t from, off_t to)
 	return 0;
 }
 
+/*
+ * Grows fd from its length from to to, reading zeros: allocated with
+ * fallocate, which writes nothing the next fdatasync must flush but the
+ * new length and extents, or, where the file system has no fallocate
+ * (-EOPNOTSUPP), by writing zeros. The caller checked RLIMIT_FSIZE.
+ */
+static int grow_zeros(int fd, off_t from, off_t to)
+{
+	int r = cow__sys_fallocate(fd, from, to - from);
+
+	if (r == -EOPNOTSUPP)
+		r = write_zeros(fd, from, to);
+	return r;
+}
+
 #define PREALLOC_MIN ((off_t)1 << 20)
 
 int cow__wal_reserve(struct cow__wal *w, size_t len)
@@ -650,7 +665,7 @@ int cow__wal_reserve(struct cow__wal *w, size_t len)
 	to = w->alloc * 2 > want ? w->alloc * 2 : want;
 	to = (to + PREALLOC_MIN - 1) & ~(PREALLOC_MIN - 1);
 	COW_TRY(cow__sys_fsize_check(to));
-	COW_TRY(write_zeros(w->fd, w->alloc, to));
+	COW_TRY(grow_zeros(w->fd, w->alloc, to));
 	w->alloc = to;
 	return 0;
 }
@@ -706,7 +721,7 @@ int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
 	memcpy(sector, &h, sizeof(h));
 	r = (int)cow__sys_pwrite(fd, sector, sizeof(sector), 0);
 	if (r >= 0)
-		r = write_zeros(fd, COW__WAL_HDR, PREALLOC_MIN);
+		r = grow_zeros(fd, COW__WAL_HDR, PREALLOC_MIN);
 	if (r >= 0 && !nosync)
 		r = cow__sys_fsync(fd, 0);
 	if (r >= 0)

@@ -454,6 +454,13 @@ static void test_unaligned_commit(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 5000);
 	assert_int_equal(p[4000], 0xab);
+	/* The page holds the commit: not dirty, and once dropped (here by
+	 * a discard, which finds it in the file) it reads zeros past the
+	 * file's end. */
+	assert_int_equal(cow_dirty(a, NULL, 0), 0);
+	assert_int_equal(cow_discard(a), 0);
+	assert_int_equal(p[4000], 0xab);
+	assert_int_equal(p[4999], 0xcd);
 	assert_int_equal(p[5000], 0);
 	cow_close(a);
 	assert_int_equal(cow_open(&a, path, NULL), 0);
@@ -570,6 +577,92 @@ static void test_commit_bad_input(void **state)
 	assert_string_equal(cow_strerror(-4200), "Unknown error");
 }
 
+/*
+ * Asynchronous commits made while a log write is in flight join one
+ * transaction holding the newest image of each page: 300 commits of the
+ * same few pages reach the log as far fewer transactions (each commit
+ * used to be one, its pages logged again), commit_seq_durable counts the
+ * transactions, and the file holds the last commit after a reopen. With
+ * and without the reaping thread; some commits add a page the batch does
+ * not hold yet.
+ */
+static void test_async_batches(void **state)
+{
+	static const unsigned oflags[] = {0, COW_NOTHREAD};
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		struct cow_options o = {.flags = oflags[i]};
+		unsigned char *ref = malloc(SZ);
+		size_t pages[] = {1, 2, 3, 9}, extra;
+		unsigned long long seq0;
+		struct cow_stats st;
+		struct th_arena t;
+
+		assert_int_equal(th_open(&t, TH_EXT4, SZ, &o), 0);
+		th_base_ref(TH_EXT4, ref, SZ);
+		stamp(t.a, ref, pages, 4, 1);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		seq0 = st.commit_seq_durable;
+		for (unsigned g = 2; g < 302; g++) {
+			stamp(t.a, ref, pages, 4, g);
+			extra = 10 + g % 20;
+			if (g % 7 == 0)
+				stamp(t.a, ref, &extra, 1, g);
+			assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+		}
+		assert_int_equal(cow_sync(t.a), 0);
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		assert_int_equal(st.commits, 301);
+		assert_int_equal(st.dirty_pages, 0);
+		assert_int_equal(st.commit_pending_bytes, 0);
+		fprintf(stderr,
+			"# 300 asynchronous commits in %llu log transactions\n",
+			st.commit_seq_durable - seq0);
+		assert_true(st.commit_seq_durable - seq0 < 150);
+		assert_true(th_equal(&t, ref, SZ));
+		cow_close(t.a);
+		assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		th_close(&t);
+		free(ref);
+	}
+}
+
+/*
+ * A bound on the copies not yet written in place: with it at one page,
+ * every commit waits for the ones before it, and nothing is lost.
+ */
+static void test_pending_bound(void **state)
+{
+	struct cow_options o = {.flags = COW_NOTHREAD};
+	unsigned char *ref = malloc(SZ);
+	size_t pages[] = {0, 5, 6};
+	struct cow_stats st;
+	struct th_arena t;
+
+	(void)state;
+	cow__commit_pending_max(PG);
+	assert_int_equal(th_open(&t, TH_EXT4, SZ, &o), 0);
+	th_base_ref(TH_EXT4, ref, SZ);
+	for (unsigned g = 1; g < 20; g++) {
+		stamp(t.a, ref, pages, 3, g);
+		assert_int_equal(cow_commit(t.a, g % 2 ? COW_COMMIT_ASYNC : 0),
+				 0);
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		/* this commit's pages at most: the earlier ones went */
+		assert_true(st.commit_pending_bytes <= 3 * PG);
+	}
+	cow__commit_pending_max(0);
+	assert_int_equal(cow_sync(t.a), 0);
+	cow_close(t.a);
+	assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+	assert_true(th_equal(&t, ref, SZ));
+	th_close(&t);
+	free(ref);
+}
+
 static void fill_gen(cow_arena *a, unsigned char *ref, unsigned gen)
 {
 	size_t pages[] = {0, 3, 4, 5, 17, 30, 31};
@@ -603,8 +696,9 @@ static void fault_sweep(enum th_backing b, unsigned oflags, unsigned cflags)
 		fill_gen(t.a, ref2, 2);
 		before = cow__fault_calls(COW__SYS_ANY);
 		cow__fault_inject(COW__SYS_ANY, n, EIO, 0);
+		/* and the background writes after a synchronous one */
 		r = cow_commit(t.a, cflags);
-		if (r == 0 && (cflags & COW_COMMIT_ASYNC))
+		if (r == 0)
 			r = cow_sync(t.a);
 		fired = cow__fault_calls(COW__SYS_ANY) - before >= n;
 		cow__fault_reset();
@@ -683,34 +777,43 @@ static void test_fault_sweep_nosync(void **state)
 }
 
 /*
- * COW_NOSYNC, the in-place write failing after the log record was
- * written: the commit reports the error, and the close keeps the log, so
- * that the reopened file holds the commit (the close used to remove the
- * log whatever had failed).
+ * The in-place write failing after the log record was durable (written,
+ * with COW_NOSYNC): the commit returns 0 at its durable point, the
+ * failure of the background write is reported by the next call (cow_sync
+ * here, and every later commit), and the close keeps the log, so that the
+ * reopened file holds the commit (the close used to remove the log
+ * whatever had failed). Before, the synchronous commit wrote in place
+ * itself and returned the write's error.
  */
-static void test_nosync_apply_fails(void **state)
+static void apply_fails(unsigned oflags)
 {
-	struct cow_options o = {.flags = COW_NOTHREAD | COW_NOSYNC};
+	struct cow_options o = {.flags = COW_NOTHREAD | oflags};
 
-	(void)state;
 	for (int b = TH_TMPFS; b <= TH_EXT4; b++) {
 		unsigned char *ref = malloc(SZ);
 		struct th_arena t;
 		struct cow_stats st;
-		int r, ok;
+		int r, r2, ok;
 
 		assert_int_equal(th_open(&t, b, SZ, &o), 0);
 		th_base_ref(b, ref, SZ);
 		fill_gen(t.a, ref, 1);
 		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_int_equal(cow_sync(t.a), 0);
 		fill_gen(t.a, ref, 2);
-		/* the log's write, then the first in-place write */
-		cow__fault_inject(COW__SYS_PWRITE, 2, EIO, 0);
+		/* without COW_NOSYNC the log is synced on the caller's
+		 * thread: the first completion is the in-place write */
+		cow__fault_inject(COW__SYS_CQE, 1, EIO, 0);
 		r = cow_commit(t.a, 0);
-		cow__fault_reset();
-		assert_int_equal(r, -EIO);
 		assert_int_equal(cow_stats(t.a, &st), 0);
+		r2 = cow_sync(t.a);
+		cow__fault_reset();
+		assert_int_equal(r, 0);
 		assert_int_equal(st.commit_seq_durable, 2);
+		assert_int_equal(st.commit_pending_bytes, 7 * 4096);
+		assert_int_equal(r2, -EIO);
+		assert_true(th_equal(&t, ref, SZ));
+		assert_int_equal(cow_commit(t.a, 0), -EIO);
 		cow_close(t.a);
 		assert_true(log_exists(t.path));
 		assert_int_equal(cow_open(&t.a, t.path, &o), 0);
@@ -719,6 +822,18 @@ static void test_nosync_apply_fails(void **state)
 		assert_true(ok);
 		free(ref);
 	}
+}
+
+static void test_nosync_apply_fails(void **state)
+{
+	(void)state;
+	apply_fails(COW_NOSYNC);
+}
+
+static void test_apply_fails_after_durable(void **state)
+{
+	(void)state;
+	apply_fails(0);
 }
 
 /* Each io_uring completion failing in turn, as the kernel would report a
@@ -764,25 +879,28 @@ static void test_fault_cqe(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_commit_basic),
-		cmocka_unit_test(test_commit_read_in),
-		cmocka_unit_test(test_commit_nothread),
-		cmocka_unit_test(test_commit_nosync),
-		cmocka_unit_test(test_commit_async),
-		cmocka_unit_test(test_commit_async_nothread),
-		cmocka_unit_test(test_async_drop),
-		cmocka_unit_test(test_async_clean),
-		cmocka_unit_test(test_grow_commit),
-		cmocka_unit_test(test_unaligned_commit),
-		cmocka_unit_test(test_commit_isolate),
-		cmocka_unit_test(test_commit_snapshots),
-		cmocka_unit_test(test_commit_bad_input),
-		cmocka_unit_test(test_fault_sweep_sync),
-		cmocka_unit_test(test_fault_sweep_async),
-		cmocka_unit_test(test_fault_sweep_ckpt),
-		cmocka_unit_test(test_fault_sweep_nosync),
-		cmocka_unit_test(test_nosync_apply_fails),
-		cmocka_unit_test(test_fault_cqe),
+	    cmocka_unit_test(test_commit_basic),
+	    cmocka_unit_test(test_commit_read_in),
+	    cmocka_unit_test(test_commit_nothread),
+	    cmocka_unit_test(test_commit_nosync),
+	    cmocka_unit_test(test_commit_async),
+	    cmocka_unit_test(test_commit_async_nothread),
+	    cmocka_unit_test(test_async_drop),
+	    cmocka_unit_test(test_async_clean),
+	    cmocka_unit_test(test_grow_commit),
+	    cmocka_unit_test(test_unaligned_commit),
+	    cmocka_unit_test(test_commit_isolate),
+	    cmocka_unit_test(test_commit_snapshots),
+	    cmocka_unit_test(test_commit_bad_input),
+	    cmocka_unit_test(test_fault_sweep_sync),
+	    cmocka_unit_test(test_fault_sweep_async),
+	    cmocka_unit_test(test_fault_sweep_ckpt),
+	    cmocka_unit_test(test_fault_sweep_nosync),
+	    cmocka_unit_test(test_nosync_apply_fails),
+	    cmocka_unit_test(test_apply_fails_after_durable),
+	    cmocka_unit_test(test_async_batches),
+	    cmocka_unit_test(test_pending_bound),
+	    cmocka_unit_test(test_fault_cqe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

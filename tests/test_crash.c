@@ -5,6 +5,13 @@
  * that returned through a pipe; it is SIGKILLed at a random instant. The
  * reopened file must hold one generation on every page, no older than the
  * last one reported.
+ *
+ * The sweeps run synchronous and asynchronous commits, with growth, with
+ * COW_NOSYNC and COW_NOTHREAD, through checkpoints, recoveries and a
+ * changed directory: over 1000 kills in all (each sweep prints its
+ * count). One sweep aims at the window a synchronous commit opens: it
+ * returns at its durable point, before its pages are written in place,
+ * and the child kills itself right there.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,38 +30,65 @@
 #define PG 4096UL
 #define NPG 16
 #define SZ (NPG * PG)
+#define MAXSZ (4 * SZ) /* the grow sweep's largest arena */
+
+/* What a sweep's child does (bits). */
+enum {
+	M_ASYNC = 1,	/* asynchronous commits, every third one synced */
+	M_GROW = 2,	/* grows the arena by a page every fourth commit */
+	M_NOSYNC = 4,	/* opens with COW_NOSYNC */
+	M_NOTHREAD = 8, /* opens with COW_NOTHREAD */
+	M_WINDOW = 16,	/* kills itself right after a synchronous commit
+			   returned with its in-place writes pending, and
+			   reports only those commits */
+};
 
 static void stamp_all(cow_arena *a, uint32_t gen)
 {
 	uint32_t *p = cow_base(a);
 
-	for (size_t i = 0; i < SZ / 4; i++)
+	for (size_t i = 0; i < cow_size(a) / 4; i++)
 		p[i] = gen;
 }
 
-/* The one generation on every word, or -1 if they differ. */
+/*
+ * The one generation on every word, or -1 if they differ. A grown arena
+ * may end in zeros: cow_grow() extends the file at once, so a crash
+ * before the growth's commit leaves the file longer; those pages hold
+ * zeros, after every page of the commit.
+ */
 static long long read_gen(cow_arena *a)
 {
 	const uint32_t *p = cow_base(a);
+	size_t n = cow_size(a) / 4, i;
 
-	for (size_t i = 1; i < SZ / 4; i++)
-		if (p[i] != p[0]) {
-			fprintf(stderr, "# word %zu: %u, word 0: %u\n", i,
-				p[i], p[0]);
-			return -1;
-		}
+	for (i = 1; i < n && p[i] == p[0]; i++)
+		;
+	if (i >= SZ / 4 && i % (PG / 4) == 0)
+		while (i < n && p[i] == 0)
+			i++;
+	if (i < n) {
+		fprintf(stderr, "# word %zu: %u, word 0: %u\n", i, p[i], p[0]);
+		return -1;
+	}
 	return p[0];
 }
 
-/* The child: commits generations from gen on, forever. With async, each
- * commit is asynchronous and every third is followed by cow_sync; only
- * synced generations are reported. With away, it opens the file by its
+/* The child: commits generations from gen on, forever (see M_*); only
+ * durable generations are reported. With away, it opens the file by its
  * name relative to its directory, then changes to directory away: the log
  * must stay beside the file. */
-static void child(const char *path, uint32_t gen, int fd, int async,
+static void child(const char *path, uint32_t gen, int fd, unsigned mode,
 		  const char *away)
 {
+	struct cow_options o = {0};
+	int async = !!(mode & M_ASYNC);
 	cow_arena *a;
+
+	if (mode & M_NOSYNC)
+		o.flags |= COW_NOSYNC;
+	if (mode & M_NOTHREAD)
+		o.flags |= COW_NOTHREAD;
 
 	if (away) {
 		char dir[256];
@@ -65,15 +99,29 @@ static void child(const char *path, uint32_t gen, int fd, int async,
 			_exit(6);
 		path = slash + 1;
 	}
-	if (cow_open(&a, path, NULL))
+	if (cow_open(&a, path, &o))
 		_exit(2);
 	if (away && chdir(away))
 		_exit(6);
 	for (;; gen++) {
+		if ((mode & M_GROW) && gen % 4 == 0 && cow_size(a) < MAXSZ &&
+		    cow_grow(a, cow_size(a) + PG))
+			_exit(7);
 		stamp_all(a, gen);
 		if (!async) {
+			struct cow_stats st;
+
 			if (cow_commit(a, 0))
 				_exit(3);
+			if ((mode & M_WINDOW) && !cow_stats(a, &st) &&
+			    st.commit_pending_bytes) {
+				/* durable, not yet in place: report, die */
+				if (write(fd, &gen, sizeof(gen)) != sizeof(gen))
+					_exit(5);
+				kill(getpid(), SIGKILL);
+			}
+			if (mode & M_WINDOW)
+				continue; /* only window commits reported */
 		} else {
 			if (cow_commit(a, COW_COMMIT_ASYNC))
 				_exit(3);
@@ -126,11 +174,12 @@ static int kill_recovery(const char *path, int *retired)
 	return !c;
 }
 
-static void sweep_in(int async, int rounds, int recovery, const char *away)
+static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 {
 	char path[256], tmp[300];
 	uint32_t gen = 1, first = 1;
 	int progressed = 0, ahead = 0, in_recovery = 0, retired = 0;
+	int window = 0;
 	cow_arena *a;
 	int fd;
 
@@ -154,7 +203,7 @@ static void sweep_in(int async, int rounds, int recovery, const char *away)
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(p[0]);
-			child(path, gen, p[1], async, away);
+			child(path, gen, p[1], mode, away);
 		}
 		close(p[1]);
 		/* Mostly after the child's first commit returned (so the kill
@@ -172,6 +221,7 @@ static void sweep_in(int async, int rounds, int recovery, const char *away)
 			in_recovery += kill_recovery(path, &retired);
 		assert_int_equal(cow_open(&a, path, NULL), 0);
 		g = read_gen(a);
+		window += (mode & M_WINDOW) && last >= gen;
 		assert_true(g >= 0);
 		if (g < (long long)last)
 			fprintf(stderr, "# round %d: gen %lld < reported %u\n",
@@ -190,7 +240,17 @@ static void sweep_in(int async, int rounds, int recovery, const char *away)
 	if (recovery)
 		fprintf(stderr, "# %d of them killed a recovering open "
 			"before it returned, %d after it had removed the "
-			"log\n", in_recovery, retired);
+			"log\n",
+			in_recovery, retired);
+	if (mode & M_WINDOW) {
+		/* Most children die in the window: the file had the commit
+		 * in its log only, and the reopen replayed it. */
+		fprintf(stderr,
+			"# %d of them right after a commit returned "
+			"with its in-place writes pending\n",
+			window);
+		assert_true(window >= rounds / 2);
+	}
 	/* The sweep must have hit commits in flight, not only start-up. */
 	assert_true(progressed >= rounds / 2);
 	unlink(path);
@@ -200,21 +260,21 @@ static void sweep_in(int async, int rounds, int recovery, const char *away)
 	unlink(tmp);
 }
 
-static void sweep(int async, int rounds, int recovery)
+static void sweep(unsigned mode, int rounds, int recovery)
 {
-	sweep_in(async, rounds, recovery, NULL);
+	sweep_in(mode, rounds, recovery, NULL);
 }
 
 /* Opened by a relative path, then chdir() elsewhere: the log is still
  * created, used, reset and removed beside the file (and recovered from
  * there by the parent, which opens the file by its absolute path);
  * nothing appears in the directory the child moved to. */
-static void sweep_away(int async, int rounds)
+static void sweep_away(unsigned mode, int rounds)
 {
 	char away[] = "/var/tmp/cowarena-away-XXXXXX";
 
 	assert_non_null(mkdtemp(away));
-	sweep_in(async, rounds, 0, away);
+	sweep_in(mode, rounds, 0, away);
 	assert_int_equal(rmdir(away), 0); /* empty */
 }
 
@@ -227,7 +287,41 @@ static void test_kill_sweep_sync(void **state)
 static void test_kill_sweep_async(void **state)
 {
 	(void)state;
-	sweep(1, 150, 0);
+	sweep(M_ASYNC, 150, 0);
+}
+
+/* Growth committed with the pages (the commit record's size). */
+static void test_kill_sweep_grow(void **state)
+{
+	(void)state;
+	sweep(M_GROW, 60, 0);
+	sweep(M_GROW | M_ASYNC, 40, 0);
+}
+
+/* A process crash keeps what COW_NOSYNC wrote (the page cache stays). */
+static void test_kill_sweep_nosync(void **state)
+{
+	(void)state;
+	sweep(M_NOSYNC, 60, 0);
+	sweep(M_NOSYNC | M_ASYNC, 40, 0);
+}
+
+/* Without the reaping thread: the caller's calls advance the I/O. */
+static void test_kill_sweep_nothread(void **state)
+{
+	(void)state;
+	sweep(M_NOTHREAD, 60, 0);
+	sweep(M_NOTHREAD | M_ASYNC, 40, 0);
+}
+
+/* Killed between the durable point and the in-place writes, on purpose:
+ * with and without the reaping thread (without it nothing reaps the
+ * writes before the kill), growing too. */
+static void test_kill_sweep_window(void **state)
+{
+	(void)state;
+	sweep(M_WINDOW, 40, 0);
+	sweep(M_WINDOW | M_NOTHREAD | M_GROW, 40, 1);
 }
 
 /* With a small log: kills land in checkpoints (base sync, log reset). */
@@ -236,7 +330,7 @@ static void test_kill_sweep_ckpt(void **state)
 	(void)state;
 	cow__commit_ckpt_bytes(200 << 10);
 	sweep(0, 100, 0);
-	sweep(1, 100, 0);
+	sweep(M_ASYNC, 100, 0);
 	cow__commit_ckpt_bytes(0);
 }
 
@@ -246,7 +340,7 @@ static void test_kill_sweep_recovery(void **state)
 {
 	(void)state;
 	sweep(0, 60, 1);
-	sweep(1, 40, 1);
+	sweep(M_ASYNC, 40, 1);
 }
 
 static void test_kill_sweep_chdir(void **state)
@@ -254,18 +348,22 @@ static void test_kill_sweep_chdir(void **state)
 	(void)state;
 	sweep_away(0, 100);
 	cow__commit_ckpt_bytes(200 << 10);
-	sweep_away(1, 60);
+	sweep_away(M_ASYNC, 60);
 	cow__commit_ckpt_bytes(0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kill_sweep_sync),
-		cmocka_unit_test(test_kill_sweep_async),
-		cmocka_unit_test(test_kill_sweep_ckpt),
-		cmocka_unit_test(test_kill_sweep_recovery),
-		cmocka_unit_test(test_kill_sweep_chdir),
+	    cmocka_unit_test(test_kill_sweep_sync),
+	    cmocka_unit_test(test_kill_sweep_async),
+	    cmocka_unit_test(test_kill_sweep_grow),
+	    cmocka_unit_test(test_kill_sweep_nosync),
+	    cmocka_unit_test(test_kill_sweep_nothread),
+	    cmocka_unit_test(test_kill_sweep_window),
+	    cmocka_unit_test(test_kill_sweep_ckpt),
+	    cmocka_unit_test(test_kill_sweep_recovery),
+	    cmocka_unit_test(test_kill_sweep_chdir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

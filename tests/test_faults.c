@@ -368,7 +368,10 @@ static int cop_run(struct th_arena *t, enum cop op, cow_snap *s0,
 	switch (op) {
 	case C_FIRST_COMMIT:
 	case C_COMMIT:
-		return cow_commit(t->a, 0);
+		/* and its in-place writes, which run in the background once
+		 * it is durable: their failure is the next call's */
+		r = cow_commit(t->a, 0);
+		return r < 0 ? r : cow_sync(t->a);
 	case C_COMMIT_ASYNC:
 		r = cow_commit(t->a, COW_COMMIT_ASYNC);
 		captured = r == 0;

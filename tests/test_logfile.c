@@ -586,6 +586,73 @@ static void test_sparse_log(void **state)
 	alarm(0);
 }
 
+/*
+ * The log grows by fallocate (nothing written that a sync must flush),
+ * by 1 MiB at creation and then doubling; where the file system says
+ * EOPNOTSUPP it writes zeros instead, and a failing fallocate fails the
+ * commit before its durable point, changing nothing.
+ */
+static void test_log_fallocate(void **state)
+{
+	char path[256], l[300];
+	unsigned long before;
+	struct stat st;
+	cow_arena *a;
+	uint32_t gen = 1;
+
+	(void)state;
+	for (int unsupported = 0; unsupported < 2; unsupported++) {
+		new_file(path, sizeof(path));
+		log_name(path, ".cowlog", l, sizeof(l));
+		assert_int_equal(cow_open(&a, path, NULL), 0);
+		before = cow__fault_calls(COW__SYS_FALLOCATE);
+		if (unsupported)
+			cow__fault_inject(COW__SYS_FALLOCATE, 1, EOPNOTSUPP,
+					  1);
+		stamp(a, gen);
+		assert_int_equal(cow_commit(a, 0), 0);
+		assert_int_equal(cow__fault_calls(COW__SYS_FALLOCATE) - before,
+				 1);
+		assert_int_equal(stat(l, &st), 0);
+		assert_int_equal(st.st_size, 1 << 20);
+		/* 66 KiB a commit: past 1 MiB of log, it grows to 2 MiB */
+		for (int i = 0; i < 20; i++) {
+			stamp(a, ++gen);
+			assert_int_equal(cow_commit(a, 0), 0);
+		}
+		assert_int_equal(cow__fault_calls(COW__SYS_FALLOCATE) - before,
+				 2);
+		cow__fault_reset();
+		assert_int_equal(stat(l, &st), 0);
+		assert_int_equal(st.st_size, 2 << 20);
+		assert_int_equal(cow_sync(a), 0);
+		cow_close(a);
+		assert_int_equal(cow_open(&a, path, NULL), 0);
+		assert_true(has_gen(a, gen));
+		cow_close(a);
+		cleanup(path);
+	}
+	/* a failure: the commit did not happen, the next one does */
+	new_file(path, sizeof(path));
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	for (int i = 0; i < 15; i++) {
+		stamp(a, ++gen);
+		assert_int_equal(cow_commit(a, 0), 0);
+	}
+	stamp(a, ++gen);
+	cow__fault_inject(COW__SYS_FALLOCATE, 1, EIO, 0);
+	assert_int_equal(cow_commit(a, 0), -EIO);
+	cow__fault_reset();
+	assert_true(has_gen(a, gen));
+	assert_int_equal(cow_stats(a, &(struct cow_stats){0}), 0);
+	assert_int_equal(cow_commit(a, 0), 0);
+	cow_close(a);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, gen));
+	cow_close(a);
+	cleanup(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -594,6 +661,7 @@ int main(void)
 	    cmocka_unit_test(test_tmp_symlink),
 	    cmocka_unit_test(test_log_beside_file),
 	    cmocka_unit_test(test_sparse_log),
+	    cmocka_unit_test(test_log_fallocate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

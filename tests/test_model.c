@@ -52,10 +52,11 @@ struct model {
 	/* private only because an asynchronous commit kept them: equal to
 	 * the base, and dropped by a later commit once written */
 	unsigned char kept[MAX_PAGES];
-	/* cow_sync() since the last asynchronous commit: the kept pages
-	 * are not reported dirty */
+	/* cow_sync() or a synchronous commit since the last asynchronous
+	 * commit: the kept pages are not reported dirty */
 	int synced;
-	/* an asynchronous commit since the last synchronous one */
+	/* a commit through the log: its images may stay queued, so that a
+	 * page written back to the base may be reported clean */
 	int async_live;
 	size_t size, file_size;
 	int logged; /* a file arena: commits go through the log */
@@ -100,8 +101,8 @@ static void op_write(struct model *m)
 
 /*
  * Whether the arena may leave page pg out of its dirty pages although it
- * holds a private copy: an asynchronous commit since the last synchronous
- * one may have captured exactly these bytes (the page equals the base),
+ * holds a private copy: a commit through the log may have captured
+ * exactly these bytes (the page equals the base),
  * and once that commit is in the file such a page is not reported, and
  * is dropped by the next call that has the writers paused.
  */
@@ -211,9 +212,10 @@ static void op_revert(struct model *m)
 /*
  * A commit through the public API: the content becomes the base. Snapshots
  * that read a committed page from the old base now hold it as a saved
- * copy. A synchronous commit drops every private copy; an asynchronous one
- * on a file keeps them, but drops a page equal to its newest committed copy
- * once that copy is written into the file: whether it is yet is up to the
+ * copy. A commit without a log drops every private copy; one on a file
+ * (synchronous or asynchronous: both write in place in the background)
+ * keeps them, but drops a page equal to its newest committed copy once
+ * that copy is written into the file: whether it is yet is up to the
  * background I/O, so a page equal to the old base may go either way.
  */
 static void op_commit(struct model *m, unsigned flags)
@@ -227,7 +229,7 @@ static void op_commit(struct model *m, unsigned flags)
 				    maybe_clean(m, pg) ? P_MAYBE : P_YES;
 	assert_int_equal(cow_commit(m->t.a, flags), 0);
 	m->commits++;
-	if (m->logged && (flags & COW_COMMIT_ASYNC)) {
+	if (m->logged) {
 		for (size_t pg = 0; pg < m->size / PG; pg++)
 			if (m->priv[pg]) {
 				int same = !memcmp(m->ref + pg * PG,
@@ -236,15 +238,14 @@ static void op_commit(struct model *m, unsigned flags)
 				m->priv[pg] = same ? P_MAYBE : P_YES;
 				m->kept[pg] = 1;
 			}
-		m->synced = 0;
+		/* a synchronous commit returned at its durable point */
+		m->synced = !(flags & COW_COMMIT_ASYNC);
 		m->async_live = 1;
 		memcpy(m->base, m->ref, m->size);
 	} else {
 		memcpy(m->base, m->ref, m->size);
 		memset(m->priv, 0, sizeof(m->priv));
 		memset(m->kept, 0, sizeof(m->kept));
-		if (m->logged)
-			m->async_live = 0;
 	}
 }
 
