@@ -183,7 +183,7 @@ static int scan_ioctl(struct cow_arena *a, size_t first, size_t npages,
 			__u64 cat = vec[i].categories;
 
 			COW_TRY(emit(e, f, n));
-			if (more && (cat & PAGE_IS_WRITTEN))
+			if (more && more->wr && (cat & PAGE_IS_WRITTEN))
 				COW_TRY(emit(more->wr, f, n));
 			if (more && more->wr_private &&
 			    (cat & PAGE_IS_WRITTEN) && !(cat & PAGE_IS_FILE))
@@ -767,13 +767,48 @@ static int candidates(struct cow_arena *a, size_t first, size_t npages,
 	return few;
 }
 
+/* The candidate walk of a snapshot: arms the candidates as it finds them
+ * (PM_SCAN_WP_MATCHING, one walk, one TLB flush per page table where it
+ * armed some) and reports only them. With few pages present it also tests
+ * them for being file pages, putting the private ones into priv: 1 then,
+ * else 0. The candidates are a lower bound of the pages present. */
+static int candidates_arm(struct cow_arena *a, size_t first, size_t npages,
+			  struct cow__pageset *cand, struct cow__pageset *priv)
+{
+	struct scan_spec sp = spec_candidate;
+	struct emitter ec = {cow__pageset_add_run, cand, 0, 0};
+	struct emitter ew = {cow__pageset_add_run, priv, 0, 0};
+	int few = a->track.present <= FEW_PRESENT;
+	struct sinks more = {&ew, NULL};
+
+	sp.flags |= PM_SCAN_WP_MATCHING;
+	if (few) {
+		/* every region is a candidate: its file ones are not private */
+		sp.ret |= PAGE_IS_FILE;
+		more.wr = NULL;
+		more.wr_private = &ew;
+	}
+	COW_TRY(scan_ioctl(a, first, npages, &sp, &ec, few ? &more : NULL));
+	COW_TRY(emit_flush(&ec));
+	if (few)
+		COW_TRY(emit_flush(&ew));
+	if (cand->pages > a->track.present)
+		a->track.present = cand->pages;
+	return few;
+}
+
 /* The pages of present in [from, to); *j is where the last call stopped
  * (calls come in ascending order). */
-static size_t present_in(const struct cow__pageset *present, size_t *j,
+static size_t present_in(const struct cow_arena *a,
+			 const struct cow__pageset *present, size_t *j,
 			 size_t from, size_t to)
 {
 	size_t n = 0;
 
+	/* Not known: at most what the last walk saw, at most all. */
+	if (!present)
+		return to - from < a->track.present ? to - from
+						    : a->track.present;
 	while (*j < present->n &&
 	       present->v[*j].first + present->v[*j].n <= from)
 		(*j)++;
@@ -811,10 +846,10 @@ static int private_among(struct cow_arena *a, const struct cow__pageset *cand,
 		size_t first = test.v[i].first;
 		size_t end = first + test.v[i].n;
 
-		while (++i < test.n &&
-		       walk_cost(present_in(present, &j, end, test.v[i].first),
-				 test.v[i].first - end,
-				 COST_FILE) <= COST_IOCTL)
+		while (
+		    ++i < test.n &&
+		    walk_cost(present_in(a, present, &j, end, test.v[i].first),
+			      test.v[i].first - end, COST_FILE) <= COST_IOCTL)
 			end = test.v[i].first + test.v[i].n;
 		r = scan_ioctl(a, first, end - first, files, &ef, NULL);
 	}
@@ -848,32 +883,6 @@ static int written_all(struct cow_arena *a, size_t first, size_t npages,
 	sp.ret = PAGE_IS_FILE;
 	COW_TRY(scan_ioctl(a, first, npages, &sp, &e, NULL));
 	return emit_flush(&e);
-}
-
-/*
- * Arms the candidates (private pages written, file pages read in): one
- * ioctl per run, or one arming walk over their span when that costs less
- * than the ioctls (COST_*). The
- * walk arms every page present and not armed in the span: the candidates
- * (the writers are paused). A failure may leave some armed: lost.
- */
-static int arm_candidates(struct cow_arena *a, const struct cow__pageset *cand,
-			  const struct cow__pageset *present)
-{
-	size_t first, end, j = 0;
-	int r = 0;
-
-	if (cow__pageset_span(cand, &first, &end) < 0)
-		return 0;
-	if (walk_cost(present_in(present, &j, first, end), end - first,
-		      COST_ENTRY) > COST_WP * cand->n) {
-		for (size_t i = 0; r == 0 && i < cand->n; i++)
-			r = arm_range(a, cand->v[i].first, cand->v[i].n);
-		if (r < 0)
-			a->track.lost = 1;
-		return r;
-	}
-	return arm_present(a, first, end - first);
 }
 
 /* The armed set after an arming harvest of [first, first + npages) found
@@ -928,17 +937,18 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 		return 0;
 	if (a->track.lost) {
 		r = written_all(a, first_page, npages, arm, &w);
+	} else if (arm) {
+		r = candidates_arm(a, first_page, npages, &cand, &w);
+		if (r == 0)
+			r = private_among(a, &cand, NULL, &spec_file, &w);
 	} else {
 		r = candidates(a, first_page, npages, &cand, &present, &w);
 		if (r == 0)
 			r = private_among(a, &cand, &present,
-					  arm ? &spec_file : &spec_file_unarmed,
-					  &w);
-		if (r == 1)
-			r = 0;
-		if (r == 0 && arm)
-			r = arm_candidates(a, &cand, &present);
+					  &spec_file_unarmed, &w);
 	}
+	if (r == 1)
+		r = 0;
 	if (arm && r == 0)
 		r = armed_add(a, first_page, npages, &w);
 	if (r == 0)
