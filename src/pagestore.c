@@ -103,7 +103,8 @@ void cow__page_unref(struct cow__pagestore *ps, struct cow__page *p)
 	hdr_put(ps, p);
 }
 
-void cow__page_trim_to(struct cow__pagestore *ps, size_t keep)
+/* Frees spare copies down to keep, or all of them and their list. */
+static void cow__page_trim_to(struct cow__pagestore *ps, size_t keep)
 {
 	while (ps->nspare > keep) {
 		struct cow__page *p = ps->spare[--ps->nspare];

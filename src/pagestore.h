@@ -41,8 +41,7 @@ static inline struct cow__page *cow__page_ref(struct cow__page *p)
 }
 /* Drops a reference; the last one frees the copy. NULL is ignored. */
 void cow__page_unref(struct cow__pagestore *ps, struct cow__page *p);
-/* Frees spare copies down to keep, or all of them and their list. */
-void cow__page_trim_to(struct cow__pagestore *ps, size_t keep);
+/* Frees every spare copy and their list. */
 void cow__page_trim(struct cow__pagestore *ps);
 
 /* What the store holds (spares, header blocks) before a call that may fail

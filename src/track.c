@@ -56,7 +56,7 @@ static int force_compare;
  * child's copy, closed; the parent's arenas the child inherited hold
  * their references on, and can only be closed there anyway).
  */
-int cow__pagemap_get(void)
+static int cow__pagemap_get(void)
 {
 	pid_t self = cow__sys_getpid();
 	int r = 0;
@@ -79,7 +79,7 @@ int cow__pagemap_get(void)
 	return r;
 }
 
-void cow__pagemap_put(void)
+static void cow__pagemap_put(void)
 {
 	pthread_mutex_lock(&pm_lock);
 	if (pm_users && --pm_users == 0) {

@@ -33,8 +33,6 @@ void cow__track_close(struct cow_arena *a);
  * order. Changes no state of the arena. */
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 		     cow__run_fn fn, void *ctx);
-int cow__pagemap_get(void);
-void cow__pagemap_put(void);
 int cow__count_mappings(const void *start, size_t len, size_t *out);
 
 /* The arm point: pages whose content the caller recorded (a harvest arms

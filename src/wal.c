@@ -75,7 +75,8 @@ static uint64_t hdr_sum(const struct cow__wal_hdr *h)
 	return XXH3_64bits(h, offsetof(struct cow__wal_hdr, sum));
 }
 
-int cow__wal_path(const char *base_path, char **out)
+/* "<path>.cowlog" into a new string; -ENOMEM. */
+static int cow__wal_path(const char *base_path, char **out)
 {
 	size_t n = strlen(base_path);
 	char *p = cow__malloc(n + sizeof(".cowlog"));

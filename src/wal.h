@@ -92,8 +92,6 @@ void cow__wal_commit_seal(struct cow__wal_commit *c, uint64_t salt);
 uint64_t cow__wal_chain(uint64_t prev, uint64_t frame_sum);
 uint64_t cow__wal_chain_start(uint64_t salt, uint64_t seq);
 
-/* "<path>.cowlog" into a new string; -ENOMEM. */
-int cow__wal_path(const char *base_path, char **out);
 /* Parses an in-memory log image (the fuzz target): 0 or COW_E*. */
 int cow__wal_parse_buf(const void *buf, size_t len, size_t pgsz,
 		       struct cow__wal_info *info);
