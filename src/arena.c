@@ -186,6 +186,14 @@ static int settle(struct cow_arena *a)
 	return 0;
 }
 
+/* How every call whose result depends on the base starts: the settle
+ * barrier, then the guard's check (-ESTALE, -EIO, -ECHILD). */
+static int settle_check(struct cow_arena *a)
+{
+	COW_TRY(settle(a));
+	return cow__guard_check(a);
+}
+
 /*
  * Reserves the address space, maps [0, size) of t->fd at its head and fills
  * in a new arena from the template t (fd, file_fd, kind, file_size,
@@ -559,8 +567,7 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 		return -ENOSPC;
 	/* Commits still being written move the file's mtime by the arena's
 	 * own hand: let them finish before the guard compares. */
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	if (new_size == a->size)
 		return 0;
 	if (a->kind == COW__FILE && (a->flags & COW_READONLY))
@@ -614,8 +621,7 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(cow__snap_of(a, s));
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	COW_TRY(cow__snap_rollback(a, s, &size));
 	set_size(a, size);
 	return 0;
@@ -638,8 +644,7 @@ COW_API int cow_discard(cow_arena *a)
 
 	if (!a)
 		return -EINVAL;
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run, &d);
 	if (r == 0 && d.n) {
 		r = cow__track_drop_set(a, &d);
@@ -674,8 +679,7 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(check_range(a, addr, len));
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	COW_TRY(cow__track_drop(a, (size_t)((char *)addr - a->base) / a->pgsz,
 				len / a->pgsz, 0));
 	cow__snap_reverted(a, (size_t)((char *)addr - a->base) / a->pgsz,
@@ -819,8 +823,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 {
 	if (!a || !out)
 		return -EINVAL;
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	return cow__snap_take(a, out);
 }
 
@@ -838,8 +841,7 @@ COW_API ssize_t cow_snap_diff(cow_arena *a, const cow_snap *from,
 	    (to && cow__snap_owner(to) != a))
 		return -EINVAL;
 	/* The base must hold the committed content, as the maps assume. */
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	return cow__snapdiff(a, from, to, out, max);
 }
 
@@ -847,8 +849,7 @@ COW_API int cow_snap_load(cow_arena *a, const char *path, cow_snap **out)
 {
 	if (!a || !path || !out)
 		return -EINVAL;
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	return cow__snapfile_load(a, path, out);
 }
 
@@ -859,8 +860,7 @@ COW_API int cow_snap_save(const cow_snap *s, const char *path, unsigned flags)
 	if (!s || !path || !path[0] || (flags & ~COW_SNAP_FULL))
 		return -EINVAL;
 	a = cow__snap_owner(s);
-	COW_TRY(settle(a));
-	COW_TRY(cow__guard_check(a));
+	COW_TRY(settle_check(a));
 	return cow__snapfile_save(s, path, flags);
 }
 
