@@ -236,6 +236,19 @@ static int scan_pagemap(struct cow_arena *a, size_t first, size_t npages,
 static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 		      struct emitter *e);
 
+/*
+ * A truncation fault replaced the arena's lost tail by zeros (see guard.c):
+ * the armed set still names pages the kernel dropped there, and the zeros
+ * are a mapping the userfaultfd was never registered on (PAGEMAP_SCAN
+ * with PM_SCAN_CHECK_WPASYNC refuses a range that is not all registered:
+ * -EPERM). The walk that needs no userfaultfd sees the private pages as
+ * they are, the touched zeros among them.
+ */
+static int tail_lost(const struct cow_arena *a)
+{
+	return __atomic_load_n(&a->stale, __ATOMIC_ACQUIRE) & COW__STALE_LOST;
+}
+
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 		     cow__run_fn fn, void *ctx)
 {
@@ -244,7 +257,7 @@ int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 
 	if (!npages)
 		return 0;
-	if (!force_pagemap && a->track.uffd >= 0) {
+	if (!force_pagemap && a->track.uffd >= 0 && !tail_lost(a)) {
 		r = dirty_uffd(a, first_page, npages, &e);
 		if (r == 0)
 			return emit_flush(&e);
