@@ -14,6 +14,7 @@ case " $* " in
 		echo "cpu: $(nproc) x $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)"
 		echo "memory: $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
 		echo "scratch: $(df -T /var/tmp | awk 'NR == 2 {print $2 " on " $1}')"
+		echo "load: $(cut -d' ' -f1 /proc/loadavg) (1-minute average at the start, $(nproc) CPUs)"
 	} >bench/results/machine.txt
 	;;
 esac

@@ -6,7 +6,8 @@
 #    machine.txt from RESULTS (default bench/results) to docs/bench/;
 #  - rewrites each README block between a line "<!-- bench:NAME ... -->"
 #    and the line "<!-- /bench:NAME -->":
-#      NAME "date": the run's date, kernel and machine (machine.txt);
+#      NAME "date": the run's date, kernel, machine, load and a note
+#        (machine.txt: date, kernel, cpu, memory, scratch, load, note);
 #      NAME "headline" followed by table names: the headline table, from
 #        the rows the run wrote to headline-TABLE.md, in that order;
 #      any other NAME: docs/bench/NAME.md (its "### title" in bold), and
@@ -21,9 +22,12 @@ if [ ! -f "$res/machine.txt" ]; then
 	exit 1
 fi
 mkdir -p "$docs"
-for f in "$res"/*.md "$res"/*.csv "$res"/*.svg "$res/machine.txt"; do
-	[ -f "$f" ] && cp "$f" "$docs/"
-done
+# RESULTS may be docs/bench itself: only the README is rewritten then.
+if [ "$(cd "$res" && pwd)" != "$(cd "$docs" && pwd)" ]; then
+	for f in "$res"/*.md "$res"/*.csv "$res"/*.svg "$res/machine.txt"; do
+		if [ -f "$f" ]; then cp "$f" "$docs/"; fi
+	done
+fi
 tmp=$(mktemp "$root/README.md.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 awk -v docs="$docs" '
@@ -76,10 +80,15 @@ function headline(n, names,    i, f, line) {
 	print
 	n = split(substr($0, 6, length($0) - 9), w, " ")
 	name = substr(w[1], 7)
-	if (name == "date")
+	if (name == "date") {
 		print "Measured on " field("date") ", " field("kernel") \
 		    ", " field("cpu") ", " field("memory") \
 		    ", scratch files on " field("scratch") "."
+		if (field("load") != "")
+			print "Load: " field("load") "."
+		if (field("note") != "")
+			print field("note")
+	}
 	else if (name == "headline")
 		headline(n, w)
 	else
