@@ -64,6 +64,26 @@ static void usage(const char *what, int status)
 	exit(status);
 }
 
+/* Creates dir and its missing parents, as mkdir -p; exits on failure. */
+static void mkdir_p(const char *dir)
+{
+	char p[4096];
+	size_t n = strlen(dir);
+
+	BENCH_CHECK(n > 0 && n < sizeof(p), "--out: bad directory name");
+	memcpy(p, dir, n + 1);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		BENCH_CHECK(mkdir(p, 0755) == 0 || errno == EEXIST,
+			    "--out: cannot create a parent directory");
+		*s = '/';
+	}
+	BENCH_CHECK(mkdir(p, 0755) == 0 || errno == EEXIST,
+		    "--out: cannot create the directory");
+}
+
 void bench_init(int argc, char **argv, const char *what)
 {
 	int reps = 0;
@@ -97,7 +117,7 @@ void bench_init(int argc, char **argv, const char *what)
 	if (bench_opt.mode == BENCH_QUICK)
 		bench_opt.out = NULL;
 	if (bench_opt.out)
-		mkdir(bench_opt.out, 0755);
+		mkdir_p(bench_opt.out);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
