@@ -222,10 +222,9 @@ tsan: deps
 # guard's size is the arena's; the tracker's armed set equals the armed
 # private pages a full PAGEMAP_SCAN finds, up to pages written since; cur
 # covers the armed set) and aborts with the reason when one fails; each
-# program is linked with --wrap for those calls.
-DEBUG_WRAP := cow_open cow_open_fd cow_open_anon cow_close cow_grow \
-	cow_discard cow_revert cow_dirty cow_snapshot cow_rollback \
-	cow_snap_release cow_commit cow_sync cow_stats
+# program is linked with --wrap for those calls, named in debug.c's list.
+DEBUG_SED := 's/^[[:space:]]*[XS](\(int\|ssize_t\|void\), \(cow_[a-z_]*\),.*/\2/p'
+DEBUG_WRAP := $(shell sed -n $(DEBUG_SED) src/debug.c)
 .PHONY: debug
 debug: deps
 	@$(MAKE) --no-print-directory BUILD=build/debug EXTRA_CFLAGS="-DCOW_DEBUG" \

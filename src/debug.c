@@ -106,39 +106,44 @@ static int debug_check(struct cow_arena *a, char *why, size_t len)
 	return check_armed(a, why, len);
 }
 
-int __real_cow_open(cow_arena **out, const char *path,
-		    const struct cow_options *opt);
-int __real_cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt);
-int __real_cow_open_anon(cow_arena **out, size_t size,
-			 const struct cow_options *opt);
-int __real_cow_close(cow_arena *a);
-int __real_cow_grow(cow_arena *a, size_t new_size);
-int __real_cow_discard(cow_arena *a);
-int __real_cow_revert(cow_arena *a, void *addr, size_t len);
-ssize_t __real_cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
-int __real_cow_snapshot(cow_arena *a, cow_snap **out);
-int __real_cow_rollback(cow_arena *a, cow_snap *s);
-void __real_cow_snap_release(cow_snap *s);
-int __real_cow_commit(cow_arena *a, unsigned flags);
-int __real_cow_sync(cow_arena *a);
-int __real_cow_stats(const cow_arena *a, struct cow_stats *st);
+/*
+ * The wrapped calls, once: X(return type, name, parameters, arguments,
+ * the arena to check). Both prototype lists (the --wrap build compiles
+ * with -Wmissing-prototypes) and the plain wrappers (call, then check the
+ * arena) come from it; the Makefile's DEBUG_WRAP reads the names from
+ * here. The calls that also track snapshots or check only on success are
+ * marked S and written out below.
+ */
+/* clang-format off */
+#define COW_DEBUG_CALLS(X, S)						\
+	S(int, cow_open, (cow_arena **out, const char *path,		\
+			  const struct cow_options *opt))		\
+	S(int, cow_open_fd, (cow_arena **out, int fd,			\
+			     const struct cow_options *opt))		\
+	S(int, cow_open_anon, (cow_arena **out, size_t size,		\
+			       const struct cow_options *opt))		\
+	S(int, cow_close, (cow_arena *a))				\
+	X(int, cow_grow, (cow_arena *a, size_t new_size),		\
+	  (a, new_size), a)						\
+	X(int, cow_discard, (cow_arena *a), (a), a)			\
+	X(int, cow_revert, (cow_arena *a, void *addr, size_t len),	\
+	  (a, addr, len), a)						\
+	X(ssize_t, cow_dirty, (cow_arena *a, struct cow_range *out,	\
+			       size_t max), (a, out, max), a)		\
+	S(int, cow_snapshot, (cow_arena *a, cow_snap **out))		\
+	X(int, cow_rollback, (cow_arena *a, cow_snap *s), (a, s), a)	\
+	S(void, cow_snap_release, (cow_snap *s))			\
+	X(int, cow_commit, (cow_arena *a, unsigned flags), (a, flags), a) \
+	X(int, cow_sync, (cow_arena *a), (a), a)			\
+	X(int, cow_stats, (const cow_arena *a, struct cow_stats *st),	\
+	  (a, st), (cow_arena *)a)
+/* clang-format on */
 
-int __wrap_cow_open(cow_arena **out, const char *path,
-		    const struct cow_options *opt);
-int __wrap_cow_open_fd(cow_arena **out, int fd, const struct cow_options *opt);
-int __wrap_cow_open_anon(cow_arena **out, size_t size,
-			 const struct cow_options *opt);
-int __wrap_cow_close(cow_arena *a);
-int __wrap_cow_grow(cow_arena *a, size_t new_size);
-int __wrap_cow_discard(cow_arena *a);
-int __wrap_cow_revert(cow_arena *a, void *addr, size_t len);
-ssize_t __wrap_cow_dirty(cow_arena *a, struct cow_range *out, size_t max);
-int __wrap_cow_snapshot(cow_arena *a, cow_snap **out);
-int __wrap_cow_rollback(cow_arena *a, cow_snap *s);
-void __wrap_cow_snap_release(cow_snap *s);
-int __wrap_cow_commit(cow_arena *a, unsigned flags);
-int __wrap_cow_sync(cow_arena *a);
-int __wrap_cow_stats(const cow_arena *a, struct cow_stats *st);
+#define PROTOS(type, name, params, ...) \
+	type __real_##name params;      \
+	type __wrap_##name params;
+#define PROTOS_S(type, name, params) PROTOS(type, name, params)
+COW_DEBUG_CALLS(PROTOS, PROTOS_S)
 
 /* Which arena each live snapshot belongs to (tests keep a few). */
 #define MAX_SNAPS 4096
@@ -225,38 +230,6 @@ int __wrap_cow_close(cow_arena *a)
 	return r;
 }
 
-int __wrap_cow_grow(cow_arena *a, size_t new_size)
-{
-	int r = __real_cow_grow(a, new_size);
-
-	check(a, "cow_grow");
-	return r;
-}
-
-int __wrap_cow_discard(cow_arena *a)
-{
-	int r = __real_cow_discard(a);
-
-	check(a, "cow_discard");
-	return r;
-}
-
-int __wrap_cow_revert(cow_arena *a, void *addr, size_t len)
-{
-	int r = __real_cow_revert(a, addr, len);
-
-	check(a, "cow_revert");
-	return r;
-}
-
-ssize_t __wrap_cow_dirty(cow_arena *a, struct cow_range *out, size_t max)
-{
-	ssize_t r = __real_cow_dirty(a, out, max);
-
-	check(a, "cow_dirty");
-	return r;
-}
-
 int __wrap_cow_snapshot(cow_arena *a, cow_snap **out)
 {
 	int r = __real_cow_snapshot(a, out);
@@ -264,14 +237,6 @@ int __wrap_cow_snapshot(cow_arena *a, cow_snap **out)
 	if (r == 0)
 		snap_add(*out, a);
 	check(a, "cow_snapshot");
-	return r;
-}
-
-int __wrap_cow_rollback(cow_arena *a, cow_snap *s)
-{
-	int r = __real_cow_rollback(a, s);
-
-	check(a, "cow_rollback");
 	return r;
 }
 
@@ -284,27 +249,15 @@ void __wrap_cow_snap_release(cow_snap *s)
 		check(a, "cow_snap_release");
 }
 
-int __wrap_cow_commit(cow_arena *a, unsigned flags)
-{
-	int r = __real_cow_commit(a, flags);
-
-	check(a, "cow_commit");
-	return r;
-}
-
-int __wrap_cow_sync(cow_arena *a)
-{
-	int r = __real_cow_sync(a);
-
-	check(a, "cow_sync");
-	return r;
-}
-
-int __wrap_cow_stats(const cow_arena *a, struct cow_stats *st)
-{
-	int r = __real_cow_stats(a, st);
-
-	check((cow_arena *)a, "cow_stats");
-	return r;
-}
+/* The plain wrappers: call, then check the arena. */
+#define WRAP(type, name, params, args, arena) \
+	type __wrap_##name params             \
+	{                                     \
+		type r = __real_##name args;  \
+                                              \
+		check(arena, #name);          \
+		return r;                     \
+	}
+#define SKIP(type, name, params)
+COW_DEBUG_CALLS(WRAP, SKIP)
 #endif
