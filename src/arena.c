@@ -175,21 +175,22 @@ static void drop_clean(struct cow_arena *a)
  * copies or compares the file (grow, discard, revert, rollback, snapshot)
  * passes it first, before cow__guard_check, so the dropped pages read the
  * committed content and the arena's own writes are not taken for an
- * outside change. -ECHILD in a fork child.
+ * outside change. The caller checked the owner (cow__guard_owner).
  */
 static int settle(struct cow_arena *a)
 {
-	COW_TRY(cow__guard_owner(a));
 	COW_TRY(cow__commit_settle(a));
 	COW_TRY(refresh_guard(a));
 	drop_clean(a);
 	return 0;
 }
 
-/* How every call whose result depends on the base starts: the settle
- * barrier, then the guard's check (-ESTALE, -EIO, -ECHILD). */
+/* How every call whose result depends on the base starts: the owner
+ * (-ECHILD in a fork child), the settle barrier, then the guard's check
+ * (-ESTALE, -EIO). */
 static int settle_check(struct cow_arena *a)
 {
+	COW_TRY(cow__guard_owner(a));
 	COW_TRY(settle(a));
 	return cow__guard_check(a);
 }
@@ -215,7 +216,7 @@ static int arena_create(cow_arena **out, const struct cow_options *o,
 	a->pgsz = page_size();
 	a->reserve = reserve;
 	a->flags = o ? o->flags : 0;
-	a->pid = cow__sys_getpid();
+	a->pid = cow__sys_pid();
 	a->mapped = size;
 	cow__guard_init(a);
 	set_size(a, size); /* unwatched yet: cow__guard_watch records it */

@@ -48,7 +48,10 @@
  * lock's description and userfaultfd registrations belong to the opener,
  * so an arena records its opener's pid and every call but cow_close
  * returns -ECHILD elsewhere; a child's cow_close frees the child's copies
- * and leaves the lock alone.
+ * and leaves the lock alone. The pid compared is the one sys.c caches and
+ * refreshes in fork() children (no system call per call); a child made
+ * by a raw clone() or _Fork(), which runs no fork handlers, is not told
+ * from its parent.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -71,7 +74,7 @@
 
 int cow__guard_owner(const struct cow_arena *a)
 {
-	return a->pid == cow__sys_getpid() ? 0 : -ECHILD;
+	return a->pid == cow__sys_pid() ? 0 : -ECHILD;
 }
 
 /* ---- change detection ---- */
@@ -123,7 +126,6 @@ int cow__guard_marked(const struct cow_arena *a)
 
 static int check(struct cow_arena *a, int for_commit)
 {
-	COW_TRY(cow__guard_owner(a));
 	COW_TRY(cow__guard_marked(a));
 	if (a->kind != COW__FILE)
 		return 0;

@@ -3,8 +3,9 @@
  * guard.c: file lock, change detection, isolated base, SIGBUS guard, fork.
  *
  * cow__guard_owner: 0, or -ECHILD in a process other than the opener (a
- * fork child); every call but cow_close starts with it.
- * cow__guard_check: owner, then -ESTALE if the base changed behind the
+ * fork child); every call but cow_close starts with it, once (arena.c);
+ * it makes no system call (the pid is cached, see cow__sys_pid).
+ * cow__guard_check: -ESTALE if the base changed behind the
  * arena's back: the SIGBUS handler marked it, or (without COW_ISOLATE) the
  * file's identity, size or mtime differ from a->ident; -EIO if the handler
  * found a page inside the file it could not read. Called first by

@@ -24,6 +24,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 #include <liburing.h>
+#include <pthread.h>
 
 #include "sys.h"
 
@@ -594,6 +595,46 @@ int cow__sys_getrlimit(int resource, struct rlimit *rl)
 pid_t cow__sys_getpid(void)
 {
 	return getpid();
+}
+
+/*
+ * The process's pid without a system call on every use (glibc has not
+ * cached it since 2.25, and every cow_* call asks: the fork rule of
+ * guard.c). Read once, forgotten in the child of every fork() through a
+ * pthread_atfork handler, registered before the first pid is cached, so
+ * no fork() after that can leave a stale value. A child made without the
+ * fork handlers (a raw clone() or clone3(), glibc's _Fork()) keeps its
+ * parent's pid here: the library cannot tell it from its parent and does
+ * not refuse its calls with -ECHILD. vfork() and posix_spawn() children
+ * may only exec or exit, and are not concerned.
+ */
+static pid_t pid_cached; /* 0: not read (yet, or since a fork) */
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void)
+{
+	__atomic_store_n(&pid_cached, 0, __ATOMIC_RELAXED);
+}
+
+static void pid_watch_forks(void)
+{
+	/* Without the handler the cache cannot be trusted: no caching. */
+	if (pthread_atfork(NULL, NULL, pid_forget))
+		__atomic_store_n(&pid_cached, -1, __ATOMIC_RELAXED);
+}
+
+pid_t cow__sys_pid(void)
+{
+	pid_t p = __atomic_load_n(&pid_cached, __ATOMIC_RELAXED);
+
+	if (p > 0)
+		return p;
+	pthread_once(&pid_once, pid_watch_forks);
+	if (__atomic_load_n(&pid_cached, __ATOMIC_RELAXED) < 0)
+		return getpid();
+	p = getpid();
+	__atomic_store_n(&pid_cached, p, __ATOMIC_RELAXED);
+	return p;
 }
 
 int cow__sys_sig_fstat(int fd, struct stat *st)

@@ -98,7 +98,13 @@ void cow__sys_ofd_unlock(int fd);
 int cow__sys_sigaction(int sig, const struct sigaction *act,
 		       struct sigaction *old);
 int cow__sys_getrlimit(int resource, struct rlimit *rl);
+/* getpid(2), a system call each time (the SIGBUS handler, the pagemap
+ * descriptor's owner). */
 pid_t cow__sys_getpid(void);
+/* The same pid, cached and refreshed in fork() children (pthread_atfork):
+ * no system call. A child of a raw clone() or _Fork() runs no fork
+ * handlers and reads its parent's pid here (see sys.c). */
+pid_t cow__sys_pid(void);
 
 /*
  * For the SIGBUS handler only: raw system calls, async-signal-safe, never

@@ -9,8 +9,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +41,7 @@ static int child_rules(void *arg)
 	char *p = cow_base(a);
 	struct cow_range r[4];
 	struct cow_stats st;
+	cow_snap *s;
 
 	TH_CHECK(memcmp(p, c->ref, SZ) == 0);
 	p[2 * PG] = 'c';
@@ -44,6 +51,10 @@ static int child_rules(void *arg)
 	TH_CHECK(cow_grow(a, 2 * SZ) == -ECHILD);
 	TH_CHECK(cow_dirty(a, r, 4) == -ECHILD);
 	TH_CHECK(cow_stats(a, &st) == -ECHILD);
+	TH_CHECK(cow_commit(a, 0) == -ECHILD);
+	TH_CHECK(cow_commit(a, COW_COMMIT_ASYNC) == -ECHILD);
+	TH_CHECK(cow_sync(a) == -ECHILD);
+	TH_CHECK(cow_snapshot(a, &s) == -ECHILD);
 	TH_CHECK(cow_size(a) == SZ);
 	TH_CHECK(cow_reserved(a) == COW_DEFAULT_RESERVE);
 	TH_CHECK(p[2 * PG] == 'c'); /* the failed calls changed nothing */
@@ -253,6 +264,87 @@ static void test_fork_async_commits(void **state)
 	fork_async(TH_TMPFS, COW_NOTHREAD);
 }
 
+/* From here on getpid(2) fails with EPERM (returns -1) in this thread and
+ * the threads it makes. 0, or -1 where seccomp is not available. */
+static int deny_getpid(void)
+{
+	struct sock_filter f[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		     offsetof(struct seccomp_data, arch)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		     offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_getpid, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* With getpid(2) failing, every call of an arena opened before works:
+ * the fork rule's check makes no system call (it did one per call, and
+ * two or three in a commit). A fork child still gets -ECHILD. */
+static int child_no_getpid(void *arg)
+{
+	enum th_backing b = (enum th_backing)(uintptr_t)arg;
+	struct cow_stats st;
+	struct th_arena t;
+	cow_snap *s;
+	char *p;
+	pid_t pid;
+	int status;
+
+	TH_CHECK(th_open(&t, b, SZ, NULL) == 0);
+	p = cow_base(t.a);
+	p[0] = 1;
+	TH_CHECK(cow_commit(t.a, 0) == 0);
+	if (deny_getpid())
+		return 77;
+	TH_CHECK(getpid() == -1);
+	for (int i = 0; i < 32; i++) {
+		p[(size_t)(i % NPG) * PG] = (char)i;
+		TH_CHECK(cow_commit(t.a, COW_COMMIT_ASYNC) == 0);
+	}
+	TH_CHECK(cow_sync(t.a) == 0);
+	TH_CHECK(cow_snapshot(t.a, &s) == 0);
+	p[PG] = 'x';
+	TH_CHECK(cow_commit(t.a, 0) == 0);
+	p[2 * PG] = 'y';
+	TH_CHECK(cow_dirty(t.a, NULL, 0) == 1);
+	TH_CHECK(cow_stats(t.a, &st) == 0 && st.dirty_pages == 1);
+	TH_CHECK(cow_rollback(t.a, s) == 0);
+	TH_CHECK(p[PG] == 1 && p[2 * PG] == 2);
+	p[3 * PG] = 'z';
+	TH_CHECK(cow_discard(t.a) == 0);
+	TH_CHECK(cow_revert(t.a, p, PG) == 0);
+	TH_CHECK(cow_grow(t.a, SZ) == 0);
+	pid = fork();
+	TH_CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(cow_discard(t.a) == -ECHILD ? 0 : 1);
+	TH_CHECK(waitpid(pid, &status, 0) == pid);
+	TH_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cow_snap_release(s);
+	th_close(&t);
+	return 0;
+}
+
+static void test_owner_check_no_syscall(void **state)
+{
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		int status = th_in_child(child_no_getpid, (void *)(uintptr_t)b);
+
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+			skip(); /* seccomp is not available */
+		th_assert_exit0(status);
+	}
+}
+
 struct worker {
 	enum th_backing b;
 	unsigned seed;
@@ -397,6 +489,7 @@ int main(void)
 	    cmocka_unit_test(test_fork_child_sigbus),
 	    cmocka_unit_test(test_fork_child_new_arena),
 	    cmocka_unit_test(test_fork_async_commits),
+	    cmocka_unit_test(test_owner_check_no_syscall),
 	    cmocka_unit_test(test_threads_arenas),
 	};
 
