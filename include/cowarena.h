@@ -101,7 +101,11 @@
  * cow_size() and cow_reserved(), and cow_close(), which releases the
  * child's copies (its mapping, descriptors and memory) and never the
  * parent's lock or files. The parent's cow_close() releases the lock
- * even while a child still holds its copy of the descriptor.
+ * even while a child still holds its copy of the descriptor. A child is
+ * told from its parent by the fork handlers (pthread_atfork) that fork()
+ * runs, not by a system call in every call: a child made without them (a
+ * raw clone() or clone3() system call, glibc's _Fork()) is taken for its
+ * parent and must not use the inherited arenas at all.
  */
 #ifndef COWARENA_H
 #define COWARENA_H
