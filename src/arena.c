@@ -149,13 +149,22 @@ static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
  * dropped stays private and is reported dirty again once its commit is
  * forgotten. When all went, the applied transactions are freed, so later
  * calls skip the compare.
+ *
+ * The scan that splits the private pages also finds the others, which
+ * differ from the base: with dirty given they go there, and 1 says that
+ * they are then every private page of the arena (the scan ran and every
+ * clean page went), so that a caller that needs them (commit, discard)
+ * makes no second scan; else 0 and dirty is left empty.
  */
-static void drop_clean(struct cow_arena *a)
+static int drop_clean(struct cow_arena *a, struct cow__pageset *dirty)
 {
 	struct cow__pageset clean = COW__PAGESET_INIT;
 	int r;
 
-	r = split_private(a, NULL, NULL, cow__pageset_add_run, &clean);
+	if (!cow__commit_may_clean(a))
+		return 0;
+	r = split_private(a, dirty ? cow__pageset_add_run : NULL, dirty,
+			  cow__pageset_add_run, &clean);
 	for (size_t i = 0; r == 0 && i < clean.n; i++) {
 		size_t first = clean.v[i].first, n = clean.v[i].n;
 
@@ -166,6 +175,11 @@ static void drop_clean(struct cow_arena *a)
 	if (r == 0)
 		cow__commit_forget_applied(a);
 	cow__pageset_free(&clean);
+	if (r < 0 && dirty) {
+		cow__pageset_free(dirty);
+		*dirty = (struct cow__pageset)COW__PAGESET_INIT;
+	}
+	return r == 0 && dirty;
 }
 
 /*
@@ -176,13 +190,14 @@ static void drop_clean(struct cow_arena *a)
  * passes it first, before cow__guard_check, so the dropped pages read the
  * committed content and the arena's own writes are not taken for an
  * outside change. The caller checked the owner (cow__guard_owner).
+ * dirty, when given, may receive every private page (drop_clean): 1 then,
+ * else 0.
  */
-static int settle(struct cow_arena *a)
+static int settle(struct cow_arena *a, struct cow__pageset *dirty)
 {
 	COW_TRY(cow__commit_settle(a));
 	COW_TRY(refresh_guard(a));
-	drop_clean(a);
-	return 0;
+	return drop_clean(a, dirty);
 }
 
 /* How every call whose result depends on the base starts: the owner
@@ -191,7 +206,7 @@ static int settle(struct cow_arena *a)
 static int settle_check(struct cow_arena *a)
 {
 	COW_TRY(cow__guard_owner(a));
-	COW_TRY(settle(a));
+	COW_TRY(settle(a, NULL));
 	return cow__guard_check(a);
 }
 
@@ -645,8 +660,15 @@ COW_API int cow_discard(cow_arena *a)
 
 	if (!a)
 		return -EINVAL;
-	COW_TRY(settle_check(a));
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run, &d);
+	COW_TRY(cow__guard_owner(a));
+	r = settle(a, &d);
+	if (r >= 0)
+		r = cow__guard_check(a) ?: r;
+	if (r == 0)
+		r = cow__track_dirty(a, 0, a->size / a->pgsz,
+				     cow__pageset_add_run, &d);
+	else if (r == 1)
+		r = 0; /* the settle barrier's scan found them */
 	if (r == 0 && d.n) {
 		r = cow__track_drop_set(a, &d);
 		/* No page may hold what snapshots recorded as current (a
@@ -784,10 +806,12 @@ COW_API int cow_commit(cow_arena *a, unsigned flags)
 		return -EROFS;
 	COW_TRY(check_commit_guard(a));
 	logged = a->commit != NULL;
-	if (logged && cow__snap_live(a))
-		COW_TRY(settle(a));
-	r = cow__track_dirty(a, 0, a->size / a->pgsz, cow__pageset_add_run,
-			     &dirty);
+	r = logged && cow__snap_live(a) ? settle(a, &dirty) : 0;
+	if (r == 0)
+		r = cow__track_dirty(a, 0, a->size / a->pgsz,
+				     cow__pageset_add_run, &dirty);
+	else if (r == 1)
+		r = 0; /* the settle barrier's scan found them */
 	if (r == 0)
 		r = cow__snap_commit_prepare(a, &dirty, &token);
 	if (r == 0) {

@@ -657,9 +657,11 @@ int cow__track_drop_set(struct cow_arena *a, const struct cow__pageset *set)
 
 	if (cow__pageset_span(set, &first, &end) < 0)
 		return 0;
-	/* Clean pages in a span may be armed file pages: any range. */
+	/* Clean pages in a span may be armed file pages: any range. One
+	 * run has none: it is unarmed only if the armed set meets it. */
 	if (set->n * 64 >= end - first)
-		return cow__track_drop(a, first, end - first, 0);
+		return cow__track_drop(a, first, end - first,
+				       set->n == 1 ? COW__DROP_PRIVATE : 0);
 	r = cow__track_drop_runs(a, set, &done);
 	if (r < 0 && done > 0) {
 		first = set->v[done].first;
