@@ -64,6 +64,11 @@ struct cow__track {
 	unsigned mode; /* COW_TRACK_*: NONE until cow__track_start */
 	int lost;
 	struct cow__pageset armed;
+	/* Private pages the last dirty walk saw written, so not
+	 * write-protected: none is armed in the kernel until track arms
+	 * private pages again (which empties the set), so unarming them
+	 * takes no ioctl. Writers only take protection away. */
+	struct cow__pageset unprotected;
 	/* pages present at the last walk: picks the next walk's kind */
 	size_t present;
 };

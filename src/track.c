@@ -324,6 +324,7 @@ static void uffd_close(struct cow_arena *a)
 	__atomic_store_n(&a->track.uffd, -1, __ATOMIC_RELEASE);
 	cow__sys_close(fd);
 	cow__pageset_free(&a->track.armed);
+	cow__pageset_free(&a->track.unprotected);
 	a->track.lost = 0;
 	a->track.mode = COW_TRACK_COMPARE;
 }
@@ -365,6 +366,7 @@ int cow__track_open(struct cow_arena *a)
 	a->track.mode = COW_TRACK_NONE;
 	a->track.lost = 0;
 	a->track.armed = (struct cow__pageset)COW__PAGESET_INIT;
+	a->track.unprotected = (struct cow__pageset)COW__PAGESET_INIT;
 	return cow__pagemap_get();
 }
 
@@ -463,6 +465,7 @@ static int arm_pages(struct cow_arena *a, size_t first_page, size_t npages)
 	if (a->track.uffd < 0 || !npages)
 		return 0;
 	COW_TRY(cow__pageset_reserve(&a->track.armed, 1));
+	cow__pageset_clear(&a->track.unprotected);
 	r = arm_range(a, first_page, npages);
 	if (r == 0)
 		r = cow__pageset_add(&a->track.armed, first_page, npages);
@@ -536,19 +539,19 @@ static int unarm_range(struct cow_arena *a, size_t first_page, size_t npages)
 	return cow__sys_ioctl(a->track.uffd, UFFDIO_WRITEPROTECT, &wp);
 }
 
-static int unarm_one(void *ctx, size_t first, size_t n)
+/* Takes [first, first + n) out of the armed set, unarming it first when
+ * unarm is set. */
+static int leave_armed(struct cow_arena *a, size_t first, size_t n, int unarm)
 {
-	struct cow_arena *a = ctx;
-
 	COW_TRY(cow__pageset_reserve(&a->track.armed, 1));
-	COW_TRY(unarm_range(a, first, n));
+	if (unarm)
+		COW_TRY(unarm_range(a, first, n));
 	return cow__pageset_remove(&a->track.armed, first, n);
 }
 
-/* Whether the armed set has a page in [first, end). */
-static int armed_meets(const struct cow_arena *a, size_t first, size_t end)
+/* The first run of s that ends after page first (s->n if none). */
+static size_t run_after(const struct cow__pageset *s, size_t first)
 {
-	const struct cow__pageset *s = &a->track.armed;
 	size_t lo = 0, hi = s->n;
 
 	while (lo < hi) {
@@ -559,7 +562,29 @@ static int armed_meets(const struct cow_arena *a, size_t first, size_t end)
 		else
 			hi = mid;
 	}
-	return lo < s->n && s->v[lo].first < end;
+	return lo;
+}
+
+/* Whether the armed set has a page in [first, end). */
+static int armed_meets(const struct cow_arena *a, size_t first, size_t end)
+{
+	const struct cow__pageset *s = &a->track.armed;
+	size_t i = run_after(s, first);
+
+	return i < s->n && s->v[i].first < end;
+}
+
+/* Whether [first, end) may hold pages write-protected: it meets the armed
+ * set, and not all of it was seen written (unprotected) since. */
+static int maybe_protected(const struct cow_arena *a, size_t first, size_t end)
+{
+	const struct cow__pageset *u = &a->track.unprotected;
+	size_t i = run_after(u, first);
+
+	if (i < u->n && u->v[i].first <= first &&
+	    u->v[i].first + u->v[i].n >= end)
+		return 0;
+	return armed_meets(a, first, end);
 }
 
 /*
@@ -572,14 +597,17 @@ static int armed_meets(const struct cow_arena *a, size_t first, size_t end)
  */
 int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set)
 {
-	size_t first, end, n = 0;
+	size_t first, end, n = 0, met = 0;
 	int r = 0;
 
 	if (a->track.uffd < 0 || cow__pageset_span(set, &first, &end) < 0)
 		return 0;
-	for (size_t i = 0; i < set->n; i++)
-		n += armed_meets(a, set->v[i].first,
-				 set->v[i].first + set->v[i].n);
+	for (size_t i = 0; i < set->n; i++) {
+		size_t f = set->v[i].first, e = f + set->v[i].n;
+
+		met += armed_meets(a, f, e);
+		n += maybe_protected(a, f, e);
+	}
 	/* One ioctl over the span when anything may be armed, or when that
 	 * costs less: the armed pages in between read as written next time
 	 * (a copy), and stay in the set (it may hold such pages); the pages
@@ -596,12 +624,17 @@ int cow__track_unarm_set(struct cow_arena *a, const struct cow__pageset *set)
 		}
 		if (r < 0)
 			cow__pageset_free(&out);
-		n = 0;
+		met = 0;
 	}
-	for (size_t i = 0; r == 0 && n && i < set->n; i++)
-		if (armed_meets(a, set->v[i].first,
-				set->v[i].first + set->v[i].n))
-			r = unarm_one(a, set->v[i].first, set->v[i].n);
+	/* Run by run: an ioctl only for the runs that may be write-protected;
+	 * the others (seen written since they were armed) only leave the
+	 * armed set. */
+	for (size_t i = 0; r == 0 && met && i < set->n; i++) {
+		size_t f = set->v[i].first, k = set->v[i].n;
+
+		if (armed_meets(a, f, f + k))
+			r = leave_armed(a, f, k, maybe_protected(a, f, f + k));
+	}
 	if (r < 0)
 		a->track.lost = 1;
 	return r;
@@ -628,7 +661,7 @@ int cow__track_drop(struct cow_arena *a, size_t first_page, size_t npages,
 	if (a->track.uffd >= 0) {
 		COW_TRY(cow__pageset_reserve(&a->track.armed, 1));
 		if (!(how & COW__DROP_PRIVATE) ||
-		    armed_meets(a, first_page, end))
+		    maybe_protected(a, first_page, end))
 			COW_TRY(unarm_range(a, first_page, npages));
 	}
 	r = cow__sys_madvise(a->base + first_page * a->pgsz, npages * a->pgsz,
@@ -797,6 +830,7 @@ static int candidates_arm(struct cow_arena *a, size_t first, size_t npages,
 	struct sinks more = {&ew, NULL};
 
 	sp.flags |= PM_SCAN_WP_MATCHING;
+	cow__pageset_clear(&a->track.unprotected);
 	if (few) {
 		/* every region is a candidate: its file ones are not private */
 		sp.ret |= PAGE_IS_FILE;
@@ -1005,6 +1039,7 @@ static int arm_present(struct cow_arena *a, size_t first_page, size_t npages)
 	if (a->track.uffd < 0 || !npages)
 		return 0;
 	sp.flags |= PM_SCAN_WP_MATCHING;
+	cow__pageset_clear(&a->track.unprotected);
 	r = scan_ioctl(a, first_page, npages, &sp, &e, NULL);
 	if (r < 0)
 		a->track.lost = 1;
@@ -1042,6 +1077,14 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 		r = cow__pageset_union(&all, &a->track.armed, &priv);
 	if (r == 0)
 		r = cow__pageset_each(&all, first_page, end, emit_run, e);
+	/* The private candidates were not write-protected at the walk, and
+	 * nothing arms them before track does (see struct cow__track). */
+	if (r == 0) {
+		struct cow__pageset was = a->track.unprotected;
+
+		a->track.unprotected = priv;
+		priv = was;
+	}
 	cow__pageset_free(&cand);
 	cow__pageset_free(&priv);
 	cow__pageset_free(&all);
