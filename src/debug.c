@@ -60,6 +60,7 @@ static int check_armed(struct cow_arena *a, char *why, size_t len)
 	struct cow__pageset priv = COW__PAGESET_INIT;
 	struct cow__pageset lost = COW__PAGESET_INIT;
 	struct cow__pageset extra = COW__PAGESET_INIT;
+	struct cow__pageset wp = COW__PAGESET_INIT;
 	size_t end = a->mapped / a->pgsz, page = 0;
 	int r;
 
@@ -73,6 +74,8 @@ static int check_armed(struct cow_arena *a, char *why, size_t len)
 		r = cow__pageset_minus(&lost, &found, set);
 	if (r == 0)
 		r = cow__pageset_minus(&extra, set, &priv);
+	if (r == 0)
+		r = cow__pageset_intersect(&wp, &found, &a->track.unprotected);
 	if (r < 0) {
 		/* could not look (an injected fault, no memory): no verdict */
 		r = 0;
@@ -87,6 +90,12 @@ static int check_armed(struct cow_arena *a, char *why, size_t len)
 			 "%zu page(s) of the armed set not private, first %zu",
 			 extra.pages, extra.v[0].first);
 		r = -EINVAL;
+	} else if (wp.n) {
+		snprintf(why, len,
+			 "%zu page(s) held unprotected are write-protected, "
+			 "first %zu",
+			 wp.pages, wp.v[0].first);
+		r = -EINVAL;
 	} else if (cow__snap_uncovered(a, set, &page) == 0) {
 		snprintf(why, len, "armed page %zu has no copy in cur", page);
 		r = -EINVAL;
@@ -95,6 +104,7 @@ static int check_armed(struct cow_arena *a, char *why, size_t len)
 	cow__pageset_free(&priv);
 	cow__pageset_free(&lost);
 	cow__pageset_free(&extra);
+	cow__pageset_free(&wp);
 	return r;
 }
 
