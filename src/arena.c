@@ -121,6 +121,24 @@ static int refresh_guard(struct cow_arena *a)
 	return 0;
 }
 
+/*
+ * The private pages of the arena to fn (track's scan). The pages of
+ * commits not yet written in place are known to be private (commit.c
+ * keeps them until then): the scan makes no file-page test for them.
+ * Knowing fewer costs only that test, so a failure to list them is no
+ * error.
+ */
+static int scan_private(struct cow_arena *a, cow__run_fn fn, void *ctx)
+{
+	struct cow__pageset known = COW__PAGESET_INIT;
+	int r;
+
+	(void)cow__commit_unapplied(a, &known);
+	r = cow__track_dirty(a, 0, a->size / a->pgsz, &known, fn, ctx);
+	cow__pageset_free(&known);
+	return r;
+}
+
 /* Runs of the private pages: every one to dirty (those that differ from
  * the base) and clean (those a durable commit made equal to it); either
  * may be NULL. */
@@ -128,12 +146,11 @@ static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 			 cow__run_fn clean, void *cctx)
 {
 	struct cow__pageset priv = COW__PAGESET_INIT;
-	size_t npages = a->size / a->pgsz;
 	int r;
 
 	if (!cow__commit_may_clean(a))
-		return dirty ? cow__track_dirty(a, 0, npages, dirty, dctx) : 0;
-	r = cow__track_dirty(a, 0, npages, cow__pageset_add_run, &priv);
+		return dirty ? scan_private(a, dirty, dctx) : 0;
+	r = scan_private(a, cow__pageset_add_run, &priv);
 	if (r == 0)
 		r = cow__commit_split(a, &priv, dirty, dctx, clean, cctx);
 	cow__pageset_free(&priv);
@@ -665,8 +682,7 @@ COW_API int cow_discard(cow_arena *a)
 	if (r >= 0)
 		r = cow__guard_check(a) ?: r;
 	if (r == 0)
-		r = cow__track_dirty(a, 0, a->size / a->pgsz,
-				     cow__pageset_add_run, &d);
+		r = scan_private(a, cow__pageset_add_run, &d);
 	else if (r == 1)
 		r = 0; /* the settle barrier's scan found them */
 	if (r == 0 && d.n) {
@@ -808,8 +824,7 @@ COW_API int cow_commit(cow_arena *a, unsigned flags)
 	logged = a->commit != NULL;
 	r = logged && cow__snap_live(a) ? settle(a, &dirty) : 0;
 	if (r == 0)
-		r = cow__track_dirty(a, 0, a->size / a->pgsz,
-				     cow__pageset_add_run, &dirty);
+		r = scan_private(a, cow__pageset_add_run, &dirty);
 	else if (r == 1)
 		r = 0; /* the settle barrier's scan found them */
 	if (r == 0)

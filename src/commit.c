@@ -15,7 +15,10 @@
  *   3. at the next call that has the writers paused (a commit, or the
  *      settle barrier of discard, revert, rollback), drop the private
  *      copies of the pages that are in the base and still hold what was
- *      committed (MADV_DONTNEED per run): the arena reads the new base;
+ *      committed (MADV_DONTNEED per run): the arena reads the new base.
+ *      Never before: the dirty scan takes the pages of transactions not
+ *      yet applied as private without testing them
+ *      (cow__commit_unapplied);
  *   4. later, in the background: once the log holds CKPT_BYTES (and at
  *      close), appends pause, the base is fdatasync'ed and the log reset
  *      (a new header with a new salt, synced: every record of the old log
@@ -1356,6 +1359,29 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 		r = dirty(dctx, pd.first, pd.n);
 	if (r == 0 && pc.n)
 		r = clean(cctx, pc.first, pc.n);
+	return r;
+}
+
+int cow__commit_unapplied(struct cow_arena *a, struct cow__pageset *out)
+{
+	struct cow__commit *c = a->commit;
+	int r = 0;
+
+	if (!c || !c->engine)
+		return 0;
+	cow__io_lock();
+	for (const struct txn *t = c->head; r == 0 && t; t = t->next) {
+		if (t->state >= TX_APPLIED)
+			continue;
+		for (size_t j = 0; r == 0 && j < t->nframes; j++) {
+			const struct slot *sl =
+			    index_find(&c->index, t->pages[j]);
+
+			if (sl && sl->t == t)
+				r = cow__pageset_add(out, t->pages[j], 1);
+		}
+	}
+	cow__io_unlock();
 	return r;
 }
 

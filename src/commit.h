@@ -63,6 +63,14 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 		      cow__run_fn dirty, void *dctx, cow__run_fn clean,
 		      void *cctx);
 void cow__commit_forget_applied(struct cow_arena *a);
+/*
+ * The pages whose newest captured image is in a transaction not yet
+ * written in place, added to out: each still holds its private copy
+ * (nothing drops a page before its newest commit is applied), so the
+ * dirty scan needs no file-page test for them. Best effort: 0, or -ENOMEM
+ * with out holding part of them.
+ */
+int cow__commit_unapplied(struct cow_arena *a, struct cow__pageset *out);
 
 /*
  * Commits the dirty pages (runs ascending, every private page of the

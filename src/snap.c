@@ -135,7 +135,7 @@ static int harvest(struct cow_arena *a, struct cow__pageset *w, int arm)
 		if (r == 0 && a->snaps->partial)
 			r = add_unrecorded(a, w);
 	} else {
-		r = cow__track_dirty(a, 0, npages, compare_run, &c);
+		r = cow__track_dirty(a, 0, npages, NULL, compare_run, &c);
 	}
 	if (r < 0)
 		cow__pageset_free(w);

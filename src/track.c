@@ -234,7 +234,7 @@ static int scan_pagemap(struct cow_arena *a, size_t first, size_t npages,
  * merged. A negative return from fn stops the walk and is returned.
  */
 static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
-		      struct emitter *e);
+		      const struct cow__pageset *known, struct emitter *e);
 
 /*
  * A truncation fault replaced the arena's lost tail by zeros (see guard.c):
@@ -250,7 +250,8 @@ static int tail_lost(const struct cow_arena *a)
 }
 
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
-		     cow__run_fn fn, void *ctx)
+		     const struct cow__pageset *known, cow__run_fn fn,
+		     void *ctx)
 {
 	struct emitter e = {fn, ctx, 0, 0};
 	int r = -ENOTTY;
@@ -258,7 +259,7 @@ int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
 	if (!npages)
 		return 0;
 	if (!force_pagemap && a->track.uffd >= 0 && !tail_lost(a)) {
-		r = dirty_uffd(a, first_page, npages, &e);
+		r = dirty_uffd(a, first_page, npages, known, &e);
 		if (r == 0)
 			return emit_flush(&e);
 		if (r != -EAGAIN && r != -ENOTTY)
@@ -872,25 +873,34 @@ static size_t present_in(const struct cow_arena *a,
 /*
  * The private pages among the candidates, into priv: those that are not
  * file pages. Candidates in the armed set are private (it holds only
- * private pages: written since they were armed) and need no test; the
+ * private pages: written since they were armed) and need no test, nor do
+ * those the caller knows to be private (known, may be NULL); the
  * others are tested in as few walks as pay (COST_*) with files
  * (spec_file, or spec_file_unarmed, which arms the file pages in the same
  * go so that the next scan does not look at them again).
  */
 static int private_among(struct cow_arena *a, const struct cow__pageset *cand,
 			 const struct cow__pageset *present,
+			 const struct cow__pageset *known_priv,
 			 const struct scan_spec *files,
 			 struct cow__pageset *priv)
 {
 	struct cow__pageset f = COW__PAGESET_INIT, test = COW__PAGESET_INIT;
 	struct cow__pageset known = COW__PAGESET_INIT;
+	struct cow__pageset both = COW__PAGESET_INIT;
+	const struct cow__pageset *k = &a->track.armed;
 	struct emitter ef = {cow__pageset_add_run, &f, 0, 0};
 	size_t j = 0;
-	int r;
+	int r = 0;
 
-	r = cow__pageset_minus(&test, cand, &a->track.armed);
+	if (known_priv && known_priv->n) {
+		r = cow__pageset_union(&both, &a->track.armed, known_priv);
+		k = &both;
+	}
 	if (r == 0)
-		r = cow__pageset_intersect(&known, cand, &a->track.armed);
+		r = cow__pageset_minus(&test, cand, k);
+	if (r == 0)
+		r = cow__pageset_intersect(&known, cand, k);
 	for (size_t i = 0; r == 0 && i < test.n;) {
 		size_t first = test.v[i].first;
 		size_t end = first + test.v[i].n;
@@ -912,6 +922,7 @@ static int private_among(struct cow_arena *a, const struct cow__pageset *cand,
 	cow__pageset_free(&f);
 	cow__pageset_free(&test);
 	cow__pageset_free(&known);
+	cow__pageset_free(&both);
 	return r;
 }
 
@@ -989,11 +1000,11 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 	} else if (arm) {
 		r = candidates_arm(a, first_page, npages, &cand, &w);
 		if (r == 0)
-			r = private_among(a, &cand, NULL, &spec_file, &w);
+			r = private_among(a, &cand, NULL, NULL, &spec_file, &w);
 	} else {
 		r = candidates(a, first_page, npages, &cand, &present, &w);
 		if (r == 0)
-			r = private_among(a, &cand, &present,
+			r = private_among(a, &cand, &present, NULL,
 					  &spec_file_unarmed, &w);
 	}
 	if (r == 1)
@@ -1057,7 +1068,7 @@ static int arm_present(struct cow_arena *a, size_t first_page, size_t npages)
  * is lost: the caller scans the usual way.
  */
 static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
-		      struct emitter *e)
+		      const struct cow__pageset *known, struct emitter *e)
 {
 	struct cow__pageset cand = COW__PAGESET_INIT, priv = COW__PAGESET_INIT;
 	struct cow__pageset all = COW__PAGESET_INIT;
@@ -1069,7 +1080,7 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 		return -EAGAIN;
 	r = candidates(a, first_page, npages, &cand, &present, &priv);
 	if (r == 0)
-		r = private_among(a, &cand, &present, &spec_file_unarmed,
+		r = private_among(a, &cand, &present, known, &spec_file_unarmed,
 				  &priv);
 	if (r == 1)
 		r = 0;

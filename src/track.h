@@ -30,9 +30,13 @@ void cow__track_grow(struct cow_arena *a, size_t from, size_t to);
 void cow__track_close(struct cow_arena *a);
 
 /* The private pages of [first_page, first_page + npages) as merged runs in
- * order. Changes no state of the arena. */
+ * order. known (may be NULL) holds pages the caller knows to be private
+ * (the layers above: pages of commits not yet written in place): they get
+ * no file-page test when the walk finds them written. Changes no state of
+ * the arena. */
 int cow__track_dirty(struct cow_arena *a, size_t first_page, size_t npages,
-		     cow__run_fn fn, void *ctx);
+		     const struct cow__pageset *known, cow__run_fn fn,
+		     void *ctx);
 int cow__count_mappings(const void *start, size_t len, size_t *out);
 
 /* The arm point: pages whose content the caller recorded (a harvest arms

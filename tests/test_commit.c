@@ -15,6 +15,7 @@
 #include "helpers.h"
 #include "../src/sys.h"
 #include "../src/testhooks.h"
+#include "../src/track.h"
 
 #define PG 4096UL
 #define NPG 32
@@ -617,6 +618,90 @@ static void test_commit_written_armed(void **state)
 	}
 }
 
+/*
+ * The dirty scan runs no file-page test for the pages its caller knows to
+ * be private (those of commits not yet written in place): on an arena with
+ * many pages present (past the size where one walk tests them all), two
+ * written pages far apart take two test walks, one when the other is
+ * known. A known page that the walk does not find written (an armed file
+ * page) is not reported. Then the same through the public calls: async
+ * commits of pages far apart, rewritten while earlier commits are still
+ * being written, keep the content.
+ */
+#define KNPG 4096
+static int scan_runs(cow_arena *a, const struct cow__pageset *known,
+		     struct cow__pageset *out, unsigned long *ioctls)
+{
+	unsigned long n = cow__fault_calls(COW__SYS_IOCTL);
+	int r;
+
+	cow__pageset_clear(out);
+	r = cow__track_dirty(a, 0, KNPG, known, cow__pageset_add_run, out);
+	*ioctls = cow__fault_calls(COW__SYS_IOCTL) - n;
+	return r;
+}
+
+static void test_known_private(void **state)
+{
+	struct cow__pageset known = COW__PAGESET_INIT, out = COW__PAGESET_INIT;
+	unsigned char *ref = malloc(KNPG * PG);
+	unsigned long n;
+	struct th_arena t;
+	volatile char *p;
+	char sum = 0;
+
+	(void)state;
+	assert_non_null(ref);
+	assert_int_equal(th_open(&t, TH_EXT4, KNPG * PG, NULL), 0);
+	p = cow_base(t.a);
+	p[0] = 1;
+	assert_int_equal(cow_discard(t.a), 0); /* the tracking starts */
+	for (size_t i = 0; i < KNPG; i++)
+		sum += p[i * PG];
+	/* the first scan counts the pages present, the second arms the
+	 * file pages among them */
+	assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+	assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+	p[100 * PG] = 'a';
+	p[3000 * PG] = 'b';
+	assert_int_equal(scan_runs(t.a, NULL, &out, &n), 0);
+	assert_int_equal(out.n, 2);
+	assert_int_equal(n, 3); /* the walk, a file-page test for each */
+	assert_int_equal(cow__pageset_add(&known, 3000, 1), 0);
+	assert_int_equal(cow__pageset_add(&known, 50, 1), 0);
+	assert_int_equal(scan_runs(t.a, &known, &out, &n), 0);
+	assert_int_equal(n, 2); /* the walk, the test of page 100 */
+	assert_int_equal(out.n, 2);
+	assert_true(out.v[0].first == 100 && out.v[0].n == 1);
+	assert_true(out.v[1].first == 3000 && out.v[1].n == 1);
+	assert_int_equal(cow_discard(t.a), 0);
+
+	/* the public path: commits still being written are known */
+	th_base_ref(TH_EXT4, ref, KNPG * PG);
+	for (int round = 0; round < 40; round++) {
+		for (size_t k = 0; k < 4; k++) {
+			size_t pg = (k * 997 + (size_t)round * 131) % KNPG;
+
+			p[pg * PG + 8] = (char)(round + 1);
+			ref[pg * PG + 8] = (unsigned char)(round + 1);
+		}
+		assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+		if (round % 8 == 7)
+			assert_int_equal(cow_dirty(t.a, NULL, 0) >= 0, 1);
+	}
+	assert_int_equal(cow_sync(t.a), 0);
+	assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+	assert_true(th_equal(&t, ref, KNPG * PG));
+	cow_close(t.a);
+	assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+	assert_true(th_equal(&t, ref, KNPG * PG));
+	th_close(&t);
+	cow__pageset_free(&known);
+	cow__pageset_free(&out);
+	free(ref);
+	(void)sum;
+}
+
 /* Snapshots taken before a commit stay valid: rollback returns to them,
  * discard to the commit. */
 static void test_commit_snapshots(void **state)
@@ -1004,6 +1089,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_snapshots),
 	    cmocka_unit_test(test_one_scan_after_commit),
 	    cmocka_unit_test(test_commit_written_armed),
+	    cmocka_unit_test(test_known_private),
 	    cmocka_unit_test(test_commit_bad_input),
 	    cmocka_unit_test(test_fault_sweep_sync),
 	    cmocka_unit_test(test_fault_sweep_async),

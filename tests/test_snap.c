@@ -619,7 +619,8 @@ static int prepare(cow_arena *a, void **tok)
 	struct cow__pageset d = COW__PAGESET_INIT;
 	int r;
 
-	r = cow__track_dirty(a, 0, cow_size(a) / PG, cow__pageset_add_run, &d);
+	r = cow__track_dirty(a, 0, cow_size(a) / PG, NULL, cow__pageset_add_run,
+			     &d);
 	if (r == 0)
 		r = cow__snap_commit_prepare(a, &d, tok);
 	cow__pageset_free(&d);
