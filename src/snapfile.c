@@ -46,6 +46,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "hash.h"
 #include "internal.h"
 #include "pagestore.h"
 #include "ptrie.h"
@@ -63,7 +64,7 @@ _Static_assert(sizeof(struct cow__snapfile_entry) == 16, "index layout");
 
 static uint64_t page_sum(const void *data, size_t pgsz, uint64_t page)
 {
-	return XXH3_64bits_withSeed(data, pgsz, page);
+	return cow__hash(data, pgsz, page);
 }
 
 static uint64_t data_off(uint64_t npages, uint64_t pgsz)

@@ -36,6 +36,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "hash.h"
 #include "internal.h"
 #include "wal.h"
 
@@ -51,7 +52,7 @@ void cow__wal_frame_seal(struct cow__wal_frame *f, uint64_t salt,
 	uint64_t h =
 	    XXH3_64bits_withSeed(f, offsetof(struct cow__wal_frame, sum), salt);
 
-	f->sum = XXH3_64bits_withSeed(page, pgsz, h);
+	f->sum = cow__hash(page, pgsz, h);
 }
 
 void cow__wal_commit_seal(struct cow__wal_commit *c, uint64_t salt)
