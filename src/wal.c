@@ -722,8 +722,13 @@ int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
 	memset(sector, 0, sizeof(sector));
 	memcpy(sector, &h, sizeof(h));
 	r = (int)cow__sys_pwrite(fd, sector, sizeof(sector), 0);
+	/* The first MiB is written, not fallocate'd: an append into
+	 * unwritten blocks makes its fdatasync convert the extent and write
+	 * the inode too (on ext4), which cost a commit of 16 pages up to a
+	 * third more than the same append into written blocks (measured);
+	 * the sync below flushes the zeros once, at creation. */
 	if (r >= 0)
-		r = grow_zeros(fd, COW__WAL_HDR, PREALLOC_MIN);
+		r = write_zeros(fd, COW__WAL_HDR, PREALLOC_MIN);
 	if (r >= 0 && !nosync)
 		r = cow__sys_fsync(fd, 0);
 	if (r >= 0)
