@@ -743,21 +743,23 @@ const struct cow__pageset *cow__track_armed(const struct cow_arena *a)
  * Which pages to look at closely: those present or swapped and not
  * write-protected (the candidates). That is every private page written
  * since it was armed, but also file pages read in since the last arming.
- * The walk needs no page lookups and costs about 5 ns per page-table entry
- * present, against about 50 ns when the file-page test is asked for
- * (measured on 64 MiB and 1 GiB of present pages): the file-page test is
- * made on the candidates only. The walk reports every page present, with
- * the candidates marked (PAGE_IS_WRITTEN), so that the file-page test can
- * cover many candidates in one walk where the pages between them are few.
+ * The walk needs no page lookups and costs a few ns per page-table entry
+ * (present or not, in every page table of the range), against about 50
+ * ns per page present when the file-page test is asked for (measured on
+ * 64 MiB and 1 GiB of present pages): the file-page test is made on the
+ * candidates only. With few pages present the walk reports every page
+ * present, with the candidates marked (PAGE_IS_WRITTEN), so that the
+ * file-page test can cover many candidates in one walk where the pages
+ * between them are few; with many it reports the candidates alone: the
+ * armed pages present cost no output then (an arena read in whole has
+ * thousands present and a commit writes a few: reporting each present
+ * run cost a fifth of a 1-page commit's walk).
  * Armed file pages are harmless: writing one makes a private page, not
  * armed; dropping one would leave a tracking marker, which is why every
  * drop unarms its range first (cow__track_drop).
  */
-static const struct scan_spec spec_present = {PM_SCAN_CHECK_WPASYNC, 0, 0,
-					      PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-					      PAGE_IS_WRITTEN};
-
-/* The candidates alone (arm_present arms them). */
+/* The candidates alone (arm_present arms them; and the dirty scan's walk
+ * with many pages present). */
 static const struct scan_spec spec_candidate = {
     PM_SCAN_CHECK_WPASYNC, 0, PAGE_IS_WRITTEN,
     PAGE_IS_PRESENT | PAGE_IS_SWAPPED, PAGE_IS_WRITTEN};
@@ -778,9 +780,11 @@ static int emit_run(void *ctx, size_t first, size_t n)
 	return emit(ctx, first, n);
 }
 
-/* With few pages present (the last walk saw at most FEW_PRESENT) one walk
- * with the file-page test on every page present finds the private
- * candidates too, for less than the file-page walks it saves. */
+/* With few pages present (the last walk that counted them saw at most
+ * FEW_PRESENT) one walk with the file-page test on every page present
+ * finds the private candidates too, for less than the file-page walks it
+ * saves. Past it the walks no longer count them: the estimate stays (it
+ * only chooses between these walks and groups the file-page tests). */
 #define FEW_PRESENT 1024
 
 static const struct scan_spec spec_present_file = {
@@ -788,11 +792,12 @@ static const struct scan_spec spec_present_file = {
     PAGE_IS_WRITTEN | PAGE_IS_FILE};
 
 /*
- * The candidates of the range into cand, and every page present (or
- * swapped) into present, in one walk that arms nothing. When few pages
- * are present the same walk tests them for being file pages and puts the
- * candidates that are not into priv: 1 then, else 0 (the caller tests the
- * candidates itself, private_among).
+ * The candidates of the range into cand, in one walk that arms nothing.
+ * When few pages are present (the last walk that counted them saw at
+ * most FEW_PRESENT) the same walk puts every page present (or swapped)
+ * into present, tests them for being file pages and puts the candidates
+ * that are not into priv: 1 then. Else 0, with present left empty (the
+ * caller tests the candidates itself, private_among, without it).
  */
 static int candidates(struct cow_arena *a, size_t first, size_t npages,
 		      struct cow__pageset *cand, struct cow__pageset *present,
@@ -801,19 +806,20 @@ static int candidates(struct cow_arena *a, size_t first, size_t npages,
 	struct emitter ec = {cow__pageset_add_run, cand, 0, 0};
 	struct emitter ep = {cow__pageset_add_run, present, 0, 0};
 	struct emitter ew = {cow__pageset_add_run, priv, 0, 0};
-	int few = a->track.present <= FEW_PRESENT;
-	struct sinks more = {&ec, few ? &ew : NULL};
+	struct sinks more = {&ec, &ew};
 
-	COW_TRY(scan_ioctl(a, first, npages,
-			   few ? &spec_present_file : &spec_present, &ep,
-			   &more));
+	if (a->track.present > FEW_PRESENT) {
+		COW_TRY(
+		    scan_ioctl(a, first, npages, &spec_candidate, &ec, NULL));
+		return emit_flush(&ec);
+	}
+	COW_TRY(scan_ioctl(a, first, npages, &spec_present_file, &ep, &more));
 	COW_TRY(emit_flush(&ep));
 	COW_TRY(emit_flush(&ec));
-	if (few)
-		COW_TRY(emit_flush(&ew));
+	COW_TRY(emit_flush(&ew));
 	/* an estimate for the next walk: races with writers do no harm */
 	a->track.present = present->pages;
-	return few;
+	return 1;
 }
 
 /* The candidate walk of a snapshot: arms the candidates as it finds them
@@ -847,6 +853,17 @@ static int candidates_arm(struct cow_arena *a, size_t first, size_t npages,
 	return few;
 }
 
+/* Of n pages, how many are present when the last count is spread evenly
+ * over the arena (at least 1 while any is: a gap is not assumed empty). */
+static size_t present_share(const struct cow_arena *a, size_t n)
+{
+	size_t all = a->size / a->pgsz, have = a->track.present;
+
+	if (have >= all || n >= all)
+		return n < have ? n : have;
+	return have ? (n * have + all - 1) / all : 0;
+}
+
 /* The pages of present in [from, to); *j is where the last call stopped
  * (calls come in ascending order). */
 static size_t present_in(const struct cow_arena *a,
@@ -855,10 +872,9 @@ static size_t present_in(const struct cow_arena *a,
 {
 	size_t n = 0;
 
-	/* Not known: at most what the last walk saw, at most all. */
+	/* Not known: the gap's share of what the last walk saw. */
 	if (!present)
-		return to - from < a->track.present ? to - from
-						    : a->track.present;
+		return present_share(a, to - from);
 	while (*j < present->n &&
 	       present->v[*j].first + present->v[*j].n <= from)
 		(*j)++;
@@ -1004,7 +1020,7 @@ int cow__track_written(struct cow_arena *a, size_t first_page, size_t npages,
 	} else {
 		r = candidates(a, first_page, npages, &cand, &present, &w);
 		if (r == 0)
-			r = private_among(a, &cand, &present, NULL,
+			r = private_among(a, &cand, NULL, NULL,
 					  &spec_file_unarmed, &w);
 	}
 	if (r == 1)
@@ -1080,7 +1096,7 @@ static int dirty_uffd(struct cow_arena *a, size_t first_page, size_t npages,
 		return -EAGAIN;
 	r = candidates(a, first_page, npages, &cand, &present, &priv);
 	if (r == 0)
-		r = private_among(a, &cand, &present, known, &spec_file_unarmed,
+		r = private_among(a, &cand, NULL, known, &spec_file_unarmed,
 				  &priv);
 	if (r == 1)
 		r = 0;

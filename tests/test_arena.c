@@ -231,6 +231,63 @@ static void test_many_runs(void **state)
 	free(r);
 }
 
+/*
+ * An arena read in whole (more pages present than the dirty scan's walk
+ * reports one by one: it then reports only the pages not write-protected)
+ * with the tracking on: the scans find exactly the pages written, among
+ * thousands of file pages read in, before and after a commit, and a
+ * discard leaves none.
+ */
+static void test_dirty_read_in_whole(void **state)
+{
+	enum { N = 4096 };
+	static const size_t w[] = {0, 1, 700, 2049, N - 1};
+	struct cow_range r[8];
+
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++) {
+		unsigned char *ref = malloc(N * PG);
+		struct th_arena t;
+		volatile char *p;
+		size_t sum = 0;
+
+		assert_non_null(ref);
+		assert_int_equal(th_open(&t, b, N * PG, NULL), 0);
+		p = cow_base(t.a);
+		th_base_ref(b, ref, N * PG);
+		/* the tracking starts with the first discard */
+		assert_int_equal(cow_discard(t.a), 0);
+		for (int round = 0; round < 3; round++) {
+			for (size_t i = 0; i < N * PG; i += PG)
+				sum += (unsigned char)p[i];
+			assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+			for (size_t i = 0; i < 5; i++)
+				p[w[i] * PG + 9] = (char)(round + 1);
+			assert_int_equal(cow_dirty(t.a, r, 8), 4);
+			assert_int_equal(r[0].offset, 0);
+			assert_int_equal(r[0].length, 2 * PG);
+			assert_int_equal(r[1].offset, 700 * PG);
+			assert_int_equal(r[2].offset, 2049 * PG);
+			assert_int_equal(r[3].offset, (N - 1) * PG);
+			assert_int_equal(r[3].length, PG);
+			assert_int_equal(dirty_pages(t.a), 5);
+			if (b >= TH_TMPFS && round == 1) {
+				/* committed: the file holds them now */
+				assert_int_equal(cow_commit(t.a, 0), 0);
+				for (size_t i = 0; i < 5; i++)
+					ref[w[i] * PG + 9] = (char)(round + 1);
+			} else {
+				assert_int_equal(cow_discard(t.a), 0);
+			}
+			assert_int_equal(cow_dirty(t.a, NULL, 0), 0);
+			assert_true(th_equal(&t, ref, N * PG));
+		}
+		assert_true(sum > 0 || b == TH_ANON);
+		th_close(&t);
+		free(ref);
+	}
+}
+
 static off_t file_len(const char *path)
 {
 	struct stat sb;
@@ -639,6 +696,7 @@ int main(void)
 		cmocka_unit_test(test_dirty_revert_discard),
 		cmocka_unit_test(test_scan_fallback),
 		cmocka_unit_test(test_many_runs),
+		cmocka_unit_test(test_dirty_read_in_whole),
 		cmocka_unit_test(test_file_untouched),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_readonly),
