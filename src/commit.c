@@ -58,13 +58,23 @@
  * the log; the arena then refuses further commits with that error, and
  * reopening the file recovers.
  *
- * All state below is guarded by the io engine's lock: completions update
- * it from the reaper.
+ * Locks: all the state below is guarded by the commit's own lock
+ * (struct cow__commit.lock), one per arena: its calls take it, and the
+ * completions of its I/O run their done functions under it, in the
+ * reaper thread (or a thread waiting). The io engine's lock guards the
+ * ring alone and is taken inside this one (queueing an operation), never
+ * around it. Nothing is submitted to the ring with the commit's lock
+ * held (but when queueing finds the ring full: io.c submits to make
+ * room): the calls queue their operations and submit them once they
+ * dropped it (commit_unlock), and the reaper submits what completions
+ * queued after running them. An asynchronous commit that joins the
+ * queued transaction takes only this lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +141,7 @@ struct txn {
  * transaction, kept on a free list per order once its transaction is
  * gone (up to POOL_IDLE bytes idle), so a commit's copy costs no page
  * faults once the pool is warm (a fresh malloc of 1 MiB cost ~1 ms of
- * faults). Guarded by the engine lock, like all the commit state.
+ * faults). Guarded by the commit's lock, like all the commit state.
  */
 #define POOL_ORDERS 20
 #define POOL_IDLE ((size_t)16 << 20)
@@ -172,6 +182,7 @@ struct batch {
 };
 
 struct cow__commit {
+	pthread_mutex_t lock; /* guards all below (but the fields set once) */
 	struct cow__wal wal;
 	size_t pgsz;
 	/*
@@ -213,6 +224,31 @@ struct cow__commit {
 };
 
 static void kick(struct cow__commit *c);
+
+static void commit_lock(struct cow__commit *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+/* Drops the lock, then submits what was queued under it. */
+static void commit_unlock(struct cow__commit *c)
+{
+	pthread_mutex_unlock(&c->lock);
+	if (c->engine)
+		(void)cow__io_submit();
+}
+
+/* With the lock held: drops it until a completion was processed (what
+ * was queued is submitted first), then takes it again. Call only while
+ * something of this commit's is queued or in flight. */
+static void commit_wait(struct cow__commit *c)
+{
+	unsigned gen = cow__io_gen();
+
+	commit_unlock(c);
+	cow__io_wait(gen);
+	commit_lock(c);
+}
 
 /* ---- copy buffers ---- */
 
@@ -502,7 +538,7 @@ static void start_reset(struct cow__commit *c)
 	c->reset_iov.iov_base = c->reset_sector;
 	c->reset_iov.iov_len = COW__WAL_HDR;
 	c->reset_busy = 1;
-	cow__io_group_init(&c->reset_g, reset_done, c);
+	cow__io_group_init(&c->reset_g, reset_done, c, &c->lock);
 	if (cow__io_write(&c->reset_op[0], &c->reset_g, c->wal.fd,
 			  &c->reset_iov, 1, 0,
 			  c->nosync ? 0 : COW__IO_LINK) == 0 &&
@@ -530,7 +566,7 @@ static void start_sync(struct cow__commit *c)
 {
 	c->sync_busy = 1;
 	c->sync_target = c->seq_applied;
-	cow__io_group_init(&c->sync_g, sync_done, c);
+	cow__io_group_init(&c->sync_g, sync_done, c, &c->lock);
 	(void)cow__io_fsync(&c->sync_op, &c->sync_g, c->basefd, 0);
 	cow__io_group_release(&c->sync_g);
 }
@@ -633,7 +669,7 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 	cow__free(b->iov);
 	c->apply_b = b;
 	__atomic_store_n(&c->arena->refresh, 1, __ATOMIC_RELAXED);
-	cow__io_group_init(&b->g, apply_done, b);
+	cow__io_group_init(&b->g, apply_done, b, &c->lock);
 	v = cow__calloc(n ? n : 1, sizeof(*v));
 	b->iov = cow__calloc(n ? n : 1, sizeof(*b->iov));
 	b->ops = cow__calloc(n ? n : 1, 2 * sizeof(*b->ops)); /* 2 per page */
@@ -820,14 +856,14 @@ static void start_log(struct cow__commit *c)
 	if (!b)
 		return;
 	off = b->start;
-	cow__io_group_init(&b->g, log_done, b);
+	cow__io_group_init(&b->g, log_done, b, &c->lock);
 	/* Inside the log's preallocation, checked when it was made; the
 	 * limit may have been lowered since. */
 	b->g.err = cow__sys_fsize_check(b->end);
 	if (b->g.err)
 		goto out;
-	/* By the kernel's workers (COW__IO_ASYNC): the submission, made
-	 * with the engine lock held, does not copy the pages itself. */
+	/* By the kernel's workers (COW__IO_ASYNC): the submission, often
+	 * made by a committing caller, does not copy the pages itself. */
 	for (size_t i = 0; i < b->niov; i += MAX_IOV) {
 		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
 		unsigned how = COW__IO_ASYNC;
@@ -852,7 +888,7 @@ out:
  * The same on the caller's thread, for a synchronous commit that finds
  * the log idle: pwritev and fdatasync directly cost no hand-over to the
  * ring's thread and back, which is most of a small commit's latency.
- * With the engine lock held; drops it during the I/O.
+ * With the commit's lock held; drops it during the I/O.
  */
 static void log_direct(struct cow__commit *c)
 {
@@ -862,7 +898,7 @@ static void log_direct(struct cow__commit *c)
 
 	if (!b)
 		return;
-	cow__io_unlock();
+	commit_unlock(c);
 	off = b->start;
 	for (size_t i = 0; r == 0 && i < b->niov; i += MAX_IOV) {
 		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
@@ -873,7 +909,7 @@ static void log_direct(struct cow__commit *c)
 	}
 	if (r == 0 && !c->nosync)
 		r = cow__sys_fsync(c->wal.fd, 1);
-	cow__io_lock();
+	commit_lock(c);
 	log_done(b, r);
 }
 
@@ -885,7 +921,9 @@ static int base_caught_up(struct cow__commit *c)
 	       c->seq_applied == c->seq_logged;
 }
 
-/* Advances the background work as far as it can go now. */
+/* Advances the background work as far as it can go now: queues the next
+ * steps' I/O (the caller submits it, commit_unlock, or the reaper after
+ * the completions it ran). */
 static void kick(struct cow__commit *c)
 {
 	if (c->in_kick) {
@@ -919,7 +957,6 @@ static void kick(struct cow__commit *c)
 			start_reset(c);
 	} while (c->kick_again);
 	c->in_kick = 0;
-	(void)cow__io_submit();
 }
 
 /* ---- waiting ---- */
@@ -930,12 +967,12 @@ static int idle(struct cow__commit *c)
 	       ((!c->unsent && !c->logged) || c->fatal);
 }
 
-/* With the engine lock held: wait until cond(c) holds. */
+/* With the lock held: wait until cond(c) holds. */
 static void wait_for(struct cow__commit *c, int (*cond)(struct cow__commit *))
 {
 	kick(c);
 	while (!cond(c))
-		cow__io_wait();
+		commit_wait(c);
 }
 
 static int all_applied(struct cow__commit *c)
@@ -972,6 +1009,7 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 	c = cow__calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
 	c->pgsz = pgsz;
 	c->flags = flags;
 	c->nosync = !!(flags & COW_NOSYNC);
@@ -1015,6 +1053,7 @@ err_wal:
 err_sector:
 	cow__free(c->reset_sector);
 err_c:
+	pthread_mutex_destroy(&c->lock);
 	cow__free(c);
 	return r;
 }
@@ -1052,6 +1091,7 @@ void cow__commit_free(struct cow__commit *c)
 	cow__wal_close(&c->wal, 0);
 	cow__sys_close(c->basefd);
 	cow__free(c->reset_sector);
+	pthread_mutex_destroy(&c->lock);
 	cow__free(c);
 }
 
@@ -1063,7 +1103,7 @@ void cow__commit_close(struct cow_arena *a)
 	if (!c)
 		return;
 	if (c->engine) {
-		cow__io_lock();
+		commit_lock(c);
 		c->closing = 1;
 		wait_for(c, idle);
 		/* The log goes only when every transaction it holds is in
@@ -1072,7 +1112,7 @@ void cow__commit_close(struct cow_arena *a)
 		 * replay, with COW_NOSYNC too. */
 		clean = !c->fatal && c->seq_applied == c->seq_logged &&
 			(c->nosync || c->seq_base == c->seq_logged);
-		cow__io_unlock();
+		commit_unlock(c);
 		if (clean)
 			cow__wal_close(&c->wal, 1);
 		cow__io_put(!(c->flags & COW_NOTHREAD));
@@ -1088,10 +1128,10 @@ int cow__commit_settle(struct cow_arena *a)
 
 	if (!c || !c->engine)
 		return 0;
-	cow__io_lock();
+	commit_lock(c);
 	wait_for(c, all_applied);
 	r = c->torn;
-	cow__io_unlock();
+	commit_unlock(c);
 	return r;
 }
 
@@ -1109,10 +1149,10 @@ int cow__commit_writing(struct cow_arena *a)
 
 	if (!c || !c->engine)
 		return 0;
-	cow__io_lock();
 	cow__io_poll();
+	commit_lock(c);
 	pending = own_writes_pending(c);
-	cow__io_unlock();
+	commit_unlock(c);
 	return pending;
 }
 
@@ -1121,12 +1161,12 @@ int cow__commit_refresh_due(struct cow_arena *a)
 	struct cow__commit *c = a->commit;
 	int need;
 
-	if (c && c->engine)
-		cow__io_lock();
+	if (c)
+		commit_lock(c);
 	need = __atomic_load_n(&a->refresh, __ATOMIC_RELAXED) &&
 	       !(c && own_writes_pending(c));
-	if (c && c->engine)
-		cow__io_unlock();
+	if (c)
+		commit_unlock(c);
 	return need;
 }
 
@@ -1143,14 +1183,12 @@ void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
 		st->commits = st->commit_seq_durable = a->direct_commits;
 		return;
 	}
-	if (c->engine)
-		cow__io_lock();
+	commit_lock(c);
 	st->commits = c->commits;
 	st->commit_seq_durable = c->seq_logged;
 	st->log_bytes = c->wal.fd >= 0 ? (size_t)c->wal.end : 0;
 	st->commit_pending_bytes = c->pending;
-	if (c->engine)
-		cow__io_unlock();
+	commit_unlock(c);
 }
 
 /* ---- the public calls ---- */
@@ -1311,9 +1349,9 @@ int cow__commit_may_clean(struct cow_arena *a)
 
 	if (!c || !c->engine)
 		return 0;
-	cow__io_lock();
+	commit_lock(c);
 	any = c->index.n && !c->fatal && !c->torn;
-	cow__io_unlock();
+	commit_unlock(c);
 	return any;
 }
 
@@ -1338,9 +1376,9 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 	struct page_runs pd = {dirty, dctx, 0, 0}, pc = {clean, cctx, 0, 0};
 	int r = 0;
 
-	/* Under the engine's lock: completions change the transactions'
+	/* Under the commit's lock: completions change the transactions'
 	 * state, and a failed log write frees asynchronous ones. */
-	cow__io_lock();
+	commit_lock(c);
 	for (size_t i = 0; r == 0 && i < priv->n; i++)
 		for (size_t p = priv->v[i].first;
 		     r == 0 && p < priv->v[i].first + priv->v[i].n; p++) {
@@ -1354,7 +1392,7 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 			if (to->fn)
 				r = page_runs_add(to, p);
 		}
-	cow__io_unlock();
+	commit_unlock(c);
 	if (r == 0 && pd.n)
 		r = dirty(dctx, pd.first, pd.n);
 	if (r == 0 && pc.n)
@@ -1369,7 +1407,7 @@ int cow__commit_unapplied(struct cow_arena *a, struct cow__pageset *out)
 
 	if (!c || !c->engine)
 		return 0;
-	cow__io_lock();
+	commit_lock(c);
 	for (const struct txn *t = c->head; r == 0 && t; t = t->next) {
 		if (t->state >= TX_APPLIED)
 			continue;
@@ -1381,7 +1419,7 @@ int cow__commit_unapplied(struct cow_arena *a, struct cow__pageset *out)
 				r = cow__pageset_add(out, t->pages[j], 1);
 		}
 	}
-	cow__io_unlock();
+	commit_unlock(c);
 	return r;
 }
 
@@ -1391,9 +1429,9 @@ void cow__commit_forget_applied(struct cow_arena *a)
 
 	if (!c || !c->engine)
 		return;
-	cow__io_lock();
+	commit_lock(c);
 	drop_applied(c);
-	cow__io_unlock();
+	commit_unlock(c);
 }
 
 /* Copies page p of the arena into img: past the file's end the image
@@ -1603,7 +1641,7 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 /*
  * Back-pressure: waits until the copies not yet written in place leave
  * room for bytes more under pending_max (or nothing else is pending: a
- * commit larger than the bound goes alone). With the engine lock held.
+ * commit larger than the bound goes alone). With the lock held.
  */
 static void wait_room(struct cow__commit *c, size_t bytes)
 {
@@ -1611,7 +1649,7 @@ static void wait_room(struct cow__commit *c, size_t bytes)
 
 	kick(c);
 	while (c->pending && c->pending + bytes > max && !c->fatal) {
-		cow__io_wait();
+		commit_wait(c);
 		kick(c);
 	}
 }
@@ -1684,7 +1722,7 @@ static int wait_durable(struct cow__commit *c, struct txn *t, size_t old_size,
 	int r;
 
 	while (t->state < TX_LOGGED && !t->done)
-		cow__io_wait();
+		commit_wait(c);
 	if (t->state >= TX_LOGGED) {
 		t->owned = 1;
 		c->commits++;
@@ -1701,8 +1739,8 @@ static int wait_durable(struct cow__commit *c, struct txn *t, size_t old_size,
 /*
  * Turns the dirty runs rs into a transaction (or into the batch of the
  * queued asynchronous one) and queues it; a synchronous commit returns at
- * its durable point. With the engine lock held throughout (log_direct
- * drops it for the I/O only).
+ * its durable point. With the lock held throughout (log_direct drops it
+ * for the I/O only, the waits while they wait).
  */
 static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
 			int async)
@@ -1715,9 +1753,9 @@ static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
 	int r;
 
 	/* First, so that what select_pages finds stays true until the
-	 * transaction is queued: nothing completes in between. */
+	 * transaction is queued: no completion runs in between (they need
+	 * the lock). */
 	wait_room(c, rs->pages * a->pgsz);
-	cow__io_poll();
 	r = take_error(c);
 	if (r == 0)
 		r = select_pages(a, c, rs, &cap, &ncap, &drop);
@@ -1772,9 +1810,11 @@ int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
 	if (!c)
 		return commit_direct(a, dirty, took);
 	COW_TRY(commit_ready(c));
-	cow__io_lock();
+	/* completions ready run first (without the lock: they take it) */
+	cow__io_poll();
+	commit_lock(c);
 	r = commit_queue(a, dirty, async);
-	cow__io_unlock();
+	commit_unlock(c);
 	*took = r == 0;
 	return r;
 }
@@ -1786,10 +1826,10 @@ int cow__commit_sync(struct cow_arena *a)
 
 	if (!c || !c->engine)
 		return 0;
-	cow__io_lock();
+	commit_lock(c);
 	/* Applied too: then the next commit can drop the pages. */
 	wait_for(c, all_applied);
 	r = take_error(c);
-	cow__io_unlock();
+	commit_unlock(c);
 	return r;
 }

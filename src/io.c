@@ -7,10 +7,15 @@
  * COW_NOTHREAD holds a reference, so nothing is left running after the
  * last cow_close().
  *
- * Exactly one thread reaps at a time (the "reaping" flag): the reaper
- * thread when there is one, else a caller waiting for its own I/O. Others
- * wait on the condition variable, which is broadcast after every batch of
- * completions. Completion callbacks run with the engine lock held.
+ * The engine's lock guards the ring (preparing and submitting entries,
+ * taking completions off it) and nothing else: a completion is counted in
+ * its group, and the group's done function run, under the group owner's
+ * lock with the engine's lock dropped (lock order: an owner's lock, then
+ * the engine's; never the other way). Exactly one thread reaps at a time
+ * (the "reaping" flag): the reaper thread when there is one, else a
+ * caller waiting for its own I/O, or one polling. Others wait on the
+ * condition variable, broadcast after every batch of completions, which
+ * also advances the generation (cow__io_gen) that waiters compare.
  *
  * Each completion's result passes through the fault injector
  * (COW__SYS_CQE), so tests can fail any write or sync as the kernel would.
@@ -26,6 +31,12 @@
 
 #define SQ_ENTRIES 256u
 #define CQ_ENTRIES 4096u
+#define REAP_BATCH 256u /* completions taken off the ring at a time */
+
+struct reaped {
+	struct cow__io_op *op;
+	int res;
+};
 
 static struct {
 	pthread_mutex_t lock;
@@ -33,34 +44,29 @@ static struct {
 	struct io_uring ring;
 	unsigned long refs, thread_refs;
 	int thread_on, stop, reaping;
+	unsigned gen; /* batches of completions processed */
 	pthread_t thread;
 	unsigned npend; /* prepared, not yet submitted */
 	struct io_uring_sqe *pend_sqe[SQ_ENTRIES];
 	struct cow__io_op *pend_op[SQ_ENTRIES];
+	/* the reaping thread's: taken off the ring, processed unlocked */
+	struct reaped done[REAP_BATCH];
 } eng = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .cond = PTHREAD_COND_INITIALIZER,
 };
 
-void cow__io_lock(void)
-{
-	pthread_mutex_lock(&eng.lock);
-}
-
-void cow__io_unlock(void)
-{
-	pthread_mutex_unlock(&eng.lock);
-}
-
 void cow__io_group_init(struct cow__io_group *g, cow__io_done_fn done,
-			void *ctx)
+			void *ctx, pthread_mutex_t *lock)
 {
 	g->pending = 1;
 	g->err = 0;
 	g->done = done;
 	g->ctx = ctx;
+	g->lock = lock;
 }
 
+/* With g's lock held. */
 static void group_put(struct cow__io_group *g, int err)
 {
 	if (err && !g->err)
@@ -74,6 +80,17 @@ void cow__io_group_release(struct cow__io_group *g)
 	group_put(g, 0);
 }
 
+/* Counts op's end in its group, under the group's lock (the engine's not
+ * held). done may free op and its group: nothing is touched after. */
+static void op_end(struct cow__io_op *op, int err)
+{
+	pthread_mutex_t *lock = op->g->lock;
+
+	pthread_mutex_lock(lock);
+	group_put(op->g, err);
+	pthread_mutex_unlock(lock);
+}
+
 static void complete(struct cow__io_op *op, int res)
 {
 	int inj = cow__fault_check(COW__SYS_CQE);
@@ -85,52 +102,137 @@ static void complete(struct cow__io_op *op, int res)
 	if (res >= 0)
 		cow__sys_trace(op->iov ? COW__SYS_PWRITE : COW__SYS_FSYNC,
 			       op->fd, op->iov, op->cnt, op->off);
-	group_put(op->g, res < 0 ? res : 0);
+	op_end(op, res < 0 ? res : 0);
 }
 
-static void process_ready(void)
+/* The prepared entries fail: they become no-ops nobody waits for. With
+ * the engine lock held, dropped while their groups count them. */
+static void fail_pending(int err)
 {
-	struct io_uring_cqe *cqe;
+	struct cow__io_op *ops[SQ_ENTRIES];
+	unsigned n = eng.npend;
 
-	while (io_uring_peek_cqe(&eng.ring, &cqe) == 0) {
-		struct cow__io_op *op = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
-
-		io_uring_cqe_seen(&eng.ring, cqe);
-		if (op)
-			complete(op, res);
+	for (unsigned i = 0; i < n; i++) {
+		io_uring_prep_nop(eng.pend_sqe[i]);
+		io_uring_sqe_set_data(eng.pend_sqe[i], NULL);
+		ops[i] = eng.pend_op[i];
 	}
+	__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&eng.lock);
+	for (unsigned i = 0; i < n; i++)
+		op_end(ops[i], err);
+	pthread_mutex_lock(&eng.lock);
 }
 
-/* With the lock held: reap one batch, or wait for whoever reaps. */
-static void reap_once(void)
+/* With the engine lock held (and no owner's lock: a failure fails the
+ * prepared entries, whose groups' locks are taken). */
+static int submit_locked(void)
+{
+	int r;
+
+	if (!eng.npend)
+		return 0;
+	r = cow__sys_uring_submit(&eng.ring);
+	if (r < 0) {
+		fail_pending(r);
+		return r;
+	}
+	__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int cow__io_submit(void)
+{
+	int r;
+
+	/* Nothing prepared: no lock. Whoever prepares entries submits
+	 * them (after dropping its owner's lock), so one prepared
+	 * meanwhile is not left behind. */
+	if (!__atomic_load_n(&eng.npend, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&eng.lock);
+	r = submit_locked();
+	pthread_mutex_unlock(&eng.lock);
+	return r;
+}
+
+/*
+ * With the engine lock held and the reaping flag set by the caller: waits
+ * for a completion first (wait set; the lock dropped meanwhile), then
+ * processes every completion ready, a batch at a time with the lock
+ * dropped, and submits what their done functions queued.
+ */
+static void reap(int wait)
 {
 	struct io_uring_cqe *cqe;
 
+	if (wait) {
+		pthread_mutex_unlock(&eng.lock);
+		(void)cow__sys_uring_wait(&eng.ring, &cqe);
+		pthread_mutex_lock(&eng.lock);
+	}
+	for (;;) {
+		unsigned n = 0;
+
+		while (n < REAP_BATCH &&
+		       io_uring_peek_cqe(&eng.ring, &cqe) == 0) {
+			struct cow__io_op *op = io_uring_cqe_get_data(cqe);
+
+			if (op) {
+				eng.done[n].op = op;
+				eng.done[n].res = cqe->res;
+				n++;
+			}
+			io_uring_cqe_seen(&eng.ring, cqe);
+		}
+		if (!n)
+			break;
+		pthread_mutex_unlock(&eng.lock);
+		for (unsigned i = 0; i < n; i++)
+			complete(eng.done[i].op, eng.done[i].res);
+		pthread_mutex_lock(&eng.lock);
+	}
+	(void)submit_locked();
+}
+
+/* With the engine lock held: one turn of reaping (waiting for a
+ * completion when wait is set), or, while another thread reaps, a wait
+ * for its next batch. */
+static void reap_turn(int wait)
+{
 	if (eng.reaping) {
-		pthread_cond_wait(&eng.cond, &eng.lock);
+		if (wait)
+			pthread_cond_wait(&eng.cond, &eng.lock);
 		return;
 	}
 	eng.reaping = 1;
-	pthread_mutex_unlock(&eng.lock);
-	(void)cow__sys_uring_wait(&eng.ring, &cqe);
-	pthread_mutex_lock(&eng.lock);
-	process_ready();
+	reap(wait);
 	eng.reaping = 0;
+	__atomic_store_n(&eng.gen, eng.gen + 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&eng.cond);
 }
 
-void cow__io_wait(void)
+unsigned cow__io_gen(void)
 {
-	reap_once();
+	return __atomic_load_n(&eng.gen, __ATOMIC_ACQUIRE);
+}
+
+void cow__io_wait(unsigned gen)
+{
+	pthread_mutex_lock(&eng.lock);
+	while (eng.gen == gen)
+		reap_turn(1);
+	pthread_mutex_unlock(&eng.lock);
 }
 
 void cow__io_poll(void)
 {
-	if (eng.reaping)
+	/* Never waits for the lock: its holder reaps, or will submit. */
+	if (pthread_mutex_trylock(&eng.lock))
 		return;
-	process_ready();
-	pthread_cond_broadcast(&eng.cond);
+	if (eng.refs && io_uring_cq_ready(&eng.ring))
+		reap_turn(0);
+	pthread_mutex_unlock(&eng.lock);
 }
 
 static void *reaper(void *arg)
@@ -138,7 +240,7 @@ static void *reaper(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&eng.lock);
 	while (!eng.stop)
-		reap_once();
+		reap_turn(1);
 	pthread_mutex_unlock(&eng.lock);
 	return NULL;
 }
@@ -236,44 +338,23 @@ void cow__io_put(int thread)
 	pthread_mutex_unlock(&eng.lock);
 }
 
-/* The prepared entries fail: they become no-ops nobody waits for. */
-static void fail_pending(int err)
-{
-	for (unsigned i = 0; i < eng.npend; i++) {
-		io_uring_prep_nop(eng.pend_sqe[i]);
-		io_uring_sqe_set_data(eng.pend_sqe[i], NULL);
-		group_put(eng.pend_op[i]->g, err);
-	}
-	eng.npend = 0;
-}
-
-int cow__io_submit(void)
-{
-	int r;
-
-	if (!eng.npend)
-		return 0;
-	r = cow__sys_uring_submit(&eng.ring);
-	if (r < 0) {
-		fail_pending(r);
-		return r;
-	}
-	eng.npend = 0;
-	return 0;
-}
-
+/* With the engine lock held, and the caller's owner lock: a full ring is
+ * submitted to make room, but a failure fails nothing (the entries stay
+ * prepared for the next submission; the new operation is not queued). */
 static struct io_uring_sqe *get_sqe(void)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&eng.ring);
 
 	if (sqe)
 		return sqe;
-	if (cow__io_submit() < 0)
+	if (cow__sys_uring_submit(&eng.ring) < 0)
 		return NULL;
+	__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
 	return io_uring_get_sqe(&eng.ring);
 }
 
-static int queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
+/* With the engine lock held (and the group's). */
+static void queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
 {
 	if (how & COW__IO_LINK)
 		sqe->flags |= IOSQE_IO_LINK;
@@ -283,8 +364,7 @@ static int queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
 	op->g->pending++;
 	eng.pend_sqe[eng.npend] = sqe;
 	eng.pend_op[eng.npend] = op;
-	eng.npend++;
-	return 0;
+	__atomic_store_n(&eng.npend, eng.npend + 1, __ATOMIC_RELAXED);
 }
 
 /* Takes a submission entry and fills in op; NULL (and g->err set to
@@ -313,10 +393,14 @@ static struct io_uring_sqe *op_start(struct cow__io_op *op,
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  const struct iovec *iov, int cnt, off_t off, unsigned how)
 {
-	struct io_uring_sqe *sqe = op_start(op, g, fd, iov, cnt, off);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe)
+	pthread_mutex_lock(&eng.lock);
+	sqe = op_start(op, g, fd, iov, cnt, off);
+	if (!sqe) {
+		pthread_mutex_unlock(&eng.lock);
 		return g->err;
+	}
 	for (int i = 0; i < cnt; i++)
 		op->expect += iov[i].iov_len;
 	if (cnt == 1)
@@ -324,16 +408,22 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 				    (unsigned)iov[0].iov_len, (__u64)off);
 	else
 		io_uring_prep_writev(sqe, fd, iov, (unsigned)cnt, (__u64)off);
-	return queue(op, sqe, how);
+	queue(op, sqe, how);
+	pthread_mutex_unlock(&eng.lock);
+	return 0;
 }
 
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  unsigned how)
 {
-	struct io_uring_sqe *sqe = op_start(op, g, fd, NULL, 0, 0);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe)
-		return g->err;
-	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	return queue(op, sqe, how);
+	pthread_mutex_lock(&eng.lock);
+	sqe = op_start(op, g, fd, NULL, 0, 0);
+	if (sqe) {
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		queue(op, sqe, how);
+	}
+	pthread_mutex_unlock(&eng.lock);
+	return sqe ? 0 : g->err;
 }

@@ -1,17 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The io_uring engine: one ring and at most one reaper thread per process,
- * shared by all arenas, and one lock that also guards the arenas' commit
- * state touched by completions.
+ * shared by all arenas. Its lock guards the ring alone.
  *
  * Operations are grouped: a group holds one reference while its owner adds
  * operations, and calls its done function (with the first error, or 0)
- * once the owner released it and every operation completed. done runs with
- * the engine lock held, in whichever thread reaped the last completion.
+ * once the owner released it and every operation completed. A group is
+ * guarded by its owner's lock (given at init): the owner adds operations
+ * and releases the group with that lock held, and a completion takes it
+ * to count the operation and run done, in whichever thread reaped it,
+ * never with the engine lock held. Lock order: an owner's lock, then the
+ * engine's.
  */
 #ifndef COW_IO_H
 #define COW_IO_H
 
+#include <pthread.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -22,6 +26,7 @@ struct cow__io_group {
 	int err;	  /* first failure */
 	cow__io_done_fn done;
 	void *ctx;
+	pthread_mutex_t *lock; /* the owner's: guards the group */
 };
 
 struct cow__io_op {
@@ -33,16 +38,14 @@ struct cow__io_op {
 };
 
 /* References: every arena that commits through the engine holds one; with
- * thread set it also keeps the reaper thread running. */
+ * thread set it also keeps the reaper thread running. Called with no
+ * owner's lock held. */
 int cow__io_get(int thread);
 void cow__io_put(int thread);
 
-void cow__io_lock(void);
-void cow__io_unlock(void);
-
-/* All below: with the lock held. */
+/* All below but submit, gen and wait: with the group's lock held. */
 void cow__io_group_init(struct cow__io_group *g, cow__io_done_fn done,
-			void *ctx);
+			void *ctx, pthread_mutex_t *lock);
 /* Drops the owner's reference; done may run inside this call. */
 void cow__io_group_release(struct cow__io_group *g);
 /* Queue a write of iov (cnt buffers) at off, or an fdatasync. how:
@@ -50,19 +53,30 @@ void cow__io_group_release(struct cow__io_group *g);
  * succeeded; COW__IO_ASYNC: the kernel runs it in its worker threads, never
  * inline in the submission (a buffered write of many pages would otherwise
  * copy them on the submitting thread). A negative return means the
- * operation was not queued (the group records it). */
+ * operation was not queued (the group records it). Queued operations start
+ * at the next cow__io_submit, by whichever thread makes it. */
 #define COW__IO_LINK 1u
 #define COW__IO_ASYNC 2u
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  const struct iovec *iov, int cnt, off_t off, unsigned how);
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  unsigned how);
-/* Submits what was queued; on failure the queued operations fail. */
+/* Submits what was queued; on failure the queued operations fail (their
+ * groups' locks are taken: call it with no owner's lock held). */
 int cow__io_submit(void);
-/* Waits until some completion was processed (by this thread or the reaper
- * thread). Call only while something is in flight. */
-void cow__io_wait(void);
-/* Processes the completions that are ready, without waiting. */
+/*
+ * Waiting for a completion without a lost wake-up: read the generation
+ * with the owner's lock held (after finding the condition false), drop
+ * the lock, then wait: cow__io_wait returns once completions were
+ * processed since gen was read (by this thread, reaping, or the reaper
+ * thread). Call only while something is in flight, with no owner's lock
+ * held.
+ */
+unsigned cow__io_gen(void);
+void cow__io_wait(unsigned gen);
+/* Processes the completions that are ready, without waiting (nothing if
+ * another thread is reaping or holds the engine's lock). With no owner's
+ * lock held. */
 void cow__io_poll(void);
 
 #endif
