@@ -179,6 +179,7 @@ struct batch {
 	struct cow__io_op *ops;
 	struct iovec *iov;
 	size_t niov;
+	size_t ops_cap, iov_cap; /* kept when the batch is reused */
 };
 
 struct cow__commit {
@@ -221,6 +222,19 @@ struct cow__commit {
 	size_t pending; /* bytes of copies not yet written in place */
 	struct pool pool;
 	struct pindex index;
+	/*
+	 * Kept for the next commit, so that an asynchronous commit in the
+	 * steady state allocates nothing here: transactions (with their
+	 * frame arrays; the copy goes back to the pool) and batches (with
+	 * their arrays) that were freed, and the arrays a commit and an
+	 * apply fill and drop.
+	 */
+	struct txn *spare_txn;
+	struct batch *spare_batch;
+	unsigned nspare_txn, nspare_batch;
+	size_t *sel;	 /* select_pages: the pages to capture */
+	struct img *img; /* start_apply: the newest images */
+	size_t sel_cap, img_cap;
 };
 
 static void kick(struct cow__commit *c);
@@ -417,12 +431,51 @@ static void txn_written(struct cow__commit *c, struct txn *t)
 	}
 }
 
+#define SPARES 4 /* transactions, and batches, kept for reuse */
+
 static void txn_free(struct cow__commit *c, struct txn *t)
 {
+	struct cow__wal_frame *fh;
+	size_t room;
+
 	if (!t)
 		return;
 	txn_written(c, t);
 	index_drop_txn(&c->index, t);
+	pool_put(c, t->copy, t->order);
+	if (c->nspare_txn >= SPARES) {
+		cow__free(t->fh);
+		cow__free(t);
+		return;
+	}
+	fh = t->fh;
+	room = t->room;
+	memset(t, 0, sizeof(*t));
+	t->fh = fh;
+	t->room = room;
+	t->pages = (size_t *)(fh + room);
+	t->next = c->spare_txn;
+	c->spare_txn = t;
+	c->nspare_txn++;
+}
+
+/* A transaction, reused if one is spare (its frame arrays kept, no copy
+ * buffer), else new; NULL when out of memory. */
+static struct txn *txn_get(struct cow__commit *c)
+{
+	struct txn *t = c->spare_txn;
+
+	if (!t)
+		return cow__calloc(1, sizeof(*t));
+	c->spare_txn = t->next;
+	c->nspare_txn--;
+	t->next = NULL;
+	return t;
+}
+
+/* Frees a transaction that was never queued (its arrays too). */
+static void txn_destroy(struct cow__commit *c, struct txn *t)
+{
 	pool_put(c, t->copy, t->order);
 	cow__free(t->fh);
 	cow__free(t);
@@ -571,11 +624,68 @@ static void start_sync(struct cow__commit *c)
 	cow__io_group_release(&c->sync_g);
 }
 
-static void batch_free(struct batch *b)
+static void batch_destroy(struct batch *b)
 {
 	cow__free(b->ops);
 	cow__free(b->iov);
 	cow__free(b);
+}
+
+/* Done with b: kept for the next log write or apply (its arrays too). */
+static void batch_free(struct cow__commit *c, struct batch *b)
+{
+	if (c->nspare_batch >= SPARES) {
+		batch_destroy(b);
+		return;
+	}
+	b->next = c->spare_batch;
+	c->spare_batch = b;
+	c->nspare_batch++;
+}
+
+/* A batch, reused if one is spare (its arrays kept), else new; NULL
+ * when out of memory. */
+static struct batch *batch_get(struct cow__commit *c)
+{
+	struct batch *b = c->spare_batch;
+
+	struct cow__io_op *ops;
+	struct iovec *iov;
+	size_t ops_cap, iov_cap;
+
+	if (!b)
+		return cow__calloc(1, sizeof(*b));
+	c->spare_batch = b->next;
+	c->nspare_batch--;
+	ops = b->ops;
+	iov = b->iov;
+	ops_cap = b->ops_cap;
+	iov_cap = b->iov_cap;
+	memset(b, 0, sizeof(*b));
+	b->ops = ops;
+	b->iov = iov;
+	b->ops_cap = ops_cap;
+	b->iov_cap = iov_cap;
+	return b;
+}
+
+/* Room in b's arrays for niov buffers and nops operations: 0, or -ENOMEM
+ * (the arrays b holds stay valid). */
+static int batch_room(struct batch *b, size_t niov, size_t nops)
+{
+	void *p;
+
+	p = cow__array_grow(b->iov, &b->iov_cap, niov ? niov : 1,
+			    sizeof(*b->iov), 16);
+	if (!p)
+		return -ENOMEM;
+	b->iov = p;
+	p = cow__array_grow(b->ops, &b->ops_cap, nops ? nops : 1,
+			    sizeof(*b->ops), 4);
+	if (!p)
+		return -ENOMEM;
+	b->ops = p;
+	return 0;
 }
 
 static void apply_done(void *ctx, int err)
@@ -600,7 +710,7 @@ static void apply_done(void *ctx, int err)
 		c->seq_applied = b->last_seq;
 	else
 		set_fatal(c, err);
-	batch_free(b);
+	batch_free(c, b);
 	kick(c);
 }
 
@@ -665,15 +775,14 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 		file_len = t->file_len;
 		t->inflight = 1;
 	}
-	cow__free(b->ops);
-	cow__free(b->iov);
 	c->apply_b = b;
 	__atomic_store_n(&c->arena->refresh, 1, __ATOMIC_RELAXED);
 	cow__io_group_init(&b->g, apply_done, b, &c->lock);
-	v = cow__calloc(n ? n : 1, sizeof(*v));
-	b->iov = cow__calloc(n ? n : 1, sizeof(*b->iov));
-	b->ops = cow__calloc(n ? n : 1, 2 * sizeof(*b->ops)); /* 2 per page */
-	if (!v || !b->iov || !b->ops) {
+	v = cow__array_grow(c->img, &c->img_cap, n ? n : 1, sizeof(*v), 16);
+	if (v)
+		c->img = v;
+	/* 2 operations per page at most (the file and an isolated copy) */
+	if (!v || batch_room(b, n, 2 * n) < 0) {
 		b->g.err = -ENOMEM;
 		goto out;
 	}
@@ -729,7 +838,6 @@ static void start_apply(struct cow__commit *c, struct batch *b)
 		i = j;
 	}
 out:
-	cow__free(v);
 	cow__io_group_release(&b->g);
 }
 
@@ -753,7 +861,7 @@ static void log_done(void *ctx, int err)
 		(void)cow__sys_pwrite(c->wal.fd, zeros, sizeof(zeros),
 				      b->start);
 		fail_from(c, b->first, err);
-		batch_free(b);
+		batch_free(c, b);
 		kick(c);
 		return;
 	}
@@ -791,7 +899,7 @@ static void seal_txn(struct cow__commit *c, struct txn *t)
  * write: sealed, their room reserved, c->log_b set. NULL if none. */
 static struct batch *log_prepare(struct cow__commit *c)
 {
-	struct batch *b = cow__calloc(1, sizeof(*b));
+	struct batch *b = batch_get(c);
 	size_t bytes = 0, niov = 0, nops, k = 0;
 	struct txn *t;
 	int r;
@@ -812,14 +920,12 @@ static struct batch *log_prepare(struct cow__commit *c)
 	}
 	nops = (niov + MAX_IOV - 1) / MAX_IOV + 1;
 	b->niov = niov;
-	b->iov = cow__calloc(niov, sizeof(*b->iov));
-	b->ops = cow__calloc(nops, sizeof(*b->ops));
-	r = b->iov && b->ops ? 0 : -ENOMEM;
+	r = batch_room(b, niov, nops);
 	if (r == 0)
 		r = cow__wal_reserve(&c->wal, bytes);
 	if (r < 0) {
 		fail_from(c, b->first, r);
-		batch_free(b);
+		batch_free(c, b);
 		return NULL;
 	}
 	t = b->first;
@@ -1078,7 +1184,13 @@ void cow__commit_free(struct cow__commit *c)
 		struct batch *b = c->logged;
 
 		c->logged = b->next;
-		batch_free(b);
+		batch_destroy(b);
+	}
+	while (c->spare_batch) {
+		struct batch *b = c->spare_batch;
+
+		c->spare_batch = b->next;
+		batch_destroy(b);
 	}
 	while (c->head) {
 		struct txn *t = c->head;
@@ -1086,8 +1198,16 @@ void cow__commit_free(struct cow__commit *c)
 		c->head = t->next;
 		txn_free(c, t);
 	}
+	while (c->spare_txn) {
+		struct txn *t = c->spare_txn;
+
+		c->spare_txn = t->next;
+		txn_destroy(c, t);
+	}
 	pool_free(c);
 	cow__free(c->index.v);
+	cow__free(c->sel);
+	cow__free(c->img);
 	cow__wal_close(&c->wal, 0);
 	cow__sys_close(c->basefd);
 	cow__free(c->reset_sector);
@@ -1455,8 +1575,13 @@ static int txn_room(struct cow__commit *c, struct txn *t, size_t n)
 	unsigned order;
 	char *copy;
 
-	if (n <= room)
+	if (n <= room && t->copy)
 		return 0;
+	if (n <= room) {
+		/* a spare transaction: its arrays, a buffer of the pool */
+		t->copy = pool_get(c, room, &t->order);
+		return t->copy ? 0 : -ENOMEM;
+	}
 	while (room < n)
 		room = room ? 2 * room : n;
 	fh = cow__mallocarray(room, per);
@@ -1513,13 +1638,13 @@ static struct txn *txn_build(struct cow_arena *a, const size_t *cap, size_t n,
 			     int async)
 {
 	struct cow__commit *c = a->commit;
-	struct txn *t = cow__calloc(1, sizeof(*t));
+	struct txn *t = txn_get(c);
 
 	if (!t)
 		return NULL;
 	t->owned = async;
 	if (txn_room(c, t, n ? n : 1) < 0) {
-		cow__free(t);
+		txn_destroy(c, t);
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1609,7 +1734,8 @@ static int commit_ready(struct cow__commit *c)
 }
 
 /* Which dirty pages go into the transaction: not those equal to their
- * newest committed image (and those already in the base are dropped). */
+ * newest committed image (and those already in the base are dropped).
+ * *cap is c's array, reused by the next commit. */
 static int select_pages(struct cow_arena *a, struct cow__commit *c,
 			const struct cow__pageset *rs, size_t **cap,
 			size_t *ncap, struct cow__pageset *drop)
@@ -1619,9 +1745,11 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 
 	n = rs->pages;
 	*ncap = 0;
-	*cap = cow__mallocarray(n ? n : 1, sizeof(**cap));
+	*cap =
+	    cow__array_grow(c->sel, &c->sel_cap, n ? n : 1, sizeof(**cap), 16);
 	if (!*cap)
 		return -ENOMEM;
+	c->sel = *cap;
 	for (size_t i = 0; r == 0 && i < rs->n; i++)
 		for (size_t p = rs->v[i].first;
 		     r == 0 && p < rs->v[i].first + rs->v[i].n; p++) {
@@ -1795,7 +1923,6 @@ static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
 		r = wait_durable(c, t, old_size, old_len);
 	}
 out:
-	cow__free(cap);
 	cow__pageset_free(&drop);
 	return r;
 }
