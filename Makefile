@@ -241,7 +241,7 @@ fuzz: deps
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_wal \
 		tests/fuzz/fuzz_wal.c src/wal.c src/sys.c $(LIBS)
 	cp tests/fuzz/wal-corpus/* $(BUILD)/fuzz/corpus/
-	$(BUILD)/fuzz/fuzz_wal -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	$(BUILD)/fuzz/fuzz_wal -max_total_time=$(FUZZ_TIME) -max_len=73728 \
 		$(BUILD)/fuzz/corpus
 
 # Everything CI runs: the tests plain, under ASan+UBSan and under TSan, then

@@ -179,7 +179,8 @@ typedef struct cow_snap cow_snap;
  * the snapshot file was saved against another base or page size. */
 #define COW_EFOREIGN (-4098)
 /** The log (or the snapshot file) was written by a newer, unknown format
- * version. */
+ * version. (A log of format 1, from before the log was a ring, is still
+ * replayed.) */
 #define COW_EVERSION (-4099)
 /** A read-only open found committed transactions in the log that are not
  * yet in the file: open it writable once (or run `cowarena recover`). */
@@ -750,7 +751,9 @@ struct cow_stats {
 	 * synchronous commit is one, and the asynchronous commits batched
 	 * together are one, so it may grow by less than commits */
 	unsigned long long commits, commit_seq_durable;
-	size_t log_bytes;  /**< bytes in use in the write-ahead log */
+	size_t log_bytes;  /**< bytes in use in the write-ahead log: the
+			      transactions past its head (not yet
+			      checkpointed) */
 	unsigned tracking; /**< COW_TRACK_* in use: NONE until the first
 			      snapshot, then UFFD_WP or COMPARE */
 	/** bytes of committed page images not yet written into the file in

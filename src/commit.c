@@ -19,12 +19,17 @@
  *      Never before: the dirty scan takes the pages of transactions not
  *      yet applied as private without testing them
  *      (cow__commit_unapplied);
- *   4. later, in the background: once the log holds CKPT_BYTES (and at
- *      close), appends pause, the base is fdatasync'ed and the log reset
- *      (a new header with a new salt, synced: every record of the old log
- *      is then invalid). Syncing the base once per checkpoint, not per
- *      commit, keeps a commit's cost at one fdatasync: a crash before the
- *      checkpoint replays the log, which holds every commit since.
+ *   4. later, in the background, while appends go on: once the log holds
+ *      CKPT_BYTES past its head (or an append finds no room in the ring),
+ *      a checkpoint fdatasyncs the base, then writes the log's other
+ *      header slot with the head moved past every transaction written in
+ *      place, and fdatasyncs the log; only then is the ring's space
+ *      before the new head reused. Syncing the base once per checkpoint,
+ *      not per commit, keeps a commit's cost at one fdatasync: a crash
+ *      before the checkpoint replays the log from its head. Appends wait
+ *      only when the ring is full (back-pressure); a transaction larger
+ *      than the ring waits until the log is empty and the checkpoint
+ *      that empties it grows the ring.
  * An asynchronous commit returns once its pages are copied (captured); 1
  * and 2 run in the background and batch every transaction captured
  * meanwhile into one log write and one fdatasync (group commit). The base
@@ -54,7 +59,7 @@
  * Errors (the "fsyncgate" rule: a failed fsync is never retried and
  * reported as success): a failure before the durable point fails the
  * commit and changes nothing; the log is rewound. A failure after it (the
- * in-place writes, the base's sync, the log reset) leaves the data safe in
+ * in-place writes, the base's sync, the checkpoint) leaves the data safe in
  * the log; the arena then refuses further commits with that error, and
  * reopening the file recovers.
  *
@@ -87,9 +92,10 @@
 #include "testhooks.h"
 #include "wal.h"
 
-/* The log is checkpointed (the base synced, the log reset) once it holds
- * this much: appends pause meanwhile. Tests lower it to reach the
- * checkpoint often (cow__commit_ckpt_bytes). */
+/* The log is checkpointed (the base synced, the head moved) once it holds
+ * this much past its head; its ring is twice that, so appends go on
+ * meanwhile. Tests lower it to reach the checkpoint and the ring's wrap
+ * often (cow__commit_ckpt_bytes). */
 #define CKPT_DEFAULT ((off_t)16 << 20)
 static off_t ckpt_bytes = CKPT_DEFAULT;
 #define CKPT_BYTES __atomic_load_n(&ckpt_bytes, __ATOMIC_RELAXED)
@@ -174,7 +180,7 @@ struct batch {
 	struct txn *first;
 	size_t ntx;
 	uint64_t last_seq;
-	off_t start, end;
+	uint64_t start, end; /* log positions */
 	struct cow__io_group g;
 	struct cow__io_op *ops;
 	struct iovec *iov;
@@ -207,16 +213,20 @@ struct cow__commit {
 	struct batch *apply_b;		    /* apply in flight */
 	uint64_t seq_next, seq_logged, seq_applied, seq_base;
 	unsigned long long commits;
-	int sync_busy, reset_busy, closing, in_kick, kick_again;
+	int sync_busy, ckpt_busy, closing, in_kick, kick_again;
+	int blocked;	    /* the next append waits for room in the ring */
+	uint64_t ring_want; /* a ring this large, once the log is empty */
+	uint64_t applied_pos; /* log position after the last applied batch */
 	uint64_t sync_target;
 	int fatal;     /* data safe in the log; no more commits */
 	int torn;      /* the base's page cache may be partly applied */
 	int async_err; /* an asynchronous commit failed (reported once) */
-	struct cow__io_group sync_g, reset_g;
-	struct cow__io_op sync_op, reset_op[2];
-	struct iovec reset_iov;
-	char *reset_sector;
-	struct cow__wal_hdr reset_hdr;
+	struct cow__io_group sync_g, ckpt_g;
+	struct cow__io_op sync_op, ckpt_op[3];
+	struct iovec ckpt_iov;
+	char *ckpt_sector; /* the header slot being written */
+	struct cow__wal_hdr ckpt_hdr;
+	uint64_t ckpt_seq; /* the last transaction the checkpoint covers */
 	size_t size;	/* the last commit's arena size */
 	off_t file_len; /* and file length */
 	size_t pending; /* bytes of copies not yet written in place */
@@ -560,44 +570,49 @@ static void fail_from(struct cow__commit *c, struct txn *t, int err)
 
 /* ---- background steps ---- */
 
-static void reset_done(void *ctx, int err)
+static void ckpt_done(void *ctx, int err)
 {
 	struct cow__commit *c = ctx;
 
-	c->reset_busy = 0;
+	c->ckpt_busy = 0;
 	if (err) {
-		/* The header may be old or new: the log cannot be trusted to
-		 * take more records. Its content is in the base already. */
+		/* Never retried (a failed fdatasync). The old head stays
+		 * valid: nothing was written before it. */
 		set_fatal(c, err);
 	} else {
-		c->wal.salt = c->reset_hdr.salt;
-		c->wal.start_seq = c->reset_hdr.start_seq;
-		c->wal.end = COW__WAL_HDR;
-		c->wal.synced = COW__WAL_HDR;
+		cow__wal_head_moved(&c->wal, &c->ckpt_hdr);
+		if (!c->nosync && c->ckpt_seq > c->seq_base)
+			c->seq_base = c->ckpt_seq;
 	}
 	kick(c);
 }
 
-static void start_reset(struct cow__commit *c)
+/*
+ * Moves the log's head past every applied transaction: the base's
+ * fdatasync (the in-place writes are done), then the header slot not in
+ * use, then the log's fdatasync, linked in that order. With ring set, the
+ * log is empty and the header names a ring of that size.
+ */
+static void start_ckpt(struct cow__commit *c, uint64_t ring)
 {
-	int r = cow__wal_new_header(&c->wal, c->seq_logged + 1, &c->reset_hdr);
+	off_t off = cow__wal_next_header(&c->wal, c->seq_applied + 1,
+					 c->applied_pos, ring, &c->ckpt_hdr);
+	unsigned link = c->nosync ? 0 : COW__IO_LINK;
 
-	if (r < 0) {
-		set_fatal(c, r);
-		return;
-	}
-	memset(c->reset_sector, 0, COW__WAL_HDR);
-	memcpy(c->reset_sector, &c->reset_hdr, sizeof(c->reset_hdr));
-	c->reset_iov.iov_base = c->reset_sector;
-	c->reset_iov.iov_len = COW__WAL_HDR;
-	c->reset_busy = 1;
-	cow__io_group_init(&c->reset_g, reset_done, c, &c->lock);
-	if (cow__io_write(&c->reset_op[0], &c->reset_g, c->wal.fd,
-			  &c->reset_iov, 1, 0,
-			  c->nosync ? 0 : COW__IO_LINK) == 0 &&
+	c->ckpt_seq = c->seq_applied;
+	memset(c->ckpt_sector, 0, COW__WAL_SLOT);
+	memcpy(c->ckpt_sector, &c->ckpt_hdr, sizeof(c->ckpt_hdr));
+	c->ckpt_iov.iov_base = c->ckpt_sector;
+	c->ckpt_iov.iov_len = COW__WAL_SLOT;
+	c->ckpt_busy = 1;
+	cow__io_group_init(&c->ckpt_g, ckpt_done, c, &c->lock);
+	if ((c->nosync || cow__io_fsync(&c->ckpt_op[0], &c->ckpt_g, c->basefd,
+					link) == 0) &&
+	    cow__io_write(&c->ckpt_op[1], &c->ckpt_g, c->wal.fd, &c->ckpt_iov,
+			  1, off, link) == 0 &&
 	    !c->nosync)
-		(void)cow__io_fsync(&c->reset_op[1], &c->reset_g, c->wal.fd, 0);
-	cow__io_group_release(&c->reset_g);
+		(void)cow__io_fsync(&c->ckpt_op[2], &c->ckpt_g, c->wal.fd, 0);
+	cow__io_group_release(&c->ckpt_g);
 }
 
 static void sync_done(void *ctx, int err)
@@ -706,9 +721,10 @@ static void apply_done(void *ctx, int err)
 		if (err && t->owned && !c->async_err)
 			c->async_err = err;
 	}
-	if (!err)
+	if (!err) {
 		c->seq_applied = b->last_seq;
-	else
+		c->applied_pos = b->end;
+	} else
 		set_fatal(c, err);
 	batch_free(c, b);
 	kick(c);
@@ -859,7 +875,7 @@ static void log_done(void *ctx, int err)
 
 		c->wal.end = b->start;
 		(void)cow__sys_pwrite(c->wal.fd, zeros, sizeof(zeros),
-				      b->start);
+				      cow__wal_off(&c->wal, b->start));
 		fail_from(c, b->first, err);
 		batch_free(c, b);
 		kick(c);
@@ -891,16 +907,60 @@ static void seal_txn(struct cow__commit *c, struct txn *t)
 		chain = cow__wal_chain(chain, t->fh[i].sum);
 	}
 	t->rec.frames_sum = chain;
-	t->rec.synced_end = (uint64_t)c->wal.synced;
+	t->rec.synced_end = c->wal.synced;
 	cow__wal_commit_seal(&t->rec, c->wal.salt);
 }
 
-/* Takes the unsent transactions (up to BATCH_BYTES) as the next log
- * write: sealed, their room reserved, c->log_b set. NULL if none. */
+/* Adds len bytes at base to the batch's iovecs, the next at log position
+ * *pos: split in two where the ring wraps. */
+static void batch_add(struct cow__commit *c, struct batch *b, void *base,
+		      size_t len, uint64_t *pos)
+{
+	uint64_t left = c->wal.ring - *pos % c->wal.ring;
+
+	if (len > left) {
+		b->iov[b->niov].iov_base = base;
+		b->iov[b->niov++].iov_len = (size_t)left;
+		base = (char *)base + left;
+		len -= (size_t)left;
+		*pos += left;
+	}
+	b->iov[b->niov].iov_base = base;
+	b->iov[b->niov++].iov_len = len;
+	*pos += len;
+}
+
+/* The next write of the batch, from iovec i at log position pos: its
+ * number of iovecs (at most MAX_IOV, never across the ring's end) and,
+ * in *len, its bytes. */
+static int batch_chunk(struct cow__commit *c, const struct batch *b,
+		       size_t i, uint64_t pos, size_t *len)
+{
+	int cnt = 0;
+
+	*len = 0;
+	while (i + (size_t)cnt < b->niov && cnt < MAX_IOV) {
+		if (cnt && (pos + *len) % c->wal.ring == 0)
+			break;
+		*len += b->iov[i + (size_t)cnt++].iov_len;
+	}
+	return cnt;
+}
+
+/* Does t fit in the ring now, before its head? */
+static int fits(struct cow__commit *c, const struct txn *t)
+{
+	return t->bytes <= cow__wal_room(&c->wal);
+}
+
+/* Takes the unsent transactions (up to BATCH_BYTES, and the room in the
+ * ring) as the next log write: sealed, their room reserved, c->log_b set.
+ * NULL if none. The first fits (the caller checked). */
 static struct batch *log_prepare(struct cow__commit *c)
 {
 	struct batch *b = batch_get(c);
-	size_t bytes = 0, niov = 0, nops, k = 0;
+	size_t bytes = 0, niov = 0, nops;
+	uint64_t room = cow__wal_room(&c->wal), pos;
 	struct txn *t;
 	int r;
 
@@ -911,16 +971,17 @@ static struct batch *log_prepare(struct cow__commit *c)
 	b->c = c;
 	b->first = c->unsent;
 	for (t = c->unsent; t; t = t->next) {
-		if (b->ntx && bytes + t->bytes > BATCH_BYTES)
+		if (b->ntx && (bytes + t->bytes > BATCH_BYTES ||
+				bytes + t->bytes > room))
 			break;
 		bytes += t->bytes;
 		niov += 2 * t->nframes + 1;
 		b->ntx++;
 		b->last_seq = t->seq;
 	}
-	nops = (niov + MAX_IOV - 1) / MAX_IOV + 1;
-	b->niov = niov;
-	r = batch_room(b, niov, nops);
+	/* one more iovec and one more write where the ring wraps */
+	nops = (niov + MAX_IOV - 1) / MAX_IOV + 2;
+	r = batch_room(b, niov + 1, nops);
 	if (r == 0)
 		r = cow__wal_reserve(&c->wal, bytes);
 	if (r < 0) {
@@ -929,22 +990,20 @@ static struct batch *log_prepare(struct cow__commit *c)
 		return NULL;
 	}
 	t = b->first;
+	pos = c->wal.end;
 	for (size_t i = 0; i < b->ntx; i++, t = t->next) {
 		seal_txn(c, t);
 		t->state = TX_LOGGING;
 		t->inflight = 1;
 		for (size_t j = 0; j < t->nframes; j++) {
-			b->iov[k].iov_base = &t->fh[j];
-			b->iov[k++].iov_len = sizeof(t->fh[j]);
-			b->iov[k].iov_base = t->copy + j * c->pgsz;
-			b->iov[k++].iov_len = c->pgsz;
+			batch_add(c, b, &t->fh[j], sizeof(t->fh[j]), &pos);
+			batch_add(c, b, t->copy + j * c->pgsz, c->pgsz, &pos);
 		}
-		b->iov[k].iov_base = &t->rec;
-		b->iov[k++].iov_len = sizeof(t->rec);
+		batch_add(c, b, &t->rec, sizeof(t->rec), &pos);
 	}
 	c->unsent = t;
 	b->start = c->wal.end;
-	b->end = b->start + (off_t)bytes;
+	b->end = b->start + bytes;
 	c->wal.end = b->end;
 	c->log_b = b;
 	return b;
@@ -956,33 +1015,32 @@ static struct batch *log_prepare(struct cow__commit *c)
 static void start_log(struct cow__commit *c)
 {
 	struct batch *b = log_prepare(c);
-	off_t off;
+	uint64_t pos;
 	size_t op = 0;
 
 	if (!b)
 		return;
-	off = b->start;
+	pos = b->start;
 	cow__io_group_init(&b->g, log_done, b, &c->lock);
 	/* Inside the log's preallocation, checked when it was made; the
 	 * limit may have been lowered since. */
-	b->g.err = cow__sys_fsize_check(b->end);
+	b->g.err = cow__sys_fsize_check(
+	    cow__wal_span_end(&c->wal, b->start, (size_t)(b->end - b->start)));
 	if (b->g.err)
 		goto out;
 	/* By the kernel's workers (COW__IO_ASYNC): the submission, often
 	 * made by a committing caller, does not copy the pages itself. */
-	for (size_t i = 0; i < b->niov; i += MAX_IOV) {
-		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
+	for (size_t i = 0, len; i < b->niov; pos += len) {
+		int cnt = batch_chunk(c, b, i, pos, &len);
 		unsigned how = COW__IO_ASYNC;
-		size_t len = 0;
+		size_t at = i;
 
-		for (int j = 0; j < cnt; j++)
-			len += b->iov[i + (size_t)j].iov_len;
-		if (i + MAX_IOV < b->niov || !c->nosync)
+		i += (size_t)cnt;
+		if (i < b->niov || !c->nosync)
 			how |= COW__IO_LINK;
-		if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd, &b->iov[i],
-				  cnt, off, how) < 0)
+		if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd, &b->iov[at],
+				  cnt, cow__wal_off(&c->wal, pos), how) < 0)
 			goto out;
-		off += (off_t)len;
 	}
 	if (!c->nosync)
 		(void)cow__io_fsync(&b->ops[op], &b->g, c->wal.fd, 0);
@@ -999,19 +1057,21 @@ out:
 static void log_direct(struct cow__commit *c)
 {
 	struct batch *b = log_prepare(c);
-	off_t off;
+	uint64_t pos;
 	int r = 0;
 
 	if (!b)
 		return;
 	commit_unlock(c);
-	off = b->start;
-	for (size_t i = 0; r == 0 && i < b->niov; i += MAX_IOV) {
-		int cnt = (int)(b->niov - i < MAX_IOV ? b->niov - i : MAX_IOV);
-		ssize_t n = cow__sys_pwritev(c->wal.fd, &b->iov[i], cnt, off);
+	pos = b->start;
+	for (size_t i = 0, len; r == 0 && i < b->niov; pos += len) {
+		int cnt = batch_chunk(c, b, i, pos, &len);
+		ssize_t n = cow__sys_pwritev(c->wal.fd, &b->iov[i], cnt,
+					     cow__wal_off(&c->wal, pos));
 
-		r = n < 0 ? (int)n : 0;
-		off += n < 0 ? 0 : n;
+		/* a short buffered write: out of room (as the ring says) */
+		r = n < 0 ? (int)n : (size_t)n == len ? 0 : -ENOSPC;
+		i += (size_t)cnt;
 	}
 	if (r == 0 && !c->nosync)
 		r = cow__sys_fsync(c->wal.fd, 1);
@@ -1019,12 +1079,34 @@ static void log_direct(struct cow__commit *c)
 	log_done(b, r);
 }
 
-/* Is everything logged applied and in the durable base? */
-static int base_caught_up(struct cow__commit *c)
+/*
+ * Starts a checkpoint if one is due: the log holds CKPT_BYTES past its
+ * head and half of that is applied (the head moves by that much at
+ * least), or the next append finds no room and anything past the head is
+ * applied. An append larger than the whole ring waits until
+ * everything logged is applied: that checkpoint empties the log and
+ * grows the ring.
+ */
+static void ckpt_maybe(struct cow__commit *c)
 {
-	return !c->log_b && !c->apply_b && !c->logged && !c->sync_busy &&
-	       (c->nosync || c->seq_base == c->seq_logged) &&
-	       c->seq_applied == c->seq_logged;
+	struct cow__wal *w = &c->wal;
+	int grow;
+
+	c->blocked = c->unsent && !fits(c, c->unsent);
+	if (c->blocked && c->unsent->bytes > w->ring &&
+	    c->ring_want < 2 * c->unsent->bytes)
+		c->ring_want = 2 * c->unsent->bytes;
+	if (c->ckpt_busy)
+		return;
+	grow = c->ring_want > w->ring && !c->log_b &&
+	       c->applied_pos == w->end && c->seq_applied == c->seq_logged;
+	if (grow)
+		start_ckpt(c, c->ring_want);
+	else if (c->blocked ? c->applied_pos > w->head_pos :
+			      w->end - w->head_pos >= (uint64_t)CKPT_BYTES &&
+				  c->applied_pos - w->head_pos >=
+				      (uint64_t)CKPT_BYTES / 2)
+		start_ckpt(c, w->ring);
 }
 
 /* Advances the background work as far as it can go now: queues the next
@@ -1038,8 +1120,6 @@ static void kick(struct cow__commit *c)
 	}
 	c->in_kick = 1;
 	do {
-		int full;
-
 		c->kick_again = 0;
 		if (!c->apply_b && c->logged && !c->fatal) {
 			struct batch *b = c->logged;
@@ -1049,18 +1129,15 @@ static void kick(struct cow__commit *c)
 				c->logged_tail = NULL;
 			start_apply(c, b);
 		}
-		full = c->wal.end >= CKPT_BYTES;
-		if ((full || c->closing) && !c->nosync && !c->sync_busy &&
-		    !c->fatal && !c->apply_b && !c->logged && !c->log_b &&
+		if (c->closing && !c->nosync && !c->sync_busy && !c->fatal &&
+		    !c->apply_b && !c->logged && !c->log_b &&
 		    c->seq_applied > c->seq_base)
 			start_sync(c);
-		if (c->log_b || c->reset_busy || c->fatal || c->wal.fd < 0)
+		if (c->fatal || c->wal.fd < 0)
 			continue;
-		if (c->unsent && !full)
+		ckpt_maybe(c);
+		if (c->unsent && !c->log_b && !c->blocked)
 			start_log(c);
-		else if (full && base_caught_up(c) &&
-			 (c->unsent || !c->closing))
-			start_reset(c);
 	} while (c->kick_again);
 	c->in_kick = 0;
 }
@@ -1069,7 +1146,7 @@ static void kick(struct cow__commit *c)
 
 static int idle(struct cow__commit *c)
 {
-	return !c->log_b && !c->apply_b && !c->sync_busy && !c->reset_busy &&
+	return !c->log_b && !c->apply_b && !c->sync_busy && !c->ckpt_busy &&
 	       ((!c->unsent && !c->logged) || c->fatal);
 }
 
@@ -1124,8 +1201,8 @@ int cow__commit_open(struct cow__commit **out, int fd, const char *path,
 	c->wal.fd = -1;
 	c->wal.dirfd = -1;
 	c->real_len = st.st_size;
-	c->reset_sector = cow__malloc(COW__WAL_HDR);
-	r = c->reset_sector ? 0 : -ENOMEM;
+	c->ckpt_sector = cow__malloc(COW__WAL_SLOT);
+	r = c->ckpt_sector ? 0 : -ENOMEM;
 	if (r < 0)
 		goto err_c;
 	r = cow__wal_open(&c->wal, path, fd, pgsz, !!(flags & COW_READONLY),
@@ -1157,7 +1234,7 @@ err_base:
 err_wal:
 	cow__wal_close(&c->wal, 0);
 err_sector:
-	cow__free(c->reset_sector);
+	cow__free(c->ckpt_sector);
 err_c:
 	pthread_mutex_destroy(&c->lock);
 	cow__free(c);
@@ -1210,7 +1287,7 @@ void cow__commit_free(struct cow__commit *c)
 	cow__free(c->img);
 	cow__wal_close(&c->wal, 0);
 	cow__sys_close(c->basefd);
-	cow__free(c->reset_sector);
+	cow__free(c->ckpt_sector);
 	pthread_mutex_destroy(&c->lock);
 	cow__free(c);
 }
@@ -1306,7 +1383,8 @@ void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
 	commit_lock(c);
 	st->commits = c->commits;
 	st->commit_seq_durable = c->seq_logged;
-	st->log_bytes = c->wal.fd >= 0 ? (size_t)c->wal.end : 0;
+	st->log_bytes =
+	    c->wal.fd >= 0 ? (size_t)(c->wal.end - c->wal.head_pos) : 0;
 	st->commit_pending_bytes = c->pending;
 	commit_unlock(c);
 }
@@ -1725,7 +1803,8 @@ static int commit_ready(struct cow__commit *c)
 		c->engine = took = 1;
 	}
 	if (c->wal.fd < 0)
-		r = cow__wal_create(&c->wal, c->seq_next, c->nosync);
+		r = cow__wal_create(&c->wal, c->seq_next,
+				    2 * (uint64_t)CKPT_BYTES, c->nosync);
 	if (r < 0 && took) {
 		cow__io_put(!(c->flags & COW_NOTHREAD));
 		c->engine = 0;
@@ -1915,8 +1994,7 @@ static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
 		kick(c);
 		r = 0;
 	} else {
-		if (c->unsent == t && !c->log_b && !c->reset_busy &&
-		    c->wal.end < CKPT_BYTES)
+		if (c->unsent == t && !c->log_b && !c->fatal && fits(c, t))
 			log_direct(c);
 		else
 			kick(c);

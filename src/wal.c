@@ -2,16 +2,26 @@
 /*
  * The write-ahead log: format, checksums, creation, scanning, replay.
  *
- * Recovery replays the complete, checksum-valid transactions in order and
- * stops at the first record that is torn, zeroed or invalid: a crash can
- * leave the tail of the last (unsynced) write in any state. What must not
- * happen is stopping early at a record that was durable: that is
+ * Recovery replays the complete, checksum-valid transactions in order from
+ * the header's head on and stops at the first record that is torn, zeroed,
+ * invalid or of an earlier lap of the ring (a lower sequence number): a
+ * crash can leave the tail of the last (unsynced) write in any state. What
+ * must not happen is stopping early at a record that was durable: that is
  * corruption in the middle, and replaying only the transactions before it
  * would mix commits. Each commit record carries "synced_end", the log
- * length that was already durable when it was written; so after the stop,
- * the rest of the log is searched for a valid commit record whose
+ * position up to which the log was durable when it was written; so after
+ * the stop, the whole ring is searched for a valid commit record whose
  * synced_end lies past the stop. If one exists, the record at the stop was
- * durable once and is now damaged: COW_ECORRUPT, nothing is replayed.
+ * durable once and is now damaged: COW_ECORRUPT, nothing is replayed. (A
+ * record of an earlier lap says at most its own position, which lies
+ * before the head: the ring's space before the head is reused only once
+ * the header naming that head is durable.)
+ *
+ * The header is two slots, each one sector with its own checksum and a
+ * generation; a checkpoint writes the one not in use. A slot torn by a
+ * crash fails its checksum and the other one, older, is used: its head's
+ * records are intact, since nothing is written before a head until the
+ * header naming it is durable.
  *
  * A log is created complete under a temporary name and renamed into place
  * (then the directory is synced), so a log file either does not exist or
@@ -40,7 +50,9 @@
 #include "internal.h"
 #include "wal.h"
 
-_Static_assert(sizeof(struct cow__wal_hdr) == 64, "header layout");
+_Static_assert(sizeof(struct cow__wal_hdr) == 96, "header layout");
+_Static_assert(sizeof(struct cow__wal_hdr1) == 64, "version-1 header");
+_Static_assert(sizeof(struct cow__wal_hdr) <= COW__WAL_SLOT, "one slot");
 _Static_assert(sizeof(struct cow__wal_frame) == 64, "frame layout");
 _Static_assert(sizeof(struct cow__wal_commit) == 64, "commit layout");
 
@@ -75,6 +87,23 @@ static uint64_t hdr_sum(const struct cow__wal_hdr *h)
 {
 	return XXH3_64bits(h, offsetof(struct cow__wal_hdr, sum));
 }
+
+static uint64_t hdr1_sum(const struct cow__wal_hdr1 *h)
+{
+	return XXH3_64bits(h, offsetof(struct cow__wal_hdr1, sum));
+}
+
+/* The head of a log as read from its header, either version: where
+ * parsing starts and how positions map to the file. */
+struct head {
+	uint32_t version, page_size;
+	uint64_t salt, dev, ino, gen;
+	uint64_t seq, pos; /* the first transaction */
+	uint64_t ring;	   /* 0: linear, a position is a file offset */
+};
+
+#define RING_MAX ((uint64_t)1 << 48)
+#define POS_MAX ((uint64_t)1 << 62)
 
 /* "<path>.cowlog" into a new string; -ENOMEM. */
 static int cow__wal_path(const char *base_path, char **out)
@@ -147,24 +176,70 @@ static int is_zero(const void *p, size_t n)
 }
 
 /*
- * Reads and checks the header. 1: valid, 0: no log (too short or all
+ * Reads and checks the header slot at off. 1: valid, 0: absent (too short
+ * or all zeros), or COW_ECORRUPT / COW_EVERSION / a negative errno.
+ */
+static int read_slot(const struct src *s, off_t off, struct head *out)
+{
+	union {
+		struct cow__wal_hdr h;
+		struct cow__wal_hdr1 h1;
+	} u;
+	int r = src_read(s, off, &u, sizeof(u.h));
+
+	if (r == 0 && off == 0) /* a version-1 log may be this short */
+		r = src_read(s, off, &u, sizeof(u.h1));
+	if (r <= 0)
+		return r;
+	if (is_zero(&u, sizeof(u.h1)))
+		return 0;
+	if (memcmp(u.h.magic, COW__WAL_MAGIC, 8))
+		return COW_ECORRUPT;
+	if (u.h.version == 1 && off == 0) {
+		if (u.h1.sum != hdr1_sum(&u.h1))
+			return COW_ECORRUPT;
+		*out = (struct head){1,		  u.h1.page_size, u.h1.salt,
+				     u.h1.dev,	  u.h1.ino,	  0,
+				     u.h1.start_seq, COW__WAL_HDR1, 0};
+		return 1;
+	}
+	if (u.h.version != COW__WAL_VERSION)
+		return COW_EVERSION;
+	if (r == 0 || u.h.sum != hdr_sum(&u.h))
+		return COW_ECORRUPT;
+	if (u.h.ring < COW__WAL_RING_MIN || u.h.ring > RING_MAX ||
+	    u.h.ring % COW__WAL_ALIGN || u.h.head_pos > POS_MAX ||
+	    u.h.head_pos % COW__WAL_ALIGN)
+		return COW_ECORRUPT;
+	*out = (struct head){COW__WAL_VERSION, u.h.page_size, u.h.salt,
+			     u.h.dev,	       u.h.ino,	      u.h.gen,
+			     u.h.head_seq,     u.h.head_pos,  u.h.ring};
+	return 1;
+}
+
+/*
+ * Reads and checks the header: the valid slot with the higher generation
+ * (a version-1 log has one). 1: valid, 0: no log (too short or all
  * zeros), or a negative errno / COW_E*.
  */
 static int read_header(const struct src *s, size_t pgsz,
-		       const struct stat *base, struct cow__wal_hdr *h)
+		       const struct stat *base, struct head *h)
 {
-	int r = src_read(s, 0, h, sizeof(*h));
+	struct head h1;
+	int r0 = read_slot(s, 0, h), r1;
 
-	if (r <= 0)
-		return r;
-	if (is_zero(h, sizeof(*h)))
-		return 0;
-	if (memcmp(h->magic, COW__WAL_MAGIC, 8))
-		return COW_ECORRUPT;
-	if (h->sum != hdr_sum(h))
-		return COW_ECORRUPT;
-	if (h->version != COW__WAL_VERSION)
-		return COW_EVERSION;
+	if (r0 == 1 && h->version == 1)
+		goto check;
+	r1 = read_slot(s, COW__WAL_SLOT, &h1);
+	if (r1 == 1 && h1.version == 1)
+		r1 = COW_ECORRUPT; /* only slot 0 may say version 1 */
+	if (r1 == 1 && (r0 != 1 || h1.gen > h->gen)) {
+		*h = h1;
+		r0 = 1;
+	}
+	if (r0 != 1)
+		return r0 < 0 ? r0 : r1;
+check:
 	if (h->page_size != pgsz)
 		return COW_EFOREIGN;
 	if (base && (h->dev != (uint64_t)base->st_dev ||
@@ -173,20 +248,48 @@ static int read_header(const struct src *s, size_t pgsz,
 	return 1;
 }
 
+/* Reads len bytes at log position pos (across the ring's end). */
+static int log_read(const struct src *s, const struct head *h, uint64_t pos,
+		    void *dst, size_t len)
+{
+	uint64_t o, first;
+	int r;
+
+	if (!h->ring)
+		return pos > POS_MAX ? 0 : src_read(s, (off_t)pos, dst, len);
+	o = pos % h->ring;
+	first = h->ring - o;
+	if (len <= first)
+		return src_read(s, COW__WAL_AREA + (off_t)o, dst, len);
+	r = src_read(s, COW__WAL_AREA + (off_t)o, dst, (size_t)first);
+	if (r <= 0)
+		return r;
+	return src_read(s, COW__WAL_AREA, (char *)dst + first,
+			len - (size_t)first);
+}
+
+/* Does [pos, pos + len) lie inside one lap from the head? */
+static int in_lap(const struct head *h, uint64_t pos, size_t len)
+{
+	return !h->ring || pos - h->pos + len <= h->ring;
+}
+
 /* Reads a frame's header and page at off; 1 if it is valid for seq. */
-static int read_frame(const struct src *s, off_t off,
-		      const struct cow__wal_hdr *h, uint64_t seq,
+static int read_frame(const struct src *s, uint64_t pos,
+		      const struct head *h, uint64_t seq,
 		      struct cow__wal_frame *f, void *page)
 {
 	uint64_t sum;
-	int r = src_read(s, off, f, sizeof(*f));
+	int r = in_lap(h, pos, sizeof(*f) + h->page_size) ?
+		    log_read(s, h, pos, f, sizeof(*f)) :
+		    0;
 
 	if (r <= 0)
 		return r;
 	if (f->magic != COW__WAL_FRAME_MAGIC || f->seq != seq ||
 	    f->page_size != h->page_size)
 		return 0;
-	r = src_read(s, off + (off_t)sizeof(*f), page, h->page_size);
+	r = log_read(s, h, pos + sizeof(*f), page, h->page_size);
 	if (r <= 0)
 		return r;
 	sum = f->sum;
@@ -208,11 +311,13 @@ static int commit_valid(const struct cow__wal_commit *c, uint64_t salt)
  * Is there a valid commit record past stop that says the log was durable
  * beyond stop? Then the record at stop is damaged, not torn.
  */
-static int durable_past(const struct src *s, const struct cow__wal_hdr *h,
-			off_t stop)
+static int durable_past(const struct src *s, const struct head *h,
+			uint64_t stop)
 {
 	unsigned char *buf = cow__malloc(SCAN_CHUNK);
-	off_t off = stop + COW__WAL_ALIGN;
+	/* linear: what follows the stop; a ring: all of it */
+	off_t off = h->ring ? (off_t)COW__WAL_AREA :
+			      (off_t)stop + COW__WAL_ALIGN;
 	int found = 0;
 
 	if (!buf)
@@ -242,7 +347,7 @@ static int durable_past(const struct src *s, const struct cow__wal_hdr *h,
 
 			memcpy(&c, buf + i, sizeof(c));
 			if (commit_valid(&c, h->salt) &&
-			    (off_t)c.synced_end > stop) {
+			    c.synced_end > stop) {
 				found = 1;
 				break;
 			}
@@ -257,15 +362,14 @@ static int durable_past(const struct src *s, const struct cow__wal_hdr *h,
  * One pass over the records. With fn, replays the frames of complete
  * transactions up to limit (found by a first pass).
  */
-static int parse(const struct src *s, const struct cow__wal_hdr *h,
-		 struct cow__wal_info *info, off_t limit, cow__wal_frame_fn fn,
-		 void *ctx)
+static int parse(const struct src *s, const struct head *h,
+		 struct cow__wal_info *info, uint64_t limit,
+		 cow__wal_frame_fn fn, void *ctx)
 {
 	size_t pgsz = h->page_size;
-	off_t off = COW__WAL_HDR,
-	      fsz = (off_t)(sizeof(struct cow__wal_frame) + pgsz);
-	uint64_t seq = h->start_seq, nframes = 0, chain;
-	off_t tx_start = off;
+	uint64_t off = h->pos, fsz = sizeof(struct cow__wal_frame) + pgsz;
+	uint64_t seq = h->seq, nframes = 0, chain;
+	uint64_t tx_start = off;
 	void *page = cow__malloc(pgsz);
 	int r = 0;
 
@@ -277,7 +381,9 @@ static int parse(const struct src *s, const struct cow__wal_hdr *h,
 		struct cow__wal_frame f;
 		struct cow__wal_commit c;
 
-		r = src_read(s, off, &c, sizeof(c));
+		r = in_lap(h, off, sizeof(c)) ?
+			log_read(s, h, off, &c, sizeof(c)) :
+			0;
 		if (r <= 0)
 			break;
 		if (c.magic == COW__WAL_COMMIT_MAGIC) {
@@ -290,11 +396,11 @@ static int parse(const struct src *s, const struct cow__wal_hdr *h,
 			info->last_seq = seq;
 			info->size = c.size;
 			info->file_len = c.file_len;
-			off += (off_t)sizeof(c);
+			off += sizeof(c);
 			info->end = off;
 			if (fn) {
 				/* Second pass: replay this transaction. */
-				off_t p = tx_start;
+				uint64_t p = tx_start;
 
 				for (uint64_t i = 0; i < nframes; i++) {
 					r = read_frame(s, p, h, seq, &f, page);
@@ -334,7 +440,7 @@ out:
 static int scan_src(const struct src *s, size_t pgsz, const struct stat *base,
 		    struct cow__wal_info *info, cow__wal_frame_fn fn, void *ctx)
 {
-	struct cow__wal_hdr h;
+	struct head h;
 	int r;
 
 	memset(info, 0, sizeof(*info));
@@ -343,9 +449,12 @@ static int scan_src(const struct src *s, size_t pgsz, const struct stat *base,
 	if (r <= 0)
 		return r;
 	info->present = 1;
+	info->version = h.version;
 	info->salt = h.salt;
-	info->start_seq = h.start_seq;
-	info->last_seq = h.start_seq - 1;
+	info->start_seq = h.seq;
+	info->ring = h.ring;
+	info->head = h.pos;
+	info->last_seq = h.seq - 1;
 	r = parse(s, &h, info, 0, NULL, NULL);
 	if (r < 0)
 		return r;
@@ -417,22 +526,50 @@ static int replay_frame(void *ctx, uint64_t page, const void *data,
 	return r < 0 ? (int)r : 0;
 }
 
-int cow__wal_new_header(struct cow__wal *w, uint64_t start_seq,
-			struct cow__wal_hdr *h)
+/* Fills a header slot for w with the given head, generation and ring. */
+static void fill_header(const struct cow__wal *w, uint64_t gen, uint64_t seq,
+			uint64_t pos, uint64_t ring, struct cow__wal_hdr *h)
 {
-	uint64_t salt;
-
-	COW_TRY(cow__sys_getrandom(&salt, sizeof(salt)));
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, COW__WAL_MAGIC, 8);
 	h->version = COW__WAL_VERSION;
 	h->page_size = (uint32_t)w->pgsz;
-	h->salt = salt;
+	h->salt = w->salt;
 	h->dev = w->dev;
 	h->ino = w->ino;
-	h->start_seq = start_seq;
+	h->gen = gen;
+	h->head_seq = seq;
+	h->head_pos = pos;
+	h->ring = ring;
 	h->sum = hdr_sum(h);
-	return 0;
+}
+
+off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq,
+			   uint64_t pos, uint64_t ring,
+			   struct cow__wal_hdr *h)
+{
+	/* odd generations in slot 0 (1 at the creation), even in slot 1:
+	 * never the slot of the header in use */
+	fill_header(w, w->gen + 1, seq, pos, ring, h);
+	return (off_t)((w->gen & 1) * COW__WAL_SLOT);
+}
+
+void cow__wal_head_moved(struct cow__wal *w, const struct cow__wal_hdr *h)
+{
+	w->gen = h->gen;
+	w->head_seq = h->head_seq;
+	w->head_pos = h->head_pos;
+	w->ring = h->ring;
+}
+
+off_t cow__wal_off(const struct cow__wal *w, uint64_t pos)
+{
+	return (off_t)(COW__WAL_AREA + pos % w->ring);
+}
+
+uint64_t cow__wal_room(const struct cow__wal *w)
+{
+	return w->ring - (w->end - w->head_pos);
 }
 
 /*
@@ -519,7 +656,9 @@ int cow__wal_open_log(int dirfd, const char *name, int readonly)
  * made to the file while no arena holds it (a backup copied over it)
  * would be overwritten by the same transactions at the next open, and
  * read-only opens would go on refusing the file. The header is zeroed and
- * synced first, so that a lost unlink leaves a log that reads as empty;
+ * synced first (both slots; of a version-1 log its header and the start
+ * of its first record), so that a lost unlink leaves a log that reads as
+ * empty;
  * the unlink itself is then best effort. A log without transactions
  * (replayed, then reset) has nothing to replay: it is only unlinked.
  * COW_NOSYNC does not apply here: the transactions were committed by an
@@ -527,7 +666,7 @@ int cow__wal_open_log(int dirfd, const char *name, int readonly)
  */
 static int retire(int fd, const struct cow__wal *w, int replayed)
 {
-	static const char zeros[sizeof(struct cow__wal_hdr)];
+	static const char zeros[2 * COW__WAL_SLOT];
 
 	if (replayed) {
 		ssize_t n = cow__sys_pwrite(fd, zeros, sizeof(zeros), 0);
@@ -658,14 +797,29 @@ static int grow_zeros(int fd, off_t from, off_t to)
 
 #define PREALLOC_MIN ((off_t)1 << 20)
 
+/*
+ * The first lap allocates the ring as the tail reaches it (1 MiB, then
+ * doubling); from the second lap on every append overwrites blocks
+ * already written, so its fdatasync flushes data and no extent change.
+ */
+off_t cow__wal_span_end(const struct cow__wal *w, uint64_t pos, size_t len)
+{
+	uint64_t o = pos % w->ring;
+
+	return (off_t)(COW__WAL_AREA + (o + len >= w->ring ? w->ring : o + len));
+}
+
 int cow__wal_reserve(struct cow__wal *w, size_t len)
 {
-	off_t want = w->end + (off_t)len, to;
+	off_t full = (off_t)(COW__WAL_AREA + w->ring), to;
+	off_t want = cow__wal_span_end(w, w->end, len);
 
 	if (want <= w->alloc)
 		return 0;
 	to = w->alloc * 2 > want ? w->alloc * 2 : want;
 	to = (to + PREALLOC_MIN - 1) & ~(PREALLOC_MIN - 1);
+	if (to > full)
+		to = full;
 	COW_TRY(cow__sys_fsize_check(to));
 	COW_TRY(grow_zeros(w->fd, w->alloc, to));
 	w->alloc = to;
@@ -695,40 +849,52 @@ static int tmp_create(int dirfd, const char *tmp)
 	return cow__sys_openat(dirfd, tmp, flags, 0600);
 }
 
-int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
+int cow__wal_create(struct cow__wal *w, uint64_t start_seq, uint64_t ring,
+		    int nosync)
 {
 	size_t n = strlen(w->name);
 	char *tmp;
 	struct cow__wal_hdr h;
-	char sector[COW__WAL_HDR];
+	char area[COW__WAL_AREA];
+	off_t alloc;
 	int fd, r;
 
+	ring = (ring + COW__WAL_ALIGN - 1) & ~(uint64_t)(COW__WAL_ALIGN - 1);
+	if (ring < COW__WAL_RING_MIN)
+		ring = COW__WAL_RING_MIN;
+	if (ring > RING_MAX)
+		return -EFBIG;
+	alloc = (off_t)(COW__WAL_AREA + ring);
+	if (alloc > PREALLOC_MIN)
+		alloc = PREALLOC_MIN;
 	/* The preallocation is the first write past RLIMIT_FSIZE: check
 	 * before anything is created. */
-	COW_TRY(cow__sys_fsize_check(PREALLOC_MIN));
+	COW_TRY(cow__sys_fsize_check(alloc));
 	tmp = cow__malloc(n + 5);
 	if (!tmp)
 		return -ENOMEM;
 	memcpy(tmp, w->name, n);
 	memcpy(tmp + n, ".tmp", 5);
-	r = cow__wal_new_header(w, start_seq, &h);
+	r = cow__sys_getrandom(&w->salt, sizeof(w->salt));
 	if (r < 0)
 		goto out;
+	fill_header(w, 1, start_seq, 0, ring, &h);
 	fd = tmp_create(w->dirfd, tmp);
 	if (fd < 0) {
 		r = fd;
 		goto out;
 	}
-	memset(sector, 0, sizeof(sector));
-	memcpy(sector, &h, sizeof(h));
-	r = (int)cow__sys_pwrite(fd, sector, sizeof(sector), 0);
+	/* slot 0 the header, slot 1 zeros (generation 0: not in use) */
+	memset(area, 0, sizeof(area));
+	memcpy(area, &h, sizeof(h));
+	r = (int)cow__sys_pwrite(fd, area, sizeof(area), 0);
 	/* The first MiB is written, not fallocate'd: an append into
 	 * unwritten blocks makes its fdatasync convert the extent and write
 	 * the inode too (on ext4), which cost a commit of 16 pages up to a
 	 * third more than the same append into written blocks (measured);
 	 * the sync below flushes the zeros once, at creation. */
 	if (r >= 0)
-		r = write_zeros(fd, COW__WAL_HDR, PREALLOC_MIN);
+		r = write_zeros(fd, COW__WAL_AREA, alloc);
 	if (r >= 0 && !nosync)
 		r = cow__sys_fsync(fd, 0);
 	if (r >= 0)
@@ -741,11 +907,10 @@ int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync)
 		goto out;
 	}
 	w->fd = fd;
-	w->salt = h.salt;
-	w->start_seq = start_seq;
-	w->end = COW__WAL_HDR;
-	w->alloc = PREALLOC_MIN;
-	w->synced = COW__WAL_HDR;
+	cow__wal_head_moved(w, &h);
+	w->end = 0;
+	w->alloc = alloc;
+	w->synced = 0;
 	r = 0;
 out:
 	cow__free(tmp);
@@ -767,7 +932,7 @@ void cow__wal_close(struct cow__wal *w, int clean)
 	if (w->fd >= 0 && clean) {
 		/* Everything is in the base: zero the header first, so that
 		 * if the unlink is lost the log reads as empty. */
-		static const char zeros[sizeof(struct cow__wal_hdr)];
+		static const char zeros[2 * COW__WAL_SLOT];
 
 		(void)cow__sys_pwrite(w->fd, zeros, sizeof(zeros), 0);
 		cow__sys_unlinkat(w->dirfd, w->name);

@@ -4,12 +4,22 @@
  * format and the functions that create, append to, scan, replay and reset
  * it. Everything is little-endian native layout (x86-64, arm64).
  *
- * Layout: a 512-byte header (one sector, so its rewrite is atomic), then
- * records, each a multiple of 64 bytes: frames (a 64-byte header followed
- * by one page image) and commit records (64 bytes). A transaction is its
+ * Layout (version 2): two 512-byte header slots (each one sector, with its
+ * own checksum and a generation: the valid one with the higher generation
+ * is the header), zeros up to COW__WAL_AREA, then the ring: records are
+ * addressed by their log position (bytes appended since the log was
+ * created) and one at position p lies at COW__WAL_AREA + p % ring. Each
+ * record is a multiple of 64 bytes: frames (a 64-byte header followed by
+ * one page image) and commit records (64 bytes). A transaction is its
  * frames followed by its commit record. Every checksum is XXH3-64 seeded
- * with the log's random salt, so records left over from an earlier log
- * (another salt) never validate.
+ * with the log's random salt, so records of another log never validate;
+ * records of an earlier lap carry a lower sequence number. The header
+ * names the head: the position and sequence number of the oldest
+ * transaction not yet checkpointed.
+ *
+ * Version 1 (linear: one 512-byte header, records from offset 512 on,
+ * positions are file offsets) is still read, to replay a log an older
+ * library left.
  */
 #ifndef COW_WAL_H
 #define COW_WAL_H
@@ -19,9 +29,11 @@
 #include <sys/types.h>
 
 #define COW__WAL_MAGIC "cowlog\r\n"
-#define COW__WAL_VERSION 1u
-#define COW__WAL_HDR 512u  /* bytes before the first record */
-#define COW__WAL_ALIGN 64u /* every record starts at a multiple of this */
+#define COW__WAL_VERSION 2u
+#define COW__WAL_SLOT 512u	  /* one header slot: one sector */
+#define COW__WAL_AREA 4096u	  /* where the ring starts */
+#define COW__WAL_RING_MIN 65536u /* the smallest ring */
+#define COW__WAL_ALIGN 64u	  /* every record starts at a multiple of this */
 #define COW__WAL_FRAME_MAGIC 0x454d4152u  /* "RAME" */
 #define COW__WAL_COMMIT_MAGIC 0x54494d43u /* "CMIT" */
 
@@ -30,11 +42,27 @@ struct cow__wal_hdr {
 	uint32_t version;
 	uint32_t page_size;
 	uint64_t salt;
-	uint64_t dev, ino;  /* identity of the base file */
-	uint64_t start_seq; /* sequence number of the first transaction */
-	uint64_t reserved;
+	uint64_t dev, ino; /* identity of the base file */
+	uint64_t gen;	   /* of this slot: the higher valid one counts */
+	uint64_t head_seq; /* sequence number of the oldest transaction */
+	uint64_t head_pos; /* and its log position */
+	uint64_t ring;	   /* bytes of the ring */
+	uint64_t reserved[2];
 	uint64_t sum; /* XXH3 of the bytes before it */
 };
+
+/* The header of a version-1 log (read to replay it, never written). */
+struct cow__wal_hdr1 {
+	char magic[8];
+	uint32_t version;
+	uint32_t page_size;
+	uint64_t salt;
+	uint64_t dev, ino;
+	uint64_t start_seq;
+	uint64_t reserved;
+	uint64_t sum;
+};
+#define COW__WAL_HDR1 512u /* version 1: bytes before the first record */
 
 struct cow__wal_frame {
 	uint32_t magic;
@@ -57,28 +85,36 @@ struct cow__wal_commit {
 	uint64_t sum;	     /* XXH3(salt) of the bytes before it */
 };
 
-/* An open log. fd < 0: no log file exists (yet). */
+/* An open log. fd < 0: no log file exists (yet). Positions are log
+ * positions (see above), not file offsets. */
 struct cow__wal {
 	int fd;
 	int dirfd;  /* the base file's directory, opened once (O_PATH) */
 	char *name; /* "<base name>.cowlog", in dirfd */
 	size_t pgsz;
-	uint64_t salt, dev, ino, start_seq;
-	off_t end;    /* where the next record goes */
-	off_t alloc;  /* bytes written (zeros past end): no size change */
-	off_t synced; /* bytes known durable */
+	uint64_t salt, dev, ino;
+	uint64_t gen;	   /* of the durable header */
+	uint64_t head_seq; /* the durable header's head */
+	uint64_t head_pos;
+	uint64_t ring;	 /* bytes of the ring */
+	uint64_t end;	 /* where the next record goes */
+	uint64_t synced; /* log known durable up to here */
+	off_t alloc;	 /* file bytes allocated: no size change below */
 };
 
 /* What a scan found. */
 struct cow__wal_info {
 	int present; /* a log with a valid header */
-	uint64_t salt, start_seq;
-	uint64_t ntx;		 /* complete, valid transactions */
-	uint64_t last_seq;	 /* of the last one (start_seq - 1 if none) */
-	uint64_t size, file_len; /* of the last one */
-	uint64_t pages;		 /* frames in the complete transactions */
-	off_t end;  /* the byte after the last complete transaction */
-	off_t stop; /* where parsing stopped */
+	uint32_t version;
+	uint64_t salt, start_seq; /* start_seq: the head's */
+	uint64_t ring;		  /* 0: a linear (version 1) log */
+	uint64_t head;		  /* the head's position */
+	uint64_t ntx;		  /* complete, valid transactions */
+	uint64_t last_seq;	  /* of the last one (start_seq - 1 if none) */
+	uint64_t size, file_len;  /* of the last one */
+	uint64_t pages;		  /* frames in the complete transactions */
+	uint64_t end;  /* the position after the last complete transaction */
+	uint64_t stop; /* where parsing stopped */
 	off_t file_size;
 };
 
@@ -112,16 +148,32 @@ int cow__wal_open_log(int dirfd, const char *name, int readonly);
 int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
 		  size_t pgsz, int readonly, struct cow__wal_info *info);
 /* Creates the log file (complete under a temporary name, renamed into
- * place, directory synced). The temporary name is created exclusively
- * (O_EXCL, never through a symlink); a regular file left there by a crash
- * is replaced, anything else is COW_ELOGTYPE. -EFBIG past RLIMIT_FSIZE,
- * before anything is created. */
-int cow__wal_create(struct cow__wal *w, uint64_t start_seq, int nosync);
-/* Makes sure [w->end, w->end + len) is preallocated. */
+ * place, directory synced) with a ring of ring bytes (rounded up to
+ * COW__WAL_RING_MIN at least), empty, its head start_seq at position 0.
+ * The temporary name is created exclusively (O_EXCL, never through a
+ * symlink); a regular file left there by a crash is replaced, anything
+ * else is COW_ELOGTYPE. -EFBIG past RLIMIT_FSIZE, before anything is
+ * created. */
+int cow__wal_create(struct cow__wal *w, uint64_t start_seq, uint64_t ring,
+		    int nosync);
+/* The file offset of log position pos. */
+off_t cow__wal_off(const struct cow__wal *w, uint64_t pos);
+/* Bytes an append may take now without reaching the head. */
+uint64_t cow__wal_room(const struct cow__wal *w);
+/* The file offset past the last byte of len bytes appended at log
+ * position pos (the ring's end if they wrap). */
+off_t cow__wal_span_end(const struct cow__wal *w, uint64_t pos, size_t len);
+/* Makes sure the file is allocated for len bytes appended at w->end. */
 int cow__wal_reserve(struct cow__wal *w, size_t len);
-/* Fills hdr with a fresh header (new salt) for w. */
-int cow__wal_new_header(struct cow__wal *w, uint64_t start_seq,
-			struct cow__wal_hdr *hdr);
+/* Fills the header slot that a checkpoint writes next (the one not in
+ * use, the next generation) for the head (seq, pos) and a ring of ring
+ * bytes; returns its file offset. The caller writes it, syncs it and
+ * then calls cow__wal_head_moved. */
+off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq,
+			   uint64_t pos, uint64_t ring,
+			   struct cow__wal_hdr *hdr);
+/* The header h (from cow__wal_next_header) is durable. */
+void cow__wal_head_moved(struct cow__wal *w, const struct cow__wal_hdr *h);
 /* Removes the log beside base_path, if any (best effort). */
 void cow__wal_unlink(const char *base_path);
 /* Closes the log; unlinks it if clean (everything applied). */

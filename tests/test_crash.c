@@ -26,6 +26,7 @@
 
 #include "helpers.h"
 #include "../src/testhooks.h"
+#include "../src/wal.h"
 
 #define PG 4096UL
 #define NPG 16
@@ -41,7 +42,27 @@ enum {
 	M_WINDOW = 16,	/* kills itself right after a synchronous commit
 			   returned with its in-place writes pending, and
 			   reports only those commits */
+	M_LONG = 32,	/* killed later (up to 40 ms): many commits, the
+			   log's ring wrapped several times */
 };
+
+/* Had the log's ring wrapped when the child was killed: its head lies a
+ * lap or more past the log's start? */
+static int log_wrapped(const char *path)
+{
+	struct cow__wal_info info;
+	char log[300];
+	int fd, r;
+
+	snprintf(log, sizeof(log), "%s.cowlog", path);
+	fd = open(log, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	r = cow__wal_scan(fd, PG, NULL, &info, NULL, NULL);
+	close(fd);
+	return r == 0 && info.present && info.ring &&
+	       info.head >= info.ring;
+}
 
 static void stamp_all(cow_arena *a, uint32_t gen)
 {
@@ -179,7 +200,7 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 	char path[256], tmp[300];
 	uint32_t gen = 1, first = 1;
 	int progressed = 0, ahead = 0, in_recovery = 0, retired = 0;
-	int window = 0;
+	int window = 0, wrapped = 0;
 	cow_arena *a;
 	int fd;
 
@@ -210,10 +231,13 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		 * lands in a later one), sometimes anywhere in its start. */
 		if (i % 8 && read(p[0], &got, sizeof(got)) == sizeof(got))
 			last = got;
-		usleep((useconds_t)(rand() % (i % 8 ? 3000 : 8000)));
+		usleep((useconds_t)(rand() % (mode & M_LONG ? 40000 :
+					      i % 8	    ? 3000 :
+							      8000)));
 		kill(pid, SIGKILL);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFSIGNALED(status));
+		wrapped += log_wrapped(path);
 		while (read(p[0], &got, sizeof(got)) == sizeof(got))
 			last = got;
 		close(p[0]);
@@ -250,6 +274,14 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 			"with its in-place writes pending\n",
 			window);
 		assert_true(window >= rounds / 2);
+	}
+	if (mode & M_LONG) {
+		/* Most kills land after the ring wrapped (and its head
+		 * moved past a lap): the reopen replayed from a head in
+		 * the middle of the ring. */
+		fprintf(stderr, "# %d of them after the log's ring "
+			"wrapped\n", wrapped);
+		assert_true(wrapped >= rounds / 3);
 	}
 	/* The sweep must have hit commits in flight, not only start-up. */
 	assert_true(progressed >= rounds / 2);
@@ -336,6 +368,19 @@ static void test_kill_sweep_ckpt(void **state)
 
 /* Kills during the recovery of the next open (replay, sync, the log's
  * retirement) lose nothing either. */
+/* Across many checkpoints and wraps of the log's ring (96 KiB, a commit of
+ * 16 pages takes 65 KiB of it), and with the arena growing past the
+ * ring: the checkpoint that empties the log grows the ring. */
+static void test_kill_sweep_wrap(void **state)
+{
+	(void)state;
+	cow__commit_ckpt_bytes(48 << 10);
+	sweep(M_LONG, 60, 0);
+	sweep(M_LONG | M_ASYNC, 60, 0);
+	sweep(M_LONG | M_GROW, 30, 0);
+	cow__commit_ckpt_bytes(0);
+}
+
 static void test_kill_sweep_recovery(void **state)
 {
 	(void)state;
@@ -362,6 +407,7 @@ int main(void)
 	    cmocka_unit_test(test_kill_sweep_nothread),
 	    cmocka_unit_test(test_kill_sweep_window),
 	    cmocka_unit_test(test_kill_sweep_ckpt),
+	    cmocka_unit_test(test_kill_sweep_wrap),
 	    cmocka_unit_test(test_kill_sweep_recovery),
 	    cmocka_unit_test(test_kill_sweep_chdir),
 	};

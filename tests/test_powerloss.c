@@ -333,19 +333,26 @@ static void crash_at(size_t p, int v, const char *dir)
 	save(bpath, &cur[F_BASE]);
 	unlink(lpath);
 	if (log_durable && cur[F_LOG].len >= sizeof(struct cow__wal_hdr)) {
-		/* The fresh file has another inode: make the log name it. */
-		struct cow__wal_hdr h;
-
-		memcpy(&h, cur[F_LOG].b, sizeof(h));
+		/* The fresh file has another inode: make the log's header
+		 * slots name it (each slot that is valid). */
 		assert_int_equal(stat(bpath, &st), 0);
-		if (!memcmp(h.magic, COW__WAL_MAGIC, 8) &&
-		    h.sum == XXH3_64bits(&h, offsetof(struct cow__wal_hdr,
-						       sum))) {
+		for (size_t off = 0; off < 2 * COW__WAL_SLOT;
+		     off += COW__WAL_SLOT) {
+			struct cow__wal_hdr h;
+
+			if (cur[F_LOG].len < off + sizeof(h))
+				break;
+			memcpy(&h, cur[F_LOG].b + off, sizeof(h));
+			if (memcmp(h.magic, COW__WAL_MAGIC, 8) ||
+			    h.sum != XXH3_64bits(&h,
+						 offsetof(struct cow__wal_hdr,
+							  sum)))
+				continue;
 			h.dev = (uint64_t)st.st_dev;
 			h.ino = (uint64_t)st.st_ino;
 			h.sum = XXH3_64bits(&h, offsetof(struct cow__wal_hdr,
 							  sum));
-			memcpy(cur[F_LOG].b, &h, sizeof(h));
+			memcpy(cur[F_LOG].b + off, &h, sizeof(h));
 		}
 		save(lpath, &cur[F_LOG]);
 	}
@@ -414,19 +421,46 @@ static unsigned window_gens(void)
 	return n;
 }
 
+/* The log's laps in the recording: its appends that start at a lower
+ * offset of the ring than the one before (a wrap), and its header slot
+ * writes (a checkpoint moving the head). */
+static void log_laps(unsigned *wraps, unsigned *heads)
+{
+	off_t last = 0;
+
+	*wraps = *heads = 0;
+	for (size_t i = 0; i < nev; i++) {
+		if (ev[i].kind != COW__SYS_PWRITE || ev[i].file != F_LOG)
+			continue;
+		if (ev[i].off < COW__WAL_AREA) {
+			*heads += ev[i].len == COW__WAL_SLOT;
+			continue;
+		}
+		*wraps += ev[i].off < last;
+		last = ev[i].off;
+	}
+}
+
 static void power_loss(const char *away)
 {
+	unsigned wraps, heads;
 	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
 	size_t checks = 0;
 
 	nev = 0;
 	memset(returned_at, 0, sizeof(returned_at));
-	/* A small log: checkpoints (base sync, log reset) every few
-	 * commits, so crashes land in them too. */
+	/* A small log (a ring of 128 KiB): checkpoints (base sync, the
+	 * head moved) every few commits and several wraps of the ring, so
+	 * crashes land in them too. */
 	cow__commit_ckpt_bytes(64 << 10);
 	record(12, away);
 	cow__commit_ckpt_bytes(0);
 	assert_true(nev > 10);
+	log_laps(&wraps, &heads);
+	fprintf(stderr, "# the ring wrapped %u times, its head moved %u "
+		"times\n", wraps, heads);
+	assert_true(wraps >= 2);
+	assert_true(heads >= 2);
 	/* Every crash image is checked below, these among them. The log
 	 * is small: a commit that finds it full waits for the checkpoint,
 	 * and with it the in-place writes before; the others return first

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "helpers.h"
+#include "../src/testhooks.h"
 #include "../src/wal.h"
 
 #define PG 4096UL
@@ -292,7 +293,7 @@ static void poke(const char *path, off_t off, size_t len, int byte)
 /* The last transaction's tail torn (zeroed or garbage): the one before. */
 static void test_torn_tail(void **state)
 {
-	off_t last = COW__WAL_HDR + 2 * TXBYTES - 64; /* tx 2's record */
+	off_t last = COW__WAL_AREA + 2 * TXBYTES - 64; /* tx 2's record */
 	char path[256];
 	cow_arena *a;
 
@@ -305,7 +306,7 @@ static void test_torn_tail(void **state)
 		else if (v == 1)
 			poke(path, last, 64, 0x5a);
 		else
-			poke(path, COW__WAL_HDR + TXBYTES + 100, 1, -1);
+			poke(path, COW__WAL_AREA + TXBYTES + 100, 1, -1);
 		/* As if the in-place writes never reached the disk: the
 		 * file gets its first content back, the log replays tx 1. */
 		unbase(path);
@@ -326,7 +327,7 @@ static void test_corrupt_middle(void **state)
 	(void)state;
 	new_file(path, sizeof(path));
 	make_pending(path, 3);
-	poke(path, COW__WAL_HDR + 64 + 10, 1, -1); /* tx 1, page 0 */
+	poke(path, COW__WAL_AREA + 64 + 10, 1, -1); /* tx 1, page 0 */
 	assert_int_equal(stat(path, &st1), 0);
 	assert_int_equal(cow_open(&a, path, NULL), COW_ECORRUPT);
 	assert_int_equal(stat(path, &st2), 0);
@@ -376,6 +377,218 @@ static void test_foreign_version(void **state)
 	cleanup(p2);
 }
 
+/*
+ * A version-1 log (linear, one header) as the library before the ring
+ * wrote it: transactions 1..n stamping gen g, then the frames of one more
+ * without its commit record (torn). Returns the offset of each
+ * transaction's first record in at[].
+ */
+static void write_v1_log(const char *path, unsigned n, off_t *at)
+{
+	struct cow__wal_hdr1 h = {.version = 1, .page_size = PG};
+	unsigned char *page = malloc(PG), sector[COW__WAL_HDR1] = {0};
+	char l[300];
+	struct stat st;
+	off_t off = COW__WAL_HDR1;
+	int fd;
+
+	assert_int_equal(stat(path, &st), 0);
+	memcpy(h.magic, COW__WAL_MAGIC, 8);
+	h.salt = 0x1234567887654321ull;
+	h.dev = (uint64_t)st.st_dev;
+	h.ino = (uint64_t)st.st_ino;
+	h.start_seq = 1;
+	h.sum = XXH3_64bits(&h, offsetof(struct cow__wal_hdr1, sum));
+	memcpy(sector, &h, sizeof(h));
+	log_name(path, l, sizeof(l));
+	fd = open(l, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, sector, sizeof(sector), 0),
+			 sizeof(sector));
+	for (unsigned g = 1; g <= n + 1; g++) {
+		struct cow__wal_commit c = {.magic = COW__WAL_COMMIT_MAGIC};
+		uint64_t chain = cow__wal_chain_start(h.salt, g);
+
+		at[g - 1] = off;
+		memset(page, (int)g, PG);
+		for (size_t i = 0; i < TXPAGES; i++) {
+			struct cow__wal_frame f = {
+			    .magic = COW__WAL_FRAME_MAGIC,
+			    .page_size = PG,
+			    .seq = g,
+			    .page = pages[i]};
+
+			cow__wal_frame_seal(&f, h.salt, page, PG);
+			chain = cow__wal_chain(chain, f.sum);
+			assert_int_equal(pwrite(fd, &f, sizeof(f), off),
+					 sizeof(f));
+			assert_int_equal(pwrite(fd, page, PG, off + 64), PG);
+			off += 64 + PG;
+		}
+		if (g > n)
+			break; /* torn: no commit record */
+		c.seq = g;
+		c.nframes = TXPAGES;
+		c.size = SZ;
+		c.file_len = SZ;
+		c.synced_end = (uint64_t)at[g - 1]; /* durable before it */
+		c.frames_sum = chain;
+		cow__wal_commit_seal(&c, h.salt);
+		assert_int_equal(pwrite(fd, &c, sizeof(c), off), sizeof(c));
+		off += 64;
+	}
+	close(fd);
+	free(page);
+}
+
+/*
+ * A version-1 log left by a crash of the library before the ring is
+ * replayed (its complete transactions, not the torn one) and retired; the
+ * next commit makes a version-2 log. Damage in it that a later record
+ * says was durable is COW_ECORRUPT, as before.
+ */
+static void test_v1_replay(void **state)
+{
+	struct cow__wal_hdr h;
+	struct cow_stats st;
+	char path[256], l[300];
+	off_t at[4];
+	cow_arena *a;
+	int fd;
+
+	(void)state;
+	new_file(path, sizeof(path));
+	log_name(path, l, sizeof(l));
+	write_v1_log(path, 3, at);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 3));
+	assert_int_equal(access(l, F_OK), -1);
+	assert_int_equal(cow_stats(a, &st), 0);
+	assert_int_equal(st.commit_seq_durable, 3);
+	stamp(a, 5);
+	assert_int_equal(cow_commit(a, 0), 0);
+	fd = open(l, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), sizeof(h));
+	close(fd);
+	assert_int_equal(h.version, COW__WAL_VERSION);
+	cow_close(a);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 5));
+	cow_close(a);
+	/* tx 1 damaged; tx 3's record says the log was durable past it */
+	unbase(path);
+	write_v1_log(path, 3, at);
+	poke(path, at[0] + 64 + 10, 1, -1);
+	assert_int_equal(cow_open(&a, path, NULL), COW_ECORRUPT);
+	cleanup(path);
+}
+
+/*
+ * Many commits through a small ring (64 KiB; a transaction takes 20 KiB
+ * of it): the checkpoints write the two header slots in turn, each with
+ * the next generation, the head moves laps past the log's start, the file
+ * stays the size of the ring, and a crash (the child dies without
+ * closing) replays from that head.
+ */
+static void test_ring_slots(void **state)
+{
+	struct cow__wal_hdr h[2];
+	struct cow__wal_info info;
+	char path[256], l[300];
+	struct stat st;
+	cow_arena *a;
+	int fd, newer;
+
+	(void)state;
+	new_file(path, sizeof(path));
+	cow__commit_ckpt_bytes(16 << 10);
+	make_pending(path, 40);
+	cow__commit_ckpt_bytes(0);
+	log_name(path, l, sizeof(l));
+	fd = open(l, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, h, sizeof(h[0]), 0), sizeof(h[0]));
+	assert_int_equal(pread(fd, &h[1], sizeof(h[1]), COW__WAL_SLOT),
+			 sizeof(h[1]));
+	assert_int_equal(cow__wal_scan(fd, PG, NULL, &info, NULL, NULL), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(h[i].version, COW__WAL_VERSION);
+		assert_int_equal(h[i].ring, COW__WAL_RING_MIN);
+		assert_int_equal(h[i].gen % 2, (uint64_t)!i); /* 1, 3.. */
+	}
+	newer = h[1].gen > h[0].gen;
+	assert_true(h[newer].gen == h[!newer].gen + 1);
+	assert_true(h[newer].gen >= 10);
+	assert_true(h[newer].head_pos > h[!newer].head_pos);
+	assert_true(h[newer].head_pos >= 2 * COW__WAL_RING_MIN);
+	assert_int_equal(info.head, h[newer].head_pos);
+	assert_int_equal(info.start_seq, h[newer].head_seq);
+	assert_int_equal(info.last_seq, 40);
+	assert_true(st.st_size <= (off_t)(COW__WAL_AREA + COW__WAL_RING_MIN));
+	unbase(path);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 40));
+	cow_close(a);
+	cleanup(path);
+}
+
+/*
+ * A transaction larger than the ring (16 pages, 65 KiB, in a ring of 64
+ * KiB): the checkpoint that empties the log grows the ring to twice the
+ * transaction, and the transaction is then appended and replayed whole.
+ */
+static void test_ring_grows(void **state)
+{
+	struct cow__wal_info info;
+	char path[256], l[300];
+	const unsigned char *p;
+	cow_arena *a;
+	pid_t pid;
+	int fd, status, ok = 1;
+
+	(void)state;
+	new_file(path, sizeof(path));
+	cow__commit_ckpt_bytes(16 << 10);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct cow_options o = {.flags = COW_NOTHREAD};
+
+		if (cow_open(&a, path, &o))
+			_exit(2);
+		stamp(a, 1);
+		if (cow_commit(a, 0))
+			_exit(3);
+		memset(cow_base(a), 2, SZ);
+		if (cow_commit(a, 0))
+			_exit(3);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	cow__commit_ckpt_bytes(0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	log_name(path, l, sizeof(l));
+	fd = open(l, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(cow__wal_scan(fd, PG, NULL, &info, NULL, NULL), 0);
+	close(fd);
+	assert_int_equal(info.ring, 2 * (NPG * (64 + PG) + 64));
+	assert_int_equal(info.ntx, 1);
+	assert_int_equal(info.last_seq, 2);
+	unbase(path);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	p = cow_base(a);
+	for (size_t i = 0; i < SZ; i++)
+		ok &= p[i] == 2;
+	cow_close(a);
+	assert_true(ok);
+	cleanup(path);
+}
+
 /* The parser on mutated logs: any answer but a crash. */
 static void test_parse_mutations(void **state)
 {
@@ -391,11 +604,11 @@ static void test_parse_mutations(void **state)
 	log_name(path, l, sizeof(l));
 	fd = open(l, O_RDONLY);
 	assert_true(fd >= 0);
-	img = malloc(1 << 16);
-	m = malloc(1 << 16);
-	n = pread(fd, img, 1 << 16, 0);
+	img = malloc(1 << 17);
+	m = malloc(1 << 17);
+	n = pread(fd, img, 1 << 17, 0);
 	close(fd);
-	assert_true(n > (ssize_t)(COW__WAL_HDR + 3 * TXBYTES));
+	assert_true(n > (ssize_t)(COW__WAL_AREA + 3 * TXBYTES));
 	assert_int_equal(cow__wal_parse_buf(img, (size_t)n, PG, &info), 0);
 	assert_int_equal(info.ntx, 3);
 	srand(7);
@@ -538,6 +751,9 @@ int main(void)
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_foreign_version),
+		cmocka_unit_test(test_v1_replay),
+		cmocka_unit_test(test_ring_slots),
+		cmocka_unit_test(test_ring_grows),
 		cmocka_unit_test(test_parse_mutations),
 		cmocka_unit_test(test_enospc),
 	};

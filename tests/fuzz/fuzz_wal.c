@@ -22,7 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r != 0 && r != COW_ECORRUPT && r != COW_EFOREIGN &&
 	    r != COW_EVERSION)
 		abort();
-	if (r == 0 && info.ntx && (size_t)info.end > size)
+	/* what was found lies in the buffer (linear) or in one lap of
+	 * the ring from the head */
+	if (r == 0 && info.ntx && !info.ring && (size_t)info.end > size)
+		abort();
+	if (r == 0 && info.ntx && info.ring &&
+	    (info.end < info.head || info.end - info.head > info.ring))
 		abort();
 	return 0;
 }
