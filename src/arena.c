@@ -110,7 +110,8 @@ static void set_size(struct cow_arena *a, size_t size)
 /*
  * The guard records the file's state after the arena's own writes to it
  * (a commit's, once none is running any more), so that they are not taken
- * for an outside change.
+ * for an outside change. 1 when it did (the state was read just now), 0
+ * when nothing was due.
  */
 static int refresh_guard(struct cow_arena *a)
 {
@@ -118,7 +119,7 @@ static int refresh_guard(struct cow_arena *a)
 		return 0;
 	COW_TRY(cow__guard_refresh(a));
 	cow__commit_refreshed(a);
-	return 0;
+	return 1;
 }
 
 /*
@@ -789,14 +790,21 @@ COW_API int cow_stats(const cow_arena *ca, struct cow_stats *st)
  * writes are still running the file's mtime moves by its own hand, so
  * only the sticky marks of the SIGBUS handler are checked then; otherwise
  * the file is compared with the state recorded after the arena's last own
- * write, the real file of an isolated arena too.
+ * write, the real file of an isolated arena too (the refresh records that
+ * same file).
  */
 static int check_commit_guard(struct cow_arena *a)
 {
+	int r;
+
 	if (cow__commit_writing(a))
 		return cow__guard_marked(a);
-	COW_TRY(refresh_guard(a));
-	return cow__guard_check_commit(a);
+	r = refresh_guard(a);
+	if (r < 0)
+		return r;
+	/* Just refreshed: the file compared would be the state recorded a
+	 * moment ago (one fstat of the same descriptor): the marks only. */
+	return r ? cow__guard_marked(a) : cow__guard_check_commit(a);
 }
 
 /*

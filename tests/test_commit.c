@@ -702,6 +702,45 @@ static void test_known_private(void **state)
 	(void)sum;
 }
 
+/*
+ * A commit after the previous commit's in-place writes ended: the guard
+ * records the file's state after them and compares nothing more (it read
+ * the file twice, fstat for the record and fstat for the compare, to
+ * compare the two). A change from outside after a cow_sync is still
+ * -ESTALE, with COW_ISOLATE too (the real file is recorded and compared).
+ */
+static void test_commit_guard_once(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		struct cow_options o = {
+		    .flags = COW_NOTHREAD | (i & 1 ? COW_ISOLATE : 0)};
+		int b = i & 2 ? TH_EXT4 : TH_TMPFS;
+		struct th_arena t;
+		unsigned long n;
+		char *p;
+		int fd;
+
+		assert_int_equal(th_open(&t, b, SZ, &o), 0);
+		p = cow_base(t.a);
+		p[0] = 'a';
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		usleep(100 * 1000); /* its in-place writes end meanwhile */
+		p[PG] = 'b';
+		n = cow__fault_calls(COW__SYS_FSTAT);
+		assert_int_equal(cow_commit(t.a, 0), 0);
+		assert_true(cow__fault_calls(COW__SYS_FSTAT) - n <= 1);
+		assert_int_equal(cow_sync(t.a), 0);
+		fd = open(t.path, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, "x", 1, 5 * PG), 1);
+		close(fd);
+		p[2 * PG] = 'c';
+		assert_int_equal(cow_commit(t.a, 0), -ESTALE);
+		th_close(&t);
+	}
+}
+
 /* Snapshots taken before a commit stay valid: rollback returns to them,
  * discard to the commit. */
 static void test_commit_snapshots(void **state)
@@ -1090,6 +1129,7 @@ int main(void)
 	    cmocka_unit_test(test_one_scan_after_commit),
 	    cmocka_unit_test(test_commit_written_armed),
 	    cmocka_unit_test(test_known_private),
+	    cmocka_unit_test(test_commit_guard_once),
 	    cmocka_unit_test(test_commit_bad_input),
 	    cmocka_unit_test(test_fault_sweep_sync),
 	    cmocka_unit_test(test_fault_sweep_async),
