@@ -559,7 +559,11 @@ void cow__wal_head_moved(struct cow__wal *w, const struct cow__wal_hdr *h)
 	w->gen = h->gen;
 	w->head_seq = h->head_seq;
 	w->head_pos = h->head_pos;
-	w->ring = h->ring;
+	/* Written only when it changes (the log is then empty, no append
+	 * in flight): an append running without the commit's lock reads
+	 * it. */
+	if (w->ring != h->ring)
+		w->ring = h->ring;
 }
 
 off_t cow__wal_off(const struct cow__wal *w, uint64_t pos)
