@@ -662,9 +662,9 @@ int cow__wal_open_log(int dirfd, const char *name, int readonly)
  * read-only opens would go on refusing the file. The header is zeroed and
  * synced first (both slots; of a version-1 log its header and the start
  * of its first record), so that a lost unlink leaves a log that reads as
- * empty;
- * the unlink itself is then best effort. A log without transactions
- * (replayed, then reset) has nothing to replay: it is only unlinked.
+ * empty; the unlink itself is then best effort. A log without
+ * transactions (all checkpointed) has nothing to replay: it is only
+ * unlinked.
  * COW_NOSYNC does not apply here: the transactions were committed by an
  * earlier open, with the durability it promised.
  */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The write-ahead log beside a base file ("<file>.cowlog"): its on-disk
- * format and the functions that create, append to, scan, replay and reset
- * it. Everything is little-endian native layout (x86-64, arm64).
+ * format and the functions that create, append to, scan, replay and
+ * checkpoint it. Everything is little-endian native layout (x86-64,
+ * arm64).
  *
  * Layout (version 2): two 512-byte header slots (each one sector, with its
  * own checksum and a generation: the valid one with the higher generation
