@@ -42,8 +42,8 @@ enum {
 	M_WINDOW = 16,	/* kills itself right after a synchronous commit
 			   returned with its in-place writes pending, and
 			   reports only those commits */
-	M_LONG = 32,	/* killed later (up to 40 ms): many commits, the
-			   log's ring wrapped several times */
+	M_LONG = 32,	/* killed after 8 reported commits and up to
+			   20 ms more: the log's ring wrapped several times */
 };
 
 /* Had the log's ring wrapped when the child was killed: its head lies a
@@ -231,7 +231,12 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		 * lands in a later one), sometimes anywhere in its start. */
 		if (i % 8 && read(p[0], &got, sizeof(got)) == sizeof(got))
 			last = got;
-		usleep((useconds_t)(rand() % (mode & M_LONG ? 40000 :
+		/* M_LONG: after several reported commits, however slow the
+		 * build (the log has gone round its ring by then) */
+		for (int k = 1; (mode & M_LONG) && k < 8; k++)
+			if (read(p[0], &got, sizeof(got)) == sizeof(got))
+				last = got;
+		usleep((useconds_t)(rand() % (mode & M_LONG ? 20000 :
 					      i % 8	    ? 3000 :
 							      8000)));
 		kill(pid, SIGKILL);
