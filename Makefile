@@ -239,7 +239,7 @@ FUZZ_FLAGS = -std=gnu11 -O1 -g -fno-omit-frame-pointer \
 fuzz: deps
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $(BUILD)/fuzz/fuzz_wal \
-		tests/fuzz/fuzz_wal.c src/wal.c src/sys.c $(LIBS)
+		tests/fuzz/fuzz_wal.c src/wal.c src/hash.c src/sys.c $(LIBS)
 	cp tests/fuzz/wal-corpus/* $(BUILD)/fuzz/corpus/
 	$(BUILD)/fuzz/fuzz_wal -max_total_time=$(FUZZ_TIME) -max_len=73728 \
 		$(BUILD)/fuzz/corpus
