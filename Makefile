@@ -37,8 +37,9 @@ CFLAGS ?= -O2 -g
 ifeq ($(CI),true)
 WERROR ?= -Werror
 endif
-# xxHash is compiled in (XXH_INLINE_ALL in src/wal.c): libxxhash-dev gives
-# the header only, and the library links with liburing and pthread alone.
+# xxHash is compiled in (XXH_INLINE_ALL in src/hash.c, wal.c and
+# snapfile.c): libxxhash-dev gives the header only, and the library links
+# with liburing and pthread alone.
 PKG_CFLAGS = $(shell pkg-config --cflags liburing libxxhash 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) $(WERROR) -fvisibility=hidden \
