@@ -367,6 +367,47 @@ static void queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
 	__atomic_store_n(&eng.npend, eng.npend + 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * A chain of linked operations (COW__IO_LINK on each but the last) is
+ * queued whole: the thread queueing it keeps the engine lock from the
+ * chain's first operation to its last. The kernel ends a link at the end
+ * of a submission, so a submission made meanwhile (another owner's
+ * commit_unlock, the reaper) would cut the chain, and the rest would run
+ * unordered: a log fdatasync before the log write it must follow, a
+ * checkpoint's header slot before the base's fdatasync. Nor may another
+ * owner's entry land inside the chain. The chain's first operation makes
+ * room for CHAIN_ROOM entries, so that a full ring is not submitted in its
+ * middle (a longer chain may still be cut there).
+ */
+#define CHAIN_ROOM (SQ_ENTRIES / 2)
+static __thread int chain_open;
+
+static void op_lock(unsigned how)
+{
+	if (chain_open)
+		return;
+	pthread_mutex_lock(&eng.lock);
+	if ((how & COW__IO_LINK) &&
+	    io_uring_sq_space_left(&eng.ring) < CHAIN_ROOM &&
+	    cow__sys_uring_submit(&eng.ring) >= 0)
+		__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
+}
+
+/* sqe: the operation just queued, NULL when it could not be. A chain
+ * that ends early (an entry not queued) links its last entry to nothing,
+ * so that no later entry of anyone's is tied to it. */
+static void op_unlock(struct io_uring_sqe *sqe, unsigned how)
+{
+	if (sqe && (how & COW__IO_LINK)) {
+		chain_open = 1;
+		return;
+	}
+	if (!sqe && chain_open && eng.npend)
+		eng.pend_sqe[eng.npend - 1]->flags &= (__u8)~IOSQE_IO_LINK;
+	chain_open = 0;
+	pthread_mutex_unlock(&eng.lock);
+}
+
 /* Takes a submission entry and fills in op; NULL (and g->err set to
  * -EAGAIN unless the group already failed) when the ring is full. */
 static struct io_uring_sqe *op_start(struct cow__io_op *op,
@@ -395,10 +436,10 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 {
 	struct io_uring_sqe *sqe;
 
-	pthread_mutex_lock(&eng.lock);
+	op_lock(how);
 	sqe = op_start(op, g, fd, iov, cnt, off);
 	if (!sqe) {
-		pthread_mutex_unlock(&eng.lock);
+		op_unlock(NULL, how);
 		return g->err;
 	}
 	for (int i = 0; i < cnt; i++)
@@ -409,7 +450,7 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 	else
 		io_uring_prep_writev(sqe, fd, iov, (unsigned)cnt, (__u64)off);
 	queue(op, sqe, how);
-	pthread_mutex_unlock(&eng.lock);
+	op_unlock(sqe, how);
 	return 0;
 }
 
@@ -418,12 +459,12 @@ int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 {
 	struct io_uring_sqe *sqe;
 
-	pthread_mutex_lock(&eng.lock);
+	op_lock(how);
 	sqe = op_start(op, g, fd, NULL, 0, 0);
 	if (sqe) {
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		queue(op, sqe, how);
 	}
-	pthread_mutex_unlock(&eng.lock);
+	op_unlock(sqe, how);
 	return sqe ? 0 : g->err;
 }

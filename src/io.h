@@ -54,7 +54,11 @@ void cow__io_group_release(struct cow__io_group *g);
  * inline in the submission (a buffered write of many pages would otherwise
  * copy them on the submitting thread). A negative return means the
  * operation was not queued (the group records it). Queued operations start
- * at the next cow__io_submit, by whichever thread makes it. */
+ * at the next cow__io_submit, by whichever thread makes it. A chain (the
+ * operations queued with COW__IO_LINK and the one after them) reaches the
+ * ring whole: the engine's lock stays with the queueing thread from its
+ * first operation to its last, so queue a chain's operations back to
+ * back, with no other engine call between them. */
 #define COW__IO_LINK 1u
 #define COW__IO_ASYNC 2u
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
