@@ -596,9 +596,12 @@ static void test_sparse_log(void **state)
 static long unwritten_bytes(const char *path, off_t len)
 {
 	enum { N = 64 };
-	struct {
+	/* struct fiemap ends in its extents (a flexible array): one buffer
+	 * holds it and N of them. */
+	union {
 		struct fiemap m;
-		struct fiemap_extent e[N];
+		char b[sizeof(struct fiemap) +
+		       N * sizeof(struct fiemap_extent)];
 	} f;
 	long n = 0;
 	int fd = open(path, O_RDONLY), r;
@@ -613,8 +616,8 @@ static long unwritten_bytes(const char *path, off_t len)
 	if (r < 0)
 		return -1;
 	for (unsigned i = 0; i < f.m.fm_mapped_extents; i++)
-		if (f.e[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
-			n += (long)f.e[i].fe_length;
+		if (f.m.fm_extents[i].fe_flags & FIEMAP_EXTENT_UNWRITTEN)
+			n += (long)f.m.fm_extents[i].fe_length;
 	return n;
 }
 
