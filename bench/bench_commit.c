@@ -23,8 +23,9 @@
  *    returns once its log record is durable cannot beat.
  * Checks: each commit's pages read back with the stamp (LMDB, SQLite,
  * pread of the floor file); cowarena has no dirty pages left after a
- * commit, and after each row the arena is closed and reopened and must
- * show the last commit's stamps.
+ * commit, and after each row the arena is closed, the file must show the
+ * last commit's stamps, and the arena is opened again (each row starts
+ * with no page mapped but those it writes).
  *
  * Second table: throughput, n commits then one final sync (cow_sync; LMDB
  * with MDB_NOSYNC then mdb_env_sync; SQLite with synchronous=NORMAL then
@@ -273,25 +274,35 @@ static void check_cow(struct ctx *x, int async)
 }
 
 /*
- * After each row: the last commit is durable and survives a reopen (the
- * file, after recovery of the log). Then one commit that is not timed, so
- * that the next row does not pay for the reopen.
+ * After each row: the last commit is durable and is in the file once the
+ * arena is closed (read back with pread, as another reader would). Then
+ * the arena is opened again, and one commit that is not timed, so that
+ * the next row does not pay for the reopen. Nothing is read through the
+ * new mapping: each row starts with only the pages it writes mapped, not
+ * with the pages an earlier row's check read (a dirty scan walks every
+ * page-table entry in use; bench_sparse times arenas read in whole).
  */
 static void check_cow_reopen(struct ctx *x)
 {
-	char *base;
-	int r;
+	uint64_t v;
+	int fd, r;
 
 	r = cow_sync(x->a);
 	BENCH_CHECK(r == 0, "cow_sync: %s", cow_strerror(r));
 	BENCH_CHECK(cow_close(x->a) == 0, "cow_close");
+	fd = open(x->cowpath, O_RDONLY | O_CLOEXEC);
+	BENCH_CHECK(fd >= 0, "open %s", x->cowpath);
+	for (size_t i = 0; i < x->k; i++) {
+		off_t off = (off_t)(page_of(x, i) * x->pg);
+
+		BENCH_CHECK(pread(fd, &v, sizeof(v), off) == sizeof(v) &&
+				v == x->cow_gen,
+			    "cowarena: page %zu lost commit %llu after close",
+			    page_of(x, i), (unsigned long long)x->cow_gen);
+	}
+	close(fd);
 	r = cow_open(&x->a, x->cowpath, NULL);
 	BENCH_CHECK(r == 0, "cow_open (again): %s", cow_strerror(r));
-	base = cow_base(x->a);
-	for (size_t i = 0; i < x->k; i++)
-		BENCH_CHECK(stamp_ok(base + page_of(x, i) * x->pg, x->cow_gen),
-			    "cowarena: page %zu lost commit %llu after reopen",
-			    page_of(x, i), (unsigned long long)x->cow_gen);
 	x->gen++;
 	txn_cow(x, 0);
 	check_cow(x, 0);
