@@ -161,7 +161,8 @@ static int split_private(struct cow_arena *a, cow__run_fn dirty, void *dctx,
 /*
  * With the writers paused and every commit applied: drops the private
  * copies that commits made equal to the base, as a revert would (through
- * the tracking's drop point, per run, and the
+ * the tracking's drop point, per run, then the page tables left empty
+ * given back, and the
  * snapshots' records told that the pages hold the base), so that no
  * snapshot or commit meets them again. Best effort: a run that cannot be
  * dropped stays private and is reported dirty again once its commit is
@@ -192,6 +193,7 @@ static int drop_clean(struct cow_arena *a, struct cow__pageset *dirty)
 	}
 	if (r == 0)
 		cow__commit_forget_applied(a);
+	(void)cow__track_trim(a, &clean);
 	cow__pageset_free(&clean);
 	if (r < 0 && dirty) {
 		cow__pageset_free(dirty);
@@ -203,9 +205,10 @@ static int drop_clean(struct cow_arena *a, struct cow__pageset *dirty)
 /*
  * The settle barrier: every commit is in the base's page cache, the guard
  * has recorded the file after the arena's own writes, and the private
- * pages that equal the base are dropped. Any call that drops private
- * copies or compares the file (grow, discard, revert, rollback, snapshot)
- * passes it first, before cow__guard_check, so the dropped pages read the
+ * pages that equal the base are dropped (with the writers paused). Any
+ * call that drops private copies or compares the file (grow, discard,
+ * revert, rollback, snapshot; the snapshot files without the drop) passes
+ * it first, before cow__guard_check, so the dropped pages read the
  * committed content and the arena's own writes are not taken for an
  * outside change. The caller checked the owner (cow__guard_owner).
  * dirty, when given, may receive every private page (drop_clean): 1 then,
@@ -220,11 +223,19 @@ static int settle(struct cow_arena *a, struct cow__pageset *dirty)
 
 /* How every call whose result depends on the base starts: the owner
  * (-ECHILD in a fork child), the settle barrier, then the guard's check
- * (-ESTALE, -EIO). */
-static int settle_check(struct cow_arena *a)
+ * (-ESTALE, -EIO). The calls that the arena's writers may run through
+ * (cow_snap_save, cow_snap_load, cow_snap_diff) pass paused 0: they drop
+ * no private copy, since a store that lands between the compare that
+ * finds a page equal to the base and its drop would be lost. */
+static int settle_check(struct cow_arena *a, int paused)
 {
 	COW_TRY(cow__guard_owner(a));
-	COW_TRY(settle(a, NULL));
+	if (paused) {
+		COW_TRY(settle(a, NULL));
+	} else {
+		COW_TRY(cow__commit_settle(a));
+		COW_TRY(refresh_guard(a));
+	}
 	return cow__guard_check(a);
 }
 
@@ -601,7 +612,7 @@ COW_API int cow_grow(cow_arena *a, size_t new_size)
 		return -ENOSPC;
 	/* Commits still being written move the file's mtime by the arena's
 	 * own hand: let them finish before the guard compares. */
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 1));
 	if (new_size == a->size)
 		return 0;
 	if (a->kind == COW__FILE && (a->flags & COW_READONLY))
@@ -655,7 +666,7 @@ COW_API int cow_rollback(cow_arena *a, cow_snap *s)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(cow__snap_of(a, s));
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 1));
 	COW_TRY(cow__snap_rollback(a, s, &size));
 	set_size(a, size);
 	return 0;
@@ -719,7 +730,7 @@ COW_API int cow_revert(cow_arena *a, void *addr, size_t len)
 	if (!a)
 		return -EINVAL;
 	COW_TRY(check_range(a, addr, len));
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 1));
 	COW_TRY(cow__track_drop(a, (size_t)((char *)addr - a->base) / a->pgsz,
 				len / a->pgsz, 0));
 	cow__snap_reverted(a, (size_t)((char *)addr - a->base) / a->pgsz,
@@ -812,7 +823,8 @@ static int check_commit_guard(struct cow_arena *a)
  * snapshots need of the old base saved (snap), the dirty pages unarmed
  * (track: the commit drops them, and a dropped armed page would leave a
  * tracking marker), the write (commit), the snapshots told whether it
- * took effect, the guard told of the arena's own writes. Snapshots save
+ * took effect, the guard told of the arena's own writes, the page tables
+ * the dropped copies left empty given back (track). Snapshots save
  * the old base of the pages a commit changes, read from the file: earlier
  * commits must be in it first. After a commit that succeeded the write
  * tracking starts (best effort), which makes later dirty scans cheaper.
@@ -820,6 +832,7 @@ static int check_commit_guard(struct cow_arena *a)
 COW_API int cow_commit(cow_arena *a, unsigned flags)
 {
 	struct cow__pageset dirty = COW__PAGESET_INIT;
+	struct cow__pageset dropped = COW__PAGESET_INIT;
 	int async = !!(flags & COW_COMMIT_ASYNC), logged, took = 0, r;
 	void *token;
 
@@ -840,10 +853,13 @@ COW_API int cow_commit(cow_arena *a, unsigned flags)
 	if (r == 0) {
 		r = cow__track_unarm_set(a, &dirty);
 		if (r == 0)
-			r = cow__commit_write(a, &dirty, async, &took);
+			r = cow__commit_write(a, &dirty, async, &took,
+					      &dropped);
 		cow__snap_commit_finish(a, token, took);
 	}
 	cow__pageset_free(&dirty);
+	(void)cow__track_trim(a, &dropped);
+	cow__pageset_free(&dropped);
 	/* Without a log the file was written (or written and put back)
 	 * whatever the result; with one, the in-place writes run in the
 	 * background (refresh_guard waits until none is running). */
@@ -871,7 +887,7 @@ COW_API int cow_snapshot(cow_arena *a, cow_snap **out)
 {
 	if (!a || !out)
 		return -EINVAL;
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 1));
 	return cow__snap_take(a, out);
 }
 
@@ -889,7 +905,7 @@ COW_API ssize_t cow_snap_diff(cow_arena *a, const cow_snap *from,
 	    (to && cow__snap_owner(to) != a))
 		return -EINVAL;
 	/* The base must hold the committed content, as the maps assume. */
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 0));
 	return cow__snapdiff(a, from, to, out, max);
 }
 
@@ -897,7 +913,7 @@ COW_API int cow_snap_load(cow_arena *a, const char *path, cow_snap **out)
 {
 	if (!a || !path || !out)
 		return -EINVAL;
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 0));
 	return cow__snapfile_load(a, path, out);
 }
 
@@ -908,7 +924,7 @@ COW_API int cow_snap_save(const cow_snap *s, const char *path, unsigned flags)
 	if (!s || !path || !path[0] || (flags & ~COW_SNAP_FULL))
 		return -EINVAL;
 	a = cow__snap_owner(s);
-	COW_TRY(settle_check(a));
+	COW_TRY(settle_check(a, 0));
 	return cow__snapfile_save(s, path, flags);
 }
 

@@ -1391,13 +1391,17 @@ void cow__commit_stats(struct cow_arena *a, struct cow_stats *st)
 
 /* ---- the public calls ---- */
 
-/* Drops the private copies of the runs. A failure leaves pages that equal
- * the base private, which changes no content: it is not an error. */
-static void drop_runs(struct cow_arena *a, const struct cow__pageset *s)
+/* Drops the private copies of the runs, noted in out (may be NULL). A
+ * failure leaves pages that equal the base private, which changes no
+ * content: it is not an error. */
+static void drop_runs(struct cow_arena *a, const struct cow__pageset *s,
+		      struct cow__pageset *out)
 {
 	for (size_t i = 0; i < s->n; i++)
-		(void)cow__sys_madvise(a->base + s->v[i].first * a->pgsz,
-				       s->v[i].n * a->pgsz, MADV_DONTNEED);
+		if (cow__sys_madvise(a->base + s->v[i].first * a->pgsz,
+				     s->v[i].n * a->pgsz, MADV_DONTNEED) == 0 &&
+		    out)
+			(void)cow__pageset_add(out, s->v[i].first, s->v[i].n);
 }
 
 /*
@@ -1451,7 +1455,7 @@ static struct span *spans_of(const struct cow_arena *a,
 }
 
 static int commit_direct(struct cow_arena *a, const struct cow__pageset *rs,
-			 int *took)
+			 int *took, struct cow__pageset *dropped)
 {
 	size_t nv = 0, total = 0, done;
 	struct span *v = NULL;
@@ -1480,7 +1484,7 @@ static int commit_direct(struct cow_arena *a, const struct cow__pageset *rs,
 			(void)span_write(a, &v[i], save + v[i].pos);
 		goto out;
 	}
-	drop_runs(a, rs);
+	drop_runs(a, rs, dropped);
 	*took = 1;
 out:
 	if (r == 0)
@@ -1903,17 +1907,18 @@ static int take_error(struct cow__commit *c)
  * private copy (they all hold it).
  */
 static int commit_unchanged(struct cow_arena *a, const struct cow__pageset *rs,
-			    const struct cow__pageset *drop, int async)
+			    const struct cow__pageset *drop, int async,
+			    struct cow__pageset *dropped)
 {
 	struct cow__commit *c = a->commit;
 
 	if (!async)
 		wait_for(c, all_applied);
 	COW_TRY(c->fatal);
-	drop_runs(a, drop);
+	drop_runs(a, drop, dropped);
 	drop_applied(c);
 	if (!async)
-		drop_runs(a, rs);
+		drop_runs(a, rs, dropped);
 	c->commits++;
 	return 0;
 }
@@ -1950,7 +1955,7 @@ static int wait_durable(struct cow__commit *c, struct txn *t, size_t old_size,
  * for the I/O only, the waits while they wait).
  */
 static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
-			int async)
+			int async, struct cow__pageset *dropped)
 {
 	struct cow__commit *c = a->commit;
 	size_t *cap = NULL, ncap = 0, old_size = c->size;
@@ -1969,7 +1974,7 @@ static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
 	if (r < 0)
 		goto out;
 	if (!ncap && a->size == c->size && a->file_size == c->file_len) {
-		r = commit_unchanged(a, rs, &drop, async);
+		r = commit_unchanged(a, rs, &drop, async, dropped);
 		goto out;
 	}
 	r = base_fsize_check(a, c, cap, ncap);
@@ -1983,7 +1988,7 @@ static int commit_queue(struct cow_arena *a, const struct cow__pageset *rs,
 	}
 	if (r < 0)
 		goto out;
-	drop_runs(a, &drop);
+	drop_runs(a, &drop, dropped);
 	drop_applied(c);
 	if (t)
 		txn_enqueue(c, t);
@@ -2006,19 +2011,19 @@ out:
 }
 
 int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
-		      int async, int *took)
+		      int async, int *took, struct cow__pageset *dropped)
 {
 	struct cow__commit *c = a->commit;
 	int r;
 
 	*took = 0;
 	if (!c)
-		return commit_direct(a, dirty, took);
+		return commit_direct(a, dirty, took, dropped);
 	COW_TRY(commit_ready(c));
 	/* completions ready run first (without the lock: they take it) */
 	cow__io_poll();
 	commit_lock(c);
-	r = commit_queue(a, dirty, async);
+	r = commit_queue(a, dirty, async, dropped);
 	commit_unlock(c);
 	*took = r == 0;
 	return r;

@@ -80,11 +80,13 @@ int cow__commit_unapplied(struct cow_arena *a, struct cow__pageset *out);
  * dropped by a later call, see commit.c), else written into the base
  * directly and the private copies dropped. *took is set to 1 when the
  * content became the new base, else 0: the caller tells the snapshots
- * (snap's commit hooks). The caller validated, settled and checked the
- * guard. The errors of cow_commit.
+ * (snap's commit hooks). dropped (may be NULL) receives the runs whose
+ * private copies the call dropped (best effort: a page it could not note
+ * is only left out). The caller validated, settled and checked the guard.
+ * The errors of cow_commit.
  */
 int cow__commit_write(struct cow_arena *a, const struct cow__pageset *dirty,
-		      int async, int *took);
+		      int async, int *took, struct cow__pageset *dropped);
 /* cow_sync's wait: every commit durable and applied; the first error of
  * an asynchronous commit (reported once) or the arena's fatal one. */
 int cow__commit_sync(struct cow_arena *a);

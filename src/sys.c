@@ -124,7 +124,10 @@ int cow__sys_munmap(void *addr, size_t len)
 
 int cow__sys_madvise(void *addr, size_t len, int advice)
 {
+	struct iovec iov = {addr, len};
+
 	INJECT(COW__SYS_MADVISE);
+	cow__sys_trace(COW__SYS_MADVISE, -1, &iov, 1, advice);
 	return madvise(addr, len, advice) ? -errno : 0;
 }
 
@@ -147,6 +150,7 @@ int cow__sys_madvise_vec(const struct iovec *iov, size_t n, int advice,
 
 	*done = 0;
 	INJECT(COW__SYS_MADVISE);
+	cow__sys_trace(COW__SYS_MADVISE, -1, iov, (int)n, advice);
 	while (*done < n && !__atomic_load_n(&no_vec, __ATOMIC_RELAXED)) {
 		size_t k = n - *done < IOV_MAX_CALL ? n - *done : IOV_MAX_CALL;
 		long got = syscall(SYS_process_madvise, PIDFD_SELF_THREAD,

@@ -141,7 +141,9 @@ void cow__sys_uring_exit(struct io_uring *ring);
  * it succeeded (the io_uring engine reports its completions too). kind is
  * COW__SYS_PWRITE, COW__SYS_FSYNC or COW__SYS_FTRUNCATE (len in off); and
  * every munmap after it succeeded: COW__SYS_MUNMAP, fd -1, one iovec for
- * the range (the order of close is seen through it).
+ * the range (the order of close is seen through it); and every madvise
+ * before it runs: COW__SYS_MADVISE, fd -1, its ranges, the advice in off
+ * (a test may write there, as a writer racing the call would).
  */
 #ifdef COW_FAULT_INJECT
 typedef void (*cow__sys_trace_fn)(enum cow__sys_kind kind, int fd,

@@ -734,6 +734,87 @@ int cow__track_drop_runs(struct cow_arena *a, const struct cow__pageset *set,
 	return r;
 }
 
+/* Does the page-table block at addr (bsize bytes) map anything: a present
+ * page, or a swapped one (which includes the markers armed pages leave)?
+ * 1 yes, 0 no, negative: the walk failed. */
+static int block_in_use(uintptr_t addr, size_t bsize)
+{
+	struct page_region vec[1];
+	struct pm_scan_arg arg;
+	int r;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.size = sizeof(arg);
+	arg.start = addr;
+	arg.end = addr + bsize;
+	arg.vec = (uintptr_t)vec;
+	arg.vec_len = 1;
+	arg.max_pages = 1;
+	arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+	r = cow__sys_ioctl(pm_fd, PAGEMAP_SCAN, &arg);
+	return r < 0 ? r : r > 0;
+}
+
+#define TRIM_VEC 64 /* blocks per MADV_DONTNEED call */
+
+/*
+ * A drop unmaps a few pages and leaves their page table in place, and a
+ * dirty scan walks every table in use entry by entry: after one commit of
+ * pages spread over a large arena, every later commit of one page walked
+ * the tables of the whole spread (on 64 MiB, a third of an asynchronous
+ * commit's time). So each page-table block (what one table maps: 2 MiB
+ * with 4 KiB pages) that a dropped page lies in, inside the mapped base, is
+ * asked whether it still maps anything (one PAGEMAP_SCAN that stops at the
+ * first page); one that does not is dropped whole (MADV_DONTNEED over
+ * whole blocks, batched), which changes no content, as nothing is mapped
+ * there, and lets a kernel with CONFIG_PT_RECLAIM free the table. Pages
+ * only read stay mapped: their block is in use. The writers are paused (a
+ * write between a block's scan and its drop would be lost). Best effort:
+ * returns the number of blocks dropped; a failed walk stops it.
+ */
+size_t cow__track_trim(struct cow_arena *a, const struct cow__pageset *dropped)
+{
+	size_t bsize = a->pgsz / sizeof(uint64_t) * a->pgsz, n = 0, freed = 0;
+	uintptr_t base = (uintptr_t)a->base, lim = base + a->size, next = 0;
+	struct iovec iov[TRIM_VEC];
+	int r = 0;
+
+	if (force_pagemap || tail_lost(a))
+		return 0;
+	for (size_t i = 0; r >= 0 && i < dropped->n; i++) {
+		uintptr_t s = base + dropped->v[i].first * a->pgsz;
+		uintptr_t e = s + dropped->v[i].n * a->pgsz;
+		uintptr_t b = s & ~(uintptr_t)(bsize - 1);
+
+		/* runs ascending: a block is looked at once */
+		for (b = b < next ? next : b; r >= 0 && b < e; b += bsize) {
+			size_t done;
+
+			next = b + bsize;
+			if (b < base || b + bsize > lim)
+				continue;
+			r = block_in_use(b, bsize);
+			if (r != 0)
+				continue;
+			iov[n].iov_base = (void *)b;
+			iov[n++].iov_len = bsize;
+			if (n < TRIM_VEC)
+				continue;
+			r = cow__sys_madvise_vec(iov, n, MADV_DONTNEED, &done);
+			freed += done;
+			n = 0;
+		}
+	}
+	if (n) {
+		size_t done;
+
+		(void)cow__sys_madvise_vec(iov, n, MADV_DONTNEED, &done);
+		freed += done;
+	}
+	return freed;
+}
+
 const struct cow__pageset *cow__track_armed(const struct cow_arena *a)
 {
 	return &a->track.armed;

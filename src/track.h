@@ -64,6 +64,11 @@ int cow__track_drop_set(struct cow_arena *a, const struct cow__pageset *set);
 int cow__track_drop_runs(struct cow_arena *a, const struct cow__pageset *set,
 			 size_t *done);
 
+/* After private copies were dropped (dropped: their runs, ascending): the
+ * page-table blocks they lay in that map nothing any more are dropped
+ * whole, so that the kernel can free their tables and later walks skip
+ * them. With the writers paused; best effort: the number of blocks. */
+size_t cow__track_trim(struct cow_arena *a, const struct cow__pageset *dropped);
 /* The private pages that may be armed (see struct cow__track). */
 const struct cow__pageset *cow__track_armed(const struct cow_arena *a);
 

@@ -185,7 +185,8 @@ static void child_trace(enum cow__sys_kind kind, int fd,
 			const struct iovec *iov, int cnt, off_t off)
 {
 	(void)fd, (void)iov, (void)cnt, (void)off;
-	if (kind != COW__SYS_MUNMAP) /* unmapping its copy is no write */
+	/* unmapping its copy, or advice on it, is no write */
+	if (kind != COW__SYS_MUNMAP && kind != COW__SYS_MADVISE)
 		child_writes++;
 }
 
