@@ -198,9 +198,9 @@ static int read_slot(const struct src *s, off_t off, struct head *out)
 	if (u.h.version == 1 && off == 0) {
 		if (u.h1.sum != hdr1_sum(&u.h1))
 			return COW_ECORRUPT;
-		*out = (struct head){1,		  u.h1.page_size, u.h1.salt,
-				     u.h1.dev,	  u.h1.ino,	  0,
-				     u.h1.start_seq, COW__WAL_HDR1, 0};
+		*out = (struct head){
+		    1, u.h1.page_size, u.h1.salt,     u.h1.dev, u.h1.ino,
+		    0, u.h1.start_seq, COW__WAL_HDR1, 0};
 		return 1;
 	}
 	if (u.h.version != COW__WAL_VERSION)
@@ -275,14 +275,13 @@ static int in_lap(const struct head *h, uint64_t pos, size_t len)
 }
 
 /* Reads a frame's header and page at off; 1 if it is valid for seq. */
-static int read_frame(const struct src *s, uint64_t pos,
-		      const struct head *h, uint64_t seq,
-		      struct cow__wal_frame *f, void *page)
+static int read_frame(const struct src *s, uint64_t pos, const struct head *h,
+		      uint64_t seq, struct cow__wal_frame *f, void *page)
 {
 	uint64_t sum;
-	int r = in_lap(h, pos, sizeof(*f) + h->page_size) ?
-		    log_read(s, h, pos, f, sizeof(*f)) :
-		    0;
+	int r = in_lap(h, pos, sizeof(*f) + h->page_size)
+		    ? log_read(s, h, pos, f, sizeof(*f))
+		    : 0;
 
 	if (r <= 0)
 		return r;
@@ -316,8 +315,8 @@ static int durable_past(const struct src *s, const struct head *h,
 {
 	unsigned char *buf = cow__malloc(SCAN_CHUNK);
 	/* linear: what follows the stop; a ring: all of it */
-	off_t off = h->ring ? (off_t)COW__WAL_AREA :
-			      (off_t)stop + COW__WAL_ALIGN;
+	off_t off =
+	    h->ring ? (off_t)COW__WAL_AREA : (off_t)stop + COW__WAL_ALIGN;
 	int found = 0;
 
 	if (!buf)
@@ -346,8 +345,7 @@ static int durable_past(const struct src *s, const struct head *h,
 			struct cow__wal_commit c;
 
 			memcpy(&c, buf + i, sizeof(c));
-			if (commit_valid(&c, h->salt) &&
-			    c.synced_end > stop) {
+			if (commit_valid(&c, h->salt) && c.synced_end > stop) {
 				found = 1;
 				break;
 			}
@@ -381,9 +379,9 @@ static int parse(const struct src *s, const struct head *h,
 		struct cow__wal_frame f;
 		struct cow__wal_commit c;
 
-		r = in_lap(h, off, sizeof(c)) ?
-			log_read(s, h, off, &c, sizeof(c)) :
-			0;
+		r = in_lap(h, off, sizeof(c))
+			? log_read(s, h, off, &c, sizeof(c))
+			: 0;
 		if (r <= 0)
 			break;
 		if (c.magic == COW__WAL_COMMIT_MAGIC) {
@@ -544,9 +542,8 @@ static void fill_header(const struct cow__wal *w, uint64_t gen, uint64_t seq,
 	h->sum = hdr_sum(h);
 }
 
-off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq,
-			   uint64_t pos, uint64_t ring,
-			   struct cow__wal_hdr *h)
+off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq, uint64_t pos,
+			   uint64_t ring, struct cow__wal_hdr *h)
 {
 	/* odd generations in slot 0 (1 at the creation), even in slot 1:
 	 * never the slot of the header in use */
@@ -810,7 +807,8 @@ off_t cow__wal_span_end(const struct cow__wal *w, uint64_t pos, size_t len)
 {
 	uint64_t o = pos % w->ring;
 
-	return (off_t)(COW__WAL_AREA + (o + len >= w->ring ? w->ring : o + len));
+	return (off_t)(COW__WAL_AREA +
+		       (o + len >= w->ring ? w->ring : o + len));
 }
 
 int cow__wal_reserve(struct cow__wal *w, size_t len)

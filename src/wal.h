@@ -31,10 +31,10 @@
 
 #define COW__WAL_MAGIC "cowlog\r\n"
 #define COW__WAL_VERSION 2u
-#define COW__WAL_SLOT 512u	  /* one header slot: one sector */
-#define COW__WAL_AREA 4096u	  /* where the ring starts */
+#define COW__WAL_SLOT 512u	 /* one header slot: one sector */
+#define COW__WAL_AREA 4096u	 /* where the ring starts */
 #define COW__WAL_RING_MIN 65536u /* the smallest ring */
-#define COW__WAL_ALIGN 64u	  /* every record starts at a multiple of this */
+#define COW__WAL_ALIGN 64u	 /* every record starts at a multiple of this */
 #define COW__WAL_FRAME_MAGIC 0x454d4152u  /* "RAME" */
 #define COW__WAL_COMMIT_MAGIC 0x54494d43u /* "CMIT" */
 
@@ -170,9 +170,8 @@ int cow__wal_reserve(struct cow__wal *w, size_t len);
  * use, the next generation) for the head (seq, pos) and a ring of ring
  * bytes; returns its file offset. The caller writes it, syncs it and
  * then calls cow__wal_head_moved. */
-off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq,
-			   uint64_t pos, uint64_t ring,
-			   struct cow__wal_hdr *hdr);
+off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq, uint64_t pos,
+			   uint64_t ring, struct cow__wal_hdr *hdr);
 /* The header h (from cow__wal_next_header) is durable. */
 void cow__wal_head_moved(struct cow__wal *w, const struct cow__wal_hdr *h);
 /* Removes the log beside base_path, if any (best effort). */

@@ -485,8 +485,7 @@ static int cmd_verify(int argc, char **argv)
 	       "%lld bytes of records",
 	       file, (unsigned long long)li.ntx, li.ntx == 1 ? "" : "s",
 	       (unsigned long long)li.start_seq,
-	       (unsigned long long)li.last_seq,
-	       (long long)(li.end - li.head));
+	       (unsigned long long)li.last_seq, (long long)(li.end - li.head));
 	if (li.stop > li.end)
 		printf(", then %lld bytes of an interrupted commit (ignored)",
 		       (long long)(li.stop - li.end));
