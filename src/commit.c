@@ -117,6 +117,22 @@ void cow__commit_pending_max(size_t n)
 }
 #define BATCH_BYTES ((size_t)16 << 20) /* most bytes per log write */
 #define MAX_IOV 1024
+/* A log write is one write per log_iov iovecs (a frame takes two), and
+ * goes to the ring as one linked chain with its fdatasync when that chain
+ * has at most log_chain entries (start_log). Tests lower both to reach a
+ * long log write with a few pages (cow__commit_log_split). */
+static int log_iov = MAX_IOV;
+static unsigned log_chain = COW__IO_CHAIN_MAX;
+
+void cow__commit_log_split(int iov, unsigned chain)
+{
+	__atomic_store_n(&log_iov, iov > 0 && iov < MAX_IOV ? iov : MAX_IOV,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&log_chain,
+			 chain && chain < COW__IO_CHAIN_MAX ? chain :
+							      COW__IO_CHAIN_MAX,
+			 __ATOMIC_RELAXED);
+}
 #define MAX_RUN ((size_t)1 << 30) /* bytes per in-place write */
 
 enum txn_state { TX_QUEUED, TX_LOGGING, TX_LOGGED, TX_APPLIED };
@@ -186,6 +202,7 @@ struct batch {
 	struct iovec *iov;
 	size_t niov;
 	size_t ops_cap, iov_cap; /* kept when the batch is reused */
+	int chunk;		 /* a log write's iovecs per write (log_iov) */
 };
 
 struct cow__commit {
@@ -931,7 +948,7 @@ static void batch_add(struct cow__commit *c, struct batch *b, void *base,
 }
 
 /* The next write of the batch, from iovec i at log position pos: its
- * number of iovecs (at most MAX_IOV, never across the ring's end) and,
+ * number of iovecs (at most b->chunk, never across the ring's end) and,
  * in *len, its bytes. */
 static int batch_chunk(struct cow__commit *c, const struct batch *b,
 		       size_t i, uint64_t pos, size_t *len)
@@ -939,7 +956,7 @@ static int batch_chunk(struct cow__commit *c, const struct batch *b,
 	int cnt = 0;
 
 	*len = 0;
-	while (i + (size_t)cnt < b->niov && cnt < MAX_IOV) {
+	while (i + (size_t)cnt < b->niov && cnt < b->chunk) {
 		if (cnt && (pos + *len) % c->wal.ring == 0)
 			break;
 		*len += b->iov[i + (size_t)cnt++].iov_len;
@@ -980,7 +997,8 @@ static struct batch *log_prepare(struct cow__commit *c)
 		b->last_seq = t->seq;
 	}
 	/* one more iovec and one more write where the ring wraps */
-	nops = (niov + MAX_IOV - 1) / MAX_IOV + 2;
+	b->chunk = __atomic_load_n(&log_iov, __ATOMIC_RELAXED);
+	nops = (niov + (size_t)b->chunk - 1) / (size_t)b->chunk + 2;
 	r = batch_room(b, niov + 1, nops);
 	if (r == 0)
 		r = cow__wal_reserve(&c->wal, bytes);
@@ -1009,14 +1027,43 @@ static struct batch *log_prepare(struct cow__commit *c)
 	return b;
 }
 
-/* Appends the unsent transactions in one write and one fdatasync, through
- * the ring (linked: a later part never lands without the earlier, and the
- * sync follows them all). */
+/* The number of writes of the batch's log write. */
+static size_t batch_writes(struct cow__commit *c, const struct batch *b)
+{
+	uint64_t pos = b->start;
+	size_t n = 0;
+
+	for (size_t i = 0, len; i < b->niov; pos += len, n++)
+		i += (size_t)batch_chunk(c, b, i, pos, &len);
+	return n;
+}
+
+/*
+ * Appends the unsent transactions through the ring: a write per chunk of
+ * iovecs, then (without COW_NOSYNC) the log's fdatasync, which must not
+ * start before every write completed. Usually the writes and the sync are
+ * one linked chain: a write that fails cancels the rest, the sync among
+ * them (-ECANCELED), and io.c puts a chain of up to COW__IO_CHAIN_MAX
+ * entries on the ring whole. A longer one (a log write of more than
+ * ~250 MiB, which only one transaction makes: BATCH_BYTES bounds a batch
+ * of several) could be cut where the ring fills, as the kernel ends a
+ * link at the end of a submission, and its sync run before some of its
+ * writes: a commit reported durable that is not. So a long log write's
+ * writes go unlinked, and its sync waits for them all (COW__IO_AFTER) and
+ * does not run if one failed. It costs a hand-over (the last write's
+ * completion, then the sync's submission) and delays no one else's I/O.
+ * The writes' order among themselves does not matter: recovery validates
+ * each transaction whole (each frame's checksum, and the commit record's
+ * chain of them), and a crash leaves the log's unsynced tail in any state
+ * anyway.
+ */
 static void start_log(struct cow__commit *c)
 {
 	struct batch *b = log_prepare(c);
+	unsigned chain = __atomic_load_n(&log_chain, __ATOMIC_RELAXED);
 	uint64_t pos;
 	size_t op = 0;
+	int linked;
 
 	if (!b)
 		return;
@@ -1028,6 +1075,7 @@ static void start_log(struct cow__commit *c)
 	    cow__wal_span_end(&c->wal, b->start, (size_t)(b->end - b->start)));
 	if (b->g.err)
 		goto out;
+	linked = batch_writes(c, b) + !c->nosync <= chain;
 	/* By the kernel's workers (COW__IO_ASYNC): the submission, often
 	 * made by a committing caller, does not copy the pages itself. */
 	for (size_t i = 0, len; i < b->niov; pos += len) {
@@ -1036,14 +1084,15 @@ static void start_log(struct cow__commit *c)
 		size_t at = i;
 
 		i += (size_t)cnt;
-		if (i < b->niov || !c->nosync)
+		if (linked && (i < b->niov || !c->nosync))
 			how |= COW__IO_LINK;
 		if (cow__io_write(&b->ops[op++], &b->g, c->wal.fd, &b->iov[at],
 				  cnt, cow__wal_off(&c->wal, pos), how) < 0)
 			goto out;
 	}
 	if (!c->nosync)
-		(void)cow__io_fsync(&b->ops[op], &b->g, c->wal.fd, 0);
+		(void)cow__io_fsync(&b->ops[op], &b->g, c->wal.fd,
+				    linked ? 0 : COW__IO_AFTER);
 out:
 	cow__io_group_release(&b->g);
 }

@@ -60,10 +60,12 @@ void cow__io_group_init(struct cow__io_group *g, cow__io_done_fn done,
 			void *ctx, pthread_mutex_t *lock)
 {
 	g->pending = 1;
+	g->inring = 0;
 	g->err = 0;
 	g->done = done;
 	g->ctx = ctx;
 	g->lock = lock;
+	g->after = NULL;
 }
 
 /* With g's lock held. */
@@ -80,14 +82,23 @@ void cow__io_group_release(struct cow__io_group *g)
 	group_put(g, 0);
 }
 
+static void after_start(struct cow__io_group *g);
+
 /* Counts op's end in its group, under the group's lock (the engine's not
- * held). done may free op and its group: nothing is touched after. */
+ * held); the end of the group's last operation on the ring starts the
+ * one held back. done may free op and its group: nothing is touched
+ * after. */
 static void op_end(struct cow__io_op *op, int err)
 {
-	pthread_mutex_t *lock = op->g->lock;
+	struct cow__io_group *g = op->g;
+	pthread_mutex_t *lock = g->lock;
 
 	pthread_mutex_lock(lock);
-	group_put(op->g, err);
+	if (err && !g->err)
+		g->err = err;
+	if (--g->inring == 0 && g->after)
+		after_start(g);
+	group_put(g, err);
 	pthread_mutex_unlock(lock);
 }
 
@@ -362,6 +373,7 @@ static void queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
 		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, op);
 	op->g->pending++;
+	op->g->inring++;
 	eng.pend_sqe[eng.npend] = sqe;
 	eng.pend_op[eng.npend] = op;
 	__atomic_store_n(&eng.npend, eng.npend + 1, __ATOMIC_RELAXED);
@@ -376,10 +388,13 @@ static void queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
  * unordered: a log fdatasync before the log write it must follow, a
  * checkpoint's header slot before the base's fdatasync. Nor may another
  * owner's entry land inside the chain. The chain's first operation makes
- * room for CHAIN_ROOM entries, so that a full ring is not submitted in its
- * middle (a longer chain may still be cut there).
+ * room for COW__IO_CHAIN_MAX entries (half the ring), so that a full ring
+ * is not submitted in the middle of a chain that long. A longer one may
+ * still be cut there: what must follow more operations than that waits
+ * for them with COW__IO_AFTER instead.
  */
-#define CHAIN_ROOM (SQ_ENTRIES / 2)
+#define CHAIN_ROOM COW__IO_CHAIN_MAX
+_Static_assert(CHAIN_ROOM <= SQ_ENTRIES / 2, "a chain's room: half the ring");
 static __thread int chain_open;
 
 static void op_lock(unsigned how)
@@ -454,8 +469,8 @@ int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 	return 0;
 }
 
-int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
-		  unsigned how)
+static int fsync_queue(struct cow__io_op *op, struct cow__io_group *g, int fd,
+		       unsigned how)
 {
 	struct io_uring_sqe *sqe;
 
@@ -467,4 +482,43 @@ int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 	}
 	op_unlock(sqe, how);
 	return sqe ? 0 : g->err;
+}
+
+/*
+ * COW__IO_AFTER: a sync that must not start before every operation its
+ * group queued earlier ended. A link orders it only if it reaches the
+ * ring in one chain with them, which holds up to COW__IO_CHAIN_MAX
+ * entries; this holds for any number. The sync is held back (counted in
+ * pending, so that the group cannot end) and queued when the group's last
+ * operation on the ring ends (op_end, under the group's lock, in the
+ * thread that processed that completion: the reaper, or a thread waiting
+ * or polling, which submits what it queued once done). It costs the sync
+ * a hand-over (the last completion, then its submission), little next to
+ * the 128 operations and more it follows. IOSQE_IO_DRAIN would order it
+ * too, but holds every later entry of the ring, every owner's, until the
+ * drained one completed: the fdatasync of a 250 MiB log write would stall
+ * all other arenas' I/O for its whole length.
+ */
+int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
+		  unsigned how)
+{
+	if (!(how & COW__IO_AFTER) || !g->inring)
+		return fsync_queue(op, g, fd, how & ~COW__IO_AFTER);
+	op->g = g;
+	op->fd = fd;
+	g->after = op;
+	g->pending++;
+	return 0;
+}
+
+/* With the group's lock held: its last operation on the ring ended. The
+ * held-back sync is queued now, or not at all if anything failed. */
+static void after_start(struct cow__io_group *g)
+{
+	struct cow__io_op *op = g->after;
+
+	g->after = NULL;
+	if (!g->err)
+		(void)fsync_queue(op, g, op->fd, 0);
+	g->pending--; /* held back no more: queued (counted again) or not */
 }

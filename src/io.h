@@ -22,11 +22,14 @@
 typedef void (*cow__io_done_fn)(void *ctx, int err);
 
 struct cow__io_group {
-	unsigned pending; /* operations in flight + 1 while held */
+	unsigned pending; /* operations in flight or held back, + 1 while
+			     held */
+	unsigned inring;  /* operations queued on the ring, not yet ended */
 	int err;	  /* first failure */
 	cow__io_done_fn done;
 	void *ctx;
-	pthread_mutex_t *lock; /* the owner's: guards the group */
+	pthread_mutex_t *lock;	  /* the owner's: guards the group */
+	struct cow__io_op *after; /* COW__IO_AFTER, held back */
 };
 
 struct cow__io_op {
@@ -56,11 +59,23 @@ void cow__io_group_release(struct cow__io_group *g);
  * operation was not queued (the group records it). Queued operations start
  * at the next cow__io_submit, by whichever thread makes it. A chain (the
  * operations queued with COW__IO_LINK and the one after them) reaches the
- * ring whole: the engine's lock stays with the queueing thread from its
- * first operation to its last, so queue a chain's operations back to
- * back, with no other engine call between them. */
+ * ring whole if it has at most COW__IO_CHAIN_MAX operations: the engine's
+ * lock stays with the queueing thread from its first operation to its
+ * last, so queue a chain's operations back to back, with no other engine
+ * call between them. A longer chain may be cut where the ring fills (the
+ * kernel ends a link at the end of a submission, and the rest runs
+ * unordered).
+ * COW__IO_AFTER (a sync, the group's last operation, not in a chain): it
+ * is held back until every operation the group queued before it ended,
+ * however many, and then queued by the thread that processed the last
+ * one's completion; if any of them failed it does not run (the group
+ * keeps the failure). Nothing else waits for it, unlike IOSQE_IO_DRAIN,
+ * which would hold every later entry of the ring (every owner's) until
+ * it completed. */
 #define COW__IO_LINK 1u
 #define COW__IO_ASYNC 2u
+#define COW__IO_AFTER 4u
+#define COW__IO_CHAIN_MAX 128u
 int cow__io_write(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  const struct iovec *iov, int cnt, off_t off, unsigned how);
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,

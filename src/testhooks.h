@@ -18,5 +18,11 @@ void cow__commit_ckpt_bytes(off_t n);
 /* commit.c: bound the copies not yet written in place at n bytes (0: the
  * default, 64 MiB). */
 void cow__commit_pending_max(size_t n);
+/* commit.c: write the log in writes of at most iov iovecs (a frame is two,
+ * a commit record one), and link at most chain entries (the writes and
+ * the log's fdatasync) into one chain: a longer log write syncs once its
+ * writes completed. 0: the defaults (1024, and COW__IO_CHAIN_MAX of
+ * io.h, the longest chain the ring takes whole). */
+void cow__commit_log_split(int iov, unsigned chain);
 
 #endif

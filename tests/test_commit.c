@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1315,6 +1316,117 @@ static void test_snap_calls_drop_nothing(void **state)
 	}
 }
 
+/*
+ * A long log write (more writes than the ring takes whole as one linked
+ * chain, io.h): its fdatasync must still follow every write, and the
+ * reopened file holds the commit. The log's writes and syncs are traced
+ * in the order their completions were processed; no log write may
+ * complete after the log's sync.
+ */
+static pthread_mutex_t log_ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t log_writes, log_syncs, log_writes_after_sync;
+
+static void trace_log(enum cow__sys_kind kind, int fd, const struct iovec *iov,
+		      int cnt, off_t off)
+{
+	char link[64], target[300];
+	ssize_t n;
+
+	(void)iov;
+	(void)cnt;
+	(void)off;
+	if (kind != COW__SYS_PWRITE && kind != COW__SYS_FSYNC)
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return;
+	target[n] = 0;
+	if (!strstr(target, ".cowlog"))
+		return;
+	pthread_mutex_lock(&log_ev_lock);
+	if (kind == COW__SYS_FSYNC)
+		log_syncs++;
+	else if (log_syncs)
+		log_writes_after_sync++;
+	else
+		log_writes++;
+	pthread_mutex_unlock(&log_ev_lock);
+}
+
+/* One asynchronous commit of pages npg pages, then cow_sync, traced;
+ * then the reopened file holds it. */
+static void long_log_commit(int b, unsigned oflags, size_t npg,
+			    size_t min_writes)
+{
+	struct cow_options o = {.flags = oflags};
+	size_t sz = npg * PG;
+	unsigned char *ref = malloc(sz);
+	struct th_arena t;
+	uint32_t *w;
+
+	assert_int_equal(th_open(&t, b, sz, &o), 0);
+	/* the log exists (made by a first commit), and is empty */
+	memset(cow_base(t.a), 1, PG);
+	assert_int_equal(cow_commit(t.a, 0), 0);
+	w = cow_base(t.a);
+	for (size_t i = 0; i < sz / 4; i++)
+		w[i] = (uint32_t)(i * 2654435761u) ^ 7;
+	memcpy(ref, cow_base(t.a), sz);
+	log_writes = log_syncs = log_writes_after_sync = 0;
+	cow__sys_set_trace(trace_log);
+	assert_int_equal(cow_commit(t.a, COW_COMMIT_ASYNC), 0);
+	assert_int_equal(cow_sync(t.a), 0);
+	cow__sys_set_trace(NULL);
+	if (getenv("COW_TRACE"))
+		fprintf(stderr, "# %zu pages: %zu log writes, %zu syncs, %zu "
+			"writes after the sync\n", npg, log_writes, log_syncs,
+			log_writes_after_sync);
+	assert_true(log_writes >= min_writes);
+	assert_int_equal(log_writes_after_sync, 0);
+	assert_int_equal(log_syncs, (oflags & COW_NOSYNC) ? 0 : 1);
+	cow_close(t.a);
+	assert_int_equal(cow_open(&t.a, t.path, &o), 0);
+	assert_memory_equal(cow_base(t.a), ref, sz);
+	th_close(&t);
+	unlink_log(t.path);
+	free(ref);
+}
+
+/* A log write of 301 writes (one page each), more than the ring's 256
+ * entries: the ring is submitted in its middle, where a chain of them
+ * would have been cut. Then with the chain's limit lowered, with and
+ * without the reaping thread, and with COW_NOSYNC (no sync at all). The
+ * completions' order cannot show a sync that started too early (on this
+ * kernel, a cut chain's writes still completed before its sync did):
+ * test_io checks the start of a COW__IO_AFTER sync. */
+static void test_long_log_write(void **state)
+{
+	(void)state;
+	cow__commit_log_split(2, 0);
+	long_log_commit(TH_EXT4, 0, 300, 300);
+	long_log_commit(TH_EXT4, COW_NOTHREAD, 300, 300);
+	cow__commit_log_split(2, 4);
+	long_log_commit(TH_EXT4, 0, 16, 16);
+	long_log_commit(TH_TMPFS, COW_NOTHREAD, 16, 16);
+	long_log_commit(TH_EXT4, COW_NOSYNC, 16, 16);
+	cow__commit_log_split(0, 0);
+}
+
+/* Every call of an asynchronous commit failing in turn (the writes, the
+ * sync queued after them, their completions) with long log writes: a
+ * write that fails fails the commit, the sync does not run, nothing of it
+ * is durable. */
+static void test_fault_sweep_long_log(void **state)
+{
+	(void)state;
+	cow__commit_log_split(2, 4);
+	fault_sweep(TH_EXT4, COW_NOTHREAD, COW_COMMIT_ASYNC);
+	fault_sweep(TH_TMPFS, 0, COW_COMMIT_ASYNC);
+	fault_sweep(TH_EXT4, COW_NOTHREAD | COW_NOSYNC, COW_COMMIT_ASYNC);
+	cow__commit_log_split(0, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1347,6 +1459,8 @@ int main(void)
 	    cmocka_unit_test(test_commit_frees_page_tables),
 	    cmocka_unit_test(test_commit_trim_faults),
 	    cmocka_unit_test(test_snap_calls_drop_nothing),
+	    cmocka_unit_test(test_long_log_write),
+	    cmocka_unit_test(test_fault_sweep_long_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -371,8 +371,6 @@ static void test_kill_sweep_ckpt(void **state)
 	cow__commit_ckpt_bytes(0);
 }
 
-/* Kills during the recovery of the next open (replay, sync, the log's
- * retirement) lose nothing either. */
 /* Across many checkpoints and wraps of the log's ring (96 KiB, a commit of
  * 16 pages takes 65 KiB of it), and with the arena growing past the
  * ring: the checkpoint that empties the log grows the ring. */
@@ -386,6 +384,20 @@ static void test_kill_sweep_wrap(void **state)
 	cow__commit_ckpt_bytes(0);
 }
 
+/* Long log writes (a write per frame, at most 4 entries linked into a
+ * chain): the writes go unlinked and the log's sync waits for them all. */
+static void test_kill_sweep_long_log(void **state)
+{
+	(void)state;
+	cow__commit_log_split(2, 4);
+	sweep(M_ASYNC, 80, 0);
+	sweep(M_ASYNC | M_NOTHREAD, 40, 0);
+	sweep(M_NOSYNC | M_ASYNC, 30, 0);
+	cow__commit_log_split(0, 0);
+}
+
+/* Kills during the recovery of the next open (replay, sync, the log's
+ * retirement) lose nothing either. */
 static void test_kill_sweep_recovery(void **state)
 {
 	(void)state;
@@ -413,6 +425,7 @@ int main(void)
 	    cmocka_unit_test(test_kill_sweep_window),
 	    cmocka_unit_test(test_kill_sweep_ckpt),
 	    cmocka_unit_test(test_kill_sweep_wrap),
+	    cmocka_unit_test(test_kill_sweep_long_log),
 	    cmocka_unit_test(test_kill_sweep_recovery),
 	    cmocka_unit_test(test_kill_sweep_chdir),
 	};

@@ -6,8 +6,10 @@
  * half queued (another arena's caller dropping its commit lock, the
  * reaper thread) would cut it, and its rest would run unordered: a log
  * fdatasync before the log write it must follow, a checkpoint's header
- * slot before the base's fdatasync.
+ * slot before the base's fdatasync. And a sync that must follow more
+ * operations than a chain holds (COW__IO_AFTER) waits for them all.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 
 #include "helpers.h"
 #include "io.h"
+#include "sys.h"
 
 struct chain {
 	pthread_mutex_t lock; /* the owner's */
@@ -100,10 +103,200 @@ static void chain_is_not_cut(void **state)
 	pthread_mutex_destroy(&x.lock);
 }
 
+/* ---- COW__IO_AFTER ---- */
+
+#define NWRITES 300 /* more than the ring's 256 entries */
+
+struct after {
+	pthread_mutex_t lock; /* the owner's */
+	struct cow__io_group g;
+	struct cow__io_op op[NWRITES + 2];
+	struct iovec iov;
+	char buf[4096];
+	int fd, pipe[2];
+	int done, err;
+};
+
+/* Completions seen for the file, in order. */
+static int after_fd = -1;
+static unsigned file_writes, file_syncs, writes_after_sync;
+
+static void trace_file(enum cow__sys_kind kind, int fd, const struct iovec *iov,
+		       int cnt, off_t off)
+{
+	(void)iov;
+	(void)cnt;
+	(void)off;
+	if (fd != after_fd)
+		return;
+	if (kind == COW__SYS_FSYNC)
+		file_syncs++;
+	else if (kind == COW__SYS_PWRITE && file_syncs)
+		writes_after_sync++;
+	else if (kind == COW__SYS_PWRITE)
+		file_writes++;
+}
+
+static void after_done(void *ctx, int err)
+{
+	struct after *x = ctx;
+
+	x->err = err;
+	x->done = 1;
+}
+
+static void after_open(struct after *x)
+{
+	char path[] = "/var/tmp/cowarena-io-XXXXXX";
+
+	memset(x, 0, sizeof(*x));
+	pthread_mutex_init(&x->lock, NULL);
+	x->fd = mkstemp(path);
+	assert_true(x->fd >= 0);
+	unlink(path);
+	x->iov.iov_base = x->buf;
+	x->iov.iov_len = sizeof(x->buf);
+	after_fd = x->fd;
+	file_writes = file_syncs = writes_after_sync = 0;
+	cow__sys_set_trace(trace_file);
+	assert_int_equal(cow__io_get(0), 0);
+}
+
+static void after_close(struct after *x)
+{
+	cow__sys_set_trace(NULL);
+	after_fd = -1;
+	cow__io_put(0);
+	close(x->fd);
+	pthread_mutex_destroy(&x->lock);
+}
+
+/* Queues the NWRITES file writes, unlinked (the ring is submitted in
+ * their middle), then the sync that must follow them. */
+static void queue_writes_then_sync(struct after *x, int first)
+{
+	for (int i = 0; i < NWRITES; i++)
+		assert_int_equal(cow__io_write(&x->op[first + i], &x->g, x->fd,
+					       &x->iov, 1, (off_t)i * 4096, 0),
+				 0);
+	assert_int_equal(cow__io_fsync(&x->op[first + NWRITES], &x->g, x->fd,
+				       COW__IO_AFTER),
+			 0);
+}
+
+static void wait_done(struct after *x)
+{
+	(void)cow__io_submit();
+	for (;;) {
+		unsigned gen;
+		int done;
+
+		pthread_mutex_lock(&x->lock);
+		done = x->done;
+		gen = cow__io_gen();
+		pthread_mutex_unlock(&x->lock);
+		if (done)
+			break;
+		cow__io_wait(gen);
+	}
+}
+
+/* Processes the completions that come for about ms milliseconds. */
+static void poll_for(int ms)
+{
+	struct timespec pause = {0, 1000 * 1000};
+
+	for (int i = 0; i < ms; i++) {
+		cow__io_poll();
+		nanosleep(&pause, NULL);
+	}
+}
+
+/* The group's first operation, a write to a full pipe, blocks until the
+ * test reads the pipe; the file's writes all complete meanwhile; the sync
+ * must not run before the pipe's write ended. (A link from the writes
+ * could not hold: they are more than a submission.) */
+static void after_waits_for_every_operation(void **state)
+{
+	static struct after x;
+	char drain[65536];
+	int fl;
+
+	(void)state;
+	after_open(&x);
+	assert_int_equal(pipe(x.pipe), 0);
+	fl = fcntl(x.pipe[1], F_GETFL);
+	assert_int_equal(fcntl(x.pipe[1], F_SETFL, fl | O_NONBLOCK), 0);
+	while (write(x.pipe[1], drain, sizeof(drain)) > 0)
+		;
+	assert_int_equal(fcntl(x.pipe[1], F_SETFL, fl), 0);
+
+	pthread_mutex_lock(&x.lock);
+	cow__io_group_init(&x.g, after_done, &x, &x.lock);
+	assert_int_equal(
+	    cow__io_write(&x.op[0], &x.g, x.pipe[1], &x.iov, 1, 0, 0), 0);
+	queue_writes_then_sync(&x, 1);
+	cow__io_group_release(&x.g);
+	pthread_mutex_unlock(&x.lock);
+	(void)cow__io_submit();
+
+	poll_for(200);
+	pthread_mutex_lock(&x.lock);
+	assert_int_equal(x.done, 0);
+	pthread_mutex_unlock(&x.lock);
+	assert_int_equal(file_writes, NWRITES); /* they ran, not the sync */
+	assert_int_equal(file_syncs, 0);
+
+	/* The pipe's write ends: then the sync runs, after every write. */
+	assert_true(read(x.pipe[0], drain, sizeof(drain)) > 0);
+	wait_done(&x);
+	assert_int_equal(x.err, 0);
+	assert_int_equal(file_syncs, 1);
+	assert_int_equal(writes_after_sync, 0);
+	close(x.pipe[0]);
+	close(x.pipe[1]);
+	after_close(&x);
+}
+
+/* One of the writes fails: the sync does not run, the group ends with
+ * the failure. With nothing else in flight, the sync runs at once. */
+static void after_skipped_on_failure(void **state)
+{
+	static struct after x;
+
+	(void)state;
+	after_open(&x);
+	pthread_mutex_lock(&x.lock);
+	cow__io_group_init(&x.g, after_done, &x, &x.lock);
+	queue_writes_then_sync(&x, 0);
+	cow__fault_inject(COW__SYS_CQE, 7, EIO, 0);
+	cow__io_group_release(&x.g);
+	pthread_mutex_unlock(&x.lock);
+	wait_done(&x);
+	cow__fault_reset();
+	assert_int_equal(x.err, -EIO);
+	assert_int_equal(file_writes, NWRITES - 1);
+	assert_int_equal(file_syncs, 0);
+
+	x.done = 0;
+	pthread_mutex_lock(&x.lock);
+	cow__io_group_init(&x.g, after_done, &x, &x.lock);
+	assert_int_equal(
+	    cow__io_fsync(&x.op[0], &x.g, x.fd, COW__IO_AFTER), 0);
+	cow__io_group_release(&x.g);
+	pthread_mutex_unlock(&x.lock);
+	wait_done(&x);
+	assert_int_equal(x.err, 0);
+	assert_int_equal(file_syncs, 1);
+	after_close(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(chain_is_not_cut),
+	    cmocka_unit_test(after_waits_for_every_operation),
+	    cmocka_unit_test(after_skipped_on_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
