@@ -126,12 +126,12 @@ static unsigned log_chain = COW__IO_CHAIN_MAX;
 
 void cow__commit_log_split(int iov, unsigned chain)
 {
-	__atomic_store_n(&log_iov, iov > 0 && iov < MAX_IOV ? iov : MAX_IOV,
-			 __ATOMIC_RELAXED);
-	__atomic_store_n(&log_chain,
-			 chain && chain < COW__IO_CHAIN_MAX ? chain :
-							      COW__IO_CHAIN_MAX,
-			 __ATOMIC_RELAXED);
+	if (iov <= 0 || iov > MAX_IOV)
+		iov = MAX_IOV;
+	if (!chain || chain > COW__IO_CHAIN_MAX)
+		chain = COW__IO_CHAIN_MAX;
+	__atomic_store_n(&log_iov, iov, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_chain, chain, __ATOMIC_RELAXED);
 }
 #define MAX_RUN ((size_t)1 << 30) /* bytes per in-place write */
 

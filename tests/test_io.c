@@ -179,9 +179,9 @@ static void queue_writes_then_sync(struct after *x, int first)
 		assert_int_equal(cow__io_write(&x->op[first + i], &x->g, x->fd,
 					       &x->iov, 1, (off_t)i * 4096, 0),
 				 0);
-	assert_int_equal(cow__io_fsync(&x->op[first + NWRITES], &x->g, x->fd,
-				       COW__IO_AFTER),
-			 0);
+	assert_int_equal(
+	    cow__io_fsync(&x->op[first + NWRITES], &x->g, x->fd, COW__IO_AFTER),
+	    0);
 }
 
 static void wait_done(struct after *x)
@@ -281,8 +281,7 @@ static void after_skipped_on_failure(void **state)
 	x.done = 0;
 	pthread_mutex_lock(&x.lock);
 	cow__io_group_init(&x.g, after_done, &x, &x.lock);
-	assert_int_equal(
-	    cow__io_fsync(&x.op[0], &x.g, x.fd, COW__IO_AFTER), 0);
+	assert_int_equal(cow__io_fsync(&x.op[0], &x.g, x.fd, COW__IO_AFTER), 0);
 	cow__io_group_release(&x.g);
 	pthread_mutex_unlock(&x.lock);
 	wait_done(&x);
