@@ -1043,15 +1043,16 @@ static size_t batch_writes(struct cow__commit *c, const struct batch *b)
  * iovecs, then (without COW_NOSYNC) the log's fdatasync, which must not
  * start before every write completed. Usually the writes and the sync are
  * one linked chain: a write that fails cancels the rest, the sync among
- * them (-ECANCELED), and io.c puts a chain of up to COW__IO_CHAIN_MAX
- * entries on the ring whole. A longer one (a log write of more than
+ * them (-ECANCELED), and io.c makes room on the ring for a chain of up
+ * to COW__IO_CHAIN_MAX entries. A longer one (a log write of more than
  * ~250 MiB, which only one transaction makes: BATCH_BYTES bounds a batch
- * of several) could be cut where the ring fills, as the kernel ends a
- * link at the end of a submission, and its sync run before some of its
- * writes: a commit reported durable that is not. So a long log write's
- * writes go unlinked, and its sync waits for them all (COW__IO_AFTER) and
- * does not run if one failed. It costs a hand-over (the last write's
- * completion, then the sync's submission) and delays no one else's I/O.
+ * of several) may find the ring full in its middle, where io.c fails it
+ * rather than cut it (the kernel ends a link at the end of a submission:
+ * the sync would run before some of the writes, a commit reported
+ * durable that is not). So a long log write's writes go unlinked, and its
+ * sync waits for them all (COW__IO_AFTER) and does not run if one failed.
+ * It costs a hand-over (the last write's completion, then the sync's
+ * submission) and delays no one else's I/O.
  * The writes' order among themselves does not matter: recovery validates
  * each transaction whole (each frame's checksum, and the commit record's
  * chain of them), and a crash leaves the log's unsynced tail in any state

@@ -349,14 +349,18 @@ void cow__io_put(int thread)
 	pthread_mutex_unlock(&eng.lock);
 }
 
+/* Set while this thread queues a chain, past its first operation. */
+static __thread int chain_open;
+
 /* With the engine lock held, and the caller's owner lock: a full ring is
  * submitted to make room, but a failure fails nothing (the entries stay
- * prepared for the next submission; the new operation is not queued). */
+ * prepared for the next submission; the new operation is not queued).
+ * Never in the middle of a chain: that submission would cut it. */
 static struct io_uring_sqe *get_sqe(void)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&eng.ring);
 
-	if (sqe)
+	if (sqe || chain_open)
 		return sqe;
 	if (cow__sys_uring_submit(&eng.ring) < 0)
 		return NULL;
@@ -387,15 +391,17 @@ static void queue(struct cow__io_op *op, struct io_uring_sqe *sqe, unsigned how)
  * commit_unlock, the reaper) would cut the chain, and the rest would run
  * unordered: a log fdatasync before the log write it must follow, a
  * checkpoint's header slot before the base's fdatasync. Nor may another
- * owner's entry land inside the chain. The chain's first operation makes
- * room for COW__IO_CHAIN_MAX entries (half the ring), so that a full ring
- * is not submitted in the middle of a chain that long. A longer one may
- * still be cut there: what must follow more operations than that waits
- * for them with COW__IO_AFTER instead.
+ * owner's entry land inside the chain. Nor is a full ring submitted in
+ * its middle (get_sqe): the operation that finds no room fails (-EAGAIN),
+ * and the chain ends before it (op_unlock), its entries so far linked to
+ * nothing after them; the operations that had to follow do not run. The
+ * chain's first operation makes room for COW__IO_CHAIN_MAX entries (half
+ * the ring), so that a chain that long fails only if that submission
+ * failed; what must follow more operations waits for them with
+ * COW__IO_AFTER instead.
  */
 #define CHAIN_ROOM COW__IO_CHAIN_MAX
 _Static_assert(CHAIN_ROOM <= SQ_ENTRIES / 2, "a chain's room: half the ring");
-static __thread int chain_open;
 
 static void op_lock(unsigned how)
 {

@@ -58,13 +58,16 @@ void cow__io_group_release(struct cow__io_group *g);
  * copy them on the submitting thread). A negative return means the
  * operation was not queued (the group records it). Queued operations start
  * at the next cow__io_submit, by whichever thread makes it. A chain (the
- * operations queued with COW__IO_LINK and the one after them) reaches the
- * ring whole if it has at most COW__IO_CHAIN_MAX operations: the engine's
- * lock stays with the queueing thread from its first operation to its
- * last, so queue a chain's operations back to back, with no other engine
- * call between them. A longer chain may be cut where the ring fills (the
- * kernel ends a link at the end of a submission, and the rest runs
- * unordered).
+ * operations queued with COW__IO_LINK and the one after them) is never
+ * cut: the engine's lock stays with the queueing thread from its first
+ * operation to its last (queue a chain's operations back to back, with no
+ * other engine call between them), and no submission is made in its
+ * middle (the kernel ends a link at the end of a submission, and the rest
+ * would run unordered). An operation of a chain that finds the ring full
+ * fails with -EAGAIN, not queued, and ends the chain there: queue nothing
+ * more of it. The chain's first operation makes room for COW__IO_CHAIN_MAX
+ * operations, so a chain that long finds room unless the submission that
+ * made it failed.
  * COW__IO_AFTER (a sync, the group's last operation, not in a chain): it
  * is held back until every operation the group queued before it ended,
  * however many, and then queued by the thread that processed the last

@@ -145,6 +145,12 @@ static void after_done(void *ctx, int err)
 	x->done = 1;
 }
 
+/* done2: the group's result, -EAGAIN here (1 for success). */
+static void chain_end(void *ctx, int err)
+{
+	*(int *)ctx = err ? err : 1;
+}
+
 static void after_open(struct after *x)
 {
 	char path[] = "/var/tmp/cowarena-io-XXXXXX";
@@ -290,12 +296,68 @@ static void after_skipped_on_failure(void **state)
 	after_close(&x);
 }
 
+/*
+ * A chain that finds the ring full in its middle is not cut: no
+ * submission is made there (the kernel would end the link, and the rest
+ * of the chain would run unordered). The operation that finds no room
+ * fails with -EAGAIN and ends the chain. Here the ring holds 200 entries
+ * not yet submitted, and the submission that would make room for the
+ * chain fails.
+ */
+static void chain_fails_rather_than_cut(void **state)
+{
+	static struct after x;
+	static struct cow__io_group g2;
+	static struct cow__io_op chain[100];
+	int queued = 0, r = 0, done2 = 0;
+
+	(void)state;
+	after_open(&x);
+	pthread_mutex_lock(&x.lock);
+	cow__io_group_init(&x.g, after_done, &x, &x.lock);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(cow__io_write(&x.op[i], &x.g, x.fd, &x.iov, 1,
+					       (off_t)i * 4096, 0),
+				 0);
+	cow__io_group_init(&g2, chain_end, &done2, &x.lock);
+	cow__fault_inject(COW__SYS_URING, 1, EBUSY, 0);
+	while (queued < 100 && r == 0) {
+		r = cow__io_write(&chain[queued], &g2, x.fd, &x.iov, 1,
+				  (off_t)(200 + queued) * 4096,
+				  queued < 99 ? COW__IO_LINK : 0);
+		queued += r == 0;
+	}
+	cow__fault_reset();
+	assert_int_equal(r, -EAGAIN);
+	assert_int_equal(queued, 256 - 200); /* the ring's room, no more */
+	cow__io_group_release(&g2);
+	cow__io_group_release(&x.g);
+	pthread_mutex_unlock(&x.lock);
+	wait_done(&x);
+	for (;;) {
+		unsigned gen;
+
+		pthread_mutex_lock(&x.lock);
+		gen = cow__io_gen();
+		r = done2;
+		pthread_mutex_unlock(&x.lock);
+		if (r)
+			break;
+		cow__io_wait(gen);
+	}
+	assert_int_equal(x.err, 0);
+	assert_int_equal(done2, -EAGAIN);
+	assert_int_equal(file_writes, 200 + 56);
+	after_close(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(chain_is_not_cut),
 	    cmocka_unit_test(after_waits_for_every_operation),
 	    cmocka_unit_test(after_skipped_on_failure),
+	    cmocka_unit_test(chain_fails_rather_than_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
