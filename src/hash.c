@@ -18,14 +18,15 @@
  * in this file). Those functions load and store their accumulator and the
  * secret a seed derives, both arrays on the stack, with aligned 32-byte
  * moves, while xxHash aligns them for the build's own vectors (SSE2: 16
- * bytes): XXH_ACC_ALIGN gives them 32 (clang built them 16-aligned, and a
- * call from a stack at 16 modulo 32 faulted). */
+ * bytes): XXH_ACC_ALIGN gives them 64, which AVX2 needs (32: clang built
+ * them 16-aligned, and a call from a stack at 16 modulo 32 faulted) and a
+ * build for AVX-512 requires (-march=native there: xxHash asserts 64). */
 #define XXH_INLINE_ALL
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HASH_AVX2 1
 #define XXH_DISPATCH_AVX2 1
 #define XXH_TARGET_AVX2 __attribute__((__target__("avx2")))
-#define XXH_ACC_ALIGN 32
+#define XXH_ACC_ALIGN 64
 #include <immintrin.h>
 #endif
 #include <xxhash.h>

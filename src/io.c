@@ -68,11 +68,19 @@ void cow__io_group_init(struct cow__io_group *g, cow__io_done_fn done,
 	g->after = NULL;
 }
 
+/* With g's lock held. The first error is kept, but an operation that
+ * failed (the device's error) takes the place of -EAGAIN, which says only
+ * that an operation was not queued or not taken. */
+static void group_err(struct cow__io_group *g, int err)
+{
+	if (err && (!g->err || (g->err == -EAGAIN && err != -EAGAIN)))
+		g->err = err;
+}
+
 /* With g's lock held. */
 static void group_put(struct cow__io_group *g, int err)
 {
-	if (err && !g->err)
-		g->err = err;
+	group_err(g, err);
 	if (--g->pending == 0)
 		g->done(g->ctx, g->err);
 }
@@ -94,8 +102,7 @@ static void op_end(struct cow__io_op *op, int err)
 	pthread_mutex_t *lock = g->lock;
 
 	pthread_mutex_lock(lock);
-	if (err && !g->err)
-		g->err = err;
+	group_err(g, err);
 	if (--g->inring == 0 && g->after)
 		after_start(g);
 	group_put(g, err);
@@ -135,20 +142,58 @@ static void fail_pending(int err)
 	pthread_mutex_lock(&eng.lock);
 }
 
+/* The low bit of an entry's data: the operation was not taken (took). */
+#define NOT_TAKEN ((uintptr_t)1)
+
+/*
+ * With the engine lock held, after a submission that succeeded: the kernel
+ * may take fewer entries than were ready (it stops a submission when it
+ * cannot allocate a request), and a chain among those left would run cut
+ * from its head, which already runs: a log's fdatasync later, unordered
+ * with the writes it must follow. So each entry left (ours are the last
+ * npend ones) becomes a no-op whose completion fails its operation with
+ * -EAGAIN (NOT_TAKEN in its data, see reap): none of them runs, and their
+ * groups fail (a commit whose sync was not taken fails, rather than being
+ * reported durable). They stay prepared for the next submission.
+ */
+static void took(void)
+{
+	unsigned left = io_uring_sq_ready(&eng.ring);
+	unsigned n = left < eng.npend ? left : eng.npend;
+	unsigned from = eng.npend - n;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = eng.pend_sqe[from + i];
+		struct cow__io_op *op = eng.pend_op[from + i];
+
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data(sqe, (void *)((uintptr_t)op | NOT_TAKEN));
+		eng.pend_sqe[i] = sqe;
+		eng.pend_op[i] = op;
+	}
+	__atomic_store_n(&eng.npend, n, __ATOMIC_RELAXED);
+}
+
 /* With the engine lock held (and no owner's lock: a failure fails the
- * prepared entries, whose groups' locks are taken). */
+ * prepared entries, whose groups' locks are taken). Entries the kernel did
+ * not take are submitted once more, as the no-ops took made them; those
+ * still left then fail at once. */
 static int submit_locked(void)
 {
 	int r;
 
 	if (!eng.npend)
 		return 0;
-	r = cow__sys_uring_submit(&eng.ring);
-	if (r < 0) {
-		fail_pending(r);
-		return r;
+	for (int tries = 0; eng.npend && tries < 2; tries++) {
+		r = cow__sys_uring_submit(&eng.ring);
+		if (r < 0) {
+			fail_pending(r);
+			return r;
+		}
+		took();
 	}
-	__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
+	if (eng.npend)
+		fail_pending(-EAGAIN);
 	return 0;
 }
 
@@ -187,11 +232,13 @@ static void reap(int wait)
 
 		while (n < REAP_BATCH &&
 		       io_uring_peek_cqe(&eng.ring, &cqe) == 0) {
-			struct cow__io_op *op = io_uring_cqe_get_data(cqe);
+			uintptr_t d = (uintptr_t)io_uring_cqe_get_data(cqe);
 
-			if (op) {
-				eng.done[n].op = op;
-				eng.done[n].res = cqe->res;
+			if (d) {
+				eng.done[n].op =
+				    (struct cow__io_op *)(d & ~NOT_TAKEN);
+				eng.done[n].res =
+				    d & NOT_TAKEN ? -EAGAIN : cqe->res;
 				n++;
 			}
 			io_uring_cqe_seen(&eng.ring, cqe);
@@ -364,7 +411,7 @@ static struct io_uring_sqe *get_sqe(void)
 		return sqe;
 	if (cow__sys_uring_submit(&eng.ring) < 0)
 		return NULL;
-	__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
+	took();
 	return io_uring_get_sqe(&eng.ring);
 }
 
@@ -411,7 +458,7 @@ static void op_lock(unsigned how)
 	if ((how & COW__IO_LINK) &&
 	    io_uring_sq_space_left(&eng.ring) < CHAIN_ROOM &&
 	    cow__sys_uring_submit(&eng.ring) >= 0)
-		__atomic_store_n(&eng.npend, 0, __ATOMIC_RELAXED);
+		took();
 }
 
 /* sqe: the operation just queued, NULL when it could not be. A chain
@@ -508,6 +555,8 @@ static int fsync_queue(struct cow__io_op *op, struct cow__io_group *g, int fd,
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  unsigned how)
 {
+	if ((how & COW__IO_AFTER) && g->err)
+		return g->err; /* an earlier operation failed: it does not run */
 	if (!(how & COW__IO_AFTER) || !g->inring)
 		return fsync_queue(op, g, fd, how & ~COW__IO_AFTER);
 	op->g = g;

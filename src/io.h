@@ -67,7 +67,9 @@ void cow__io_group_release(struct cow__io_group *g);
  * fails with -EAGAIN, not queued, and ends the chain there: queue nothing
  * more of it. The chain's first operation makes room for COW__IO_CHAIN_MAX
  * operations, so a chain that long finds room unless the submission that
- * made it failed.
+ * made it failed. Nor does the kernel cut one: where it takes only part
+ * of a submission (it could not allocate a request), the entries it left
+ * fail with -EAGAIN when their no-op completes, none of them runs.
  * COW__IO_AFTER (a sync, the group's last operation, not in a chain): it
  * is held back until every operation the group queued before it ended,
  * however many, and then queued by the thread that processed the last

@@ -460,11 +460,46 @@ int cow__sys_uring_init(struct io_uring *ring, unsigned entries,
 	return io_uring_queue_init_params(entries, ring, p);
 }
 
+#ifdef COW_FAULT_INJECT
+static unsigned long take_max; /* 0: every entry ready */
+
+void cow__fault_uring_take(unsigned long n)
+{
+	__atomic_store_n(&take_max, n, __ATOMIC_SEQ_CST);
+}
+
+/* As the kernel does when it cannot allocate a request: takes only the
+ * first n entries ready (io_uring_submit's first step, the prepared
+ * entries made visible to the kernel, then an enter for n of them). */
+static int submit_part(struct io_uring *ring, unsigned n)
+{
+	struct io_uring_sq *sq = &ring->sq;
+	unsigned ready;
+
+	if (sq->sqe_head != sq->sqe_tail) {
+		sq->sqe_head = sq->sqe_tail;
+		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+	}
+	ready = *sq->ktail - io_uring_smp_load_acquire(sq->khead);
+	return io_uring_enter((unsigned)ring->ring_fd, n < ready ? n : ready,
+			      0, 0, NULL);
+}
+#endif
+
 int cow__sys_uring_submit(struct io_uring *ring)
 {
 	int r;
 
 	INJECT(COW__SYS_URING);
+#ifdef COW_FAULT_INJECT
+	{
+		unsigned long n = __atomic_exchange_n(&take_max, 0,
+						      __ATOMIC_SEQ_CST);
+
+		if (n)
+			return submit_part(ring, (unsigned)n);
+	}
+#endif
 	do
 		r = io_uring_submit(ring);
 	while (r == -EINTR);

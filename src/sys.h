@@ -54,6 +54,9 @@ void cow__fault_inject(enum cow__sys_kind kind, unsigned long nth, int err,
 		       int persistent);
 unsigned long cow__fault_calls(enum cow__sys_kind kind);
 int cow__fault_check(enum cow__sys_kind kind);
+/* The next io_uring submission takes only the first n entries ready, as
+ * the kernel does when it cannot allocate a request (0: all). */
+void cow__fault_uring_take(unsigned long n);
 #else
 static inline int cow__fault_check(enum cow__sys_kind kind)
 {

@@ -1113,6 +1113,49 @@ static void test_fault_cqe(void **state)
 	}
 }
 
+/*
+ * A submission of which the kernel takes only the first k entries (as when
+ * it cannot allocate a request), for the first submission of a commit, on
+ * the caller's thread or the ring's: the entries left fail their
+ * operations, the commit (or its sync) reports it or succeeds, and
+ * reopening gives the old content or the new one, the new one whenever
+ * both returned 0.
+ */
+static void test_partial_submit(void **state)
+{
+	(void)state;
+	for (int b = TH_TMPFS; b <= TH_EXT4; b++)
+		for (unsigned k = 1; k <= 4; k++)
+			for (int thr = 0; thr < 2; thr++) {
+				struct cow_options o = {
+				    .flags = thr ? 0 : COW_NOTHREAD};
+				unsigned char *ref = malloc(SZ);
+				struct th_arena t;
+				int r;
+
+				assert_int_equal(th_open(&t, b, SZ, &o), 0);
+				th_base_ref(b, ref, SZ);
+				fill_gen(t.a, ref, 1);
+				cow__fault_uring_take(k);
+				r = cow_commit(t.a, k % 2 ? COW_COMMIT_ASYNC : 0);
+				if (r == 0)
+					r = cow_sync(t.a);
+				cow_close(t.a);
+				cow__fault_uring_take(0);
+				assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+				if (r == 0 || memcmp(cow_base(t.a), ref, SZ)) {
+					if (r == 0)
+						assert_true(th_equal(&t, ref, SZ));
+					else
+						th_base_ref(b, ref, SZ);
+					assert_true(th_equal(&t, ref, SZ));
+				}
+				th_close(&t);
+				unlink_log(t.path);
+				free(ref);
+			}
+}
+
 /* The page-table memory of this process (VmPTE), in kB; -1 if unknown. */
 static long vm_pte_kb(void)
 {
@@ -1456,6 +1499,7 @@ int main(void)
 	    cmocka_unit_test(test_async_batches),
 	    cmocka_unit_test(test_pending_bound),
 	    cmocka_unit_test(test_fault_cqe),
+	    cmocka_unit_test(test_partial_submit),
 	    cmocka_unit_test(test_commit_frees_page_tables),
 	    cmocka_unit_test(test_commit_trim_faults),
 	    cmocka_unit_test(test_snap_calls_drop_nothing),

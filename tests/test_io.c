@@ -355,6 +355,49 @@ static void chain_fails_rather_than_cut(void **state)
 	after_close(&x);
 }
 
+/*
+ * The kernel may take fewer entries than a submission offers (it stops
+ * when it cannot allocate a request): a linked write and fdatasync of
+ * which it takes only the write. The sync left must never run on its own
+ * later, unordered with the write (a commit reported durable before its
+ * log write is): it fails with -EAGAIN and the group with it. The old
+ * engine counted every entry as taken, and the sync stayed in the ring to
+ * run at some later submission (or never, and the group never ended).
+ */
+static void sync_not_taken_fails(void **state)
+{
+	static struct after x;
+
+	(void)state;
+	after_open(&x);
+	pthread_mutex_lock(&x.lock);
+	cow__io_group_init(&x.g, after_done, &x, &x.lock);
+	assert_int_equal(cow__io_write(&x.op[0], &x.g, x.fd, &x.iov, 1, 0,
+				       COW__IO_LINK),
+			 0);
+	assert_int_equal(cow__io_fsync(&x.op[1], &x.g, x.fd, 0), 0);
+	cow__io_group_release(&x.g);
+	pthread_mutex_unlock(&x.lock);
+	cow__fault_uring_take(1);
+	(void)cow__io_submit();
+	cow__fault_uring_take(0);
+	for (int ms = 0; ms < 5000; ms += 10) {
+		int done;
+
+		poll_for(10);
+		pthread_mutex_lock(&x.lock);
+		done = x.done;
+		pthread_mutex_unlock(&x.lock);
+		if (done)
+			break;
+	}
+	assert_int_equal(x.done, 1);
+	assert_int_equal(x.err, -EAGAIN);
+	assert_int_equal(file_writes, 1);
+	assert_int_equal(file_syncs, 0);
+	after_close(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +405,7 @@ int main(void)
 	    cmocka_unit_test(after_waits_for_every_operation),
 	    cmocka_unit_test(after_skipped_on_failure),
 	    cmocka_unit_test(chain_fails_rather_than_cut),
+	    cmocka_unit_test(sync_not_taken_fails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
