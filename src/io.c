@@ -124,7 +124,11 @@ static void complete(struct cow__io_op *op, int res)
 }
 
 /* The prepared entries fail: they become no-ops nobody waits for. With
- * the engine lock held, dropped while their groups count them. */
+ * the engine lock held, dropped while their groups count them. Their
+ * ends count as completions: the generation moves, so that a caller that
+ * read it before this submission (commit_wait in commit.c) and waits for
+ * it to move is woken, as after a reaped completion, and does not wait
+ * for one that will never come. */
 static void fail_pending(int err)
 {
 	struct cow__io_op *ops[SQ_ENTRIES];
@@ -140,6 +144,10 @@ static void fail_pending(int err)
 	for (unsigned i = 0; i < n; i++)
 		op_end(ops[i], err);
 	pthread_mutex_lock(&eng.lock);
+	if (n) {
+		__atomic_store_n(&eng.gen, eng.gen + 1, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&eng.cond);
+	}
 }
 
 /* The low bit of an entry's data: the operation was not taken (took). */

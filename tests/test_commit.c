@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -1470,6 +1471,56 @@ static void test_fault_sweep_long_log(void **state)
 	cow__commit_log_split(0, 0);
 }
 
+/*
+ * A submission to the ring that fails while a caller waits for its
+ * operations (cow_close queues the base's final sync after cow_sync, and
+ * waits): their ends count as completions, so the waiter wakes and the
+ * close returns, with the log kept for the next open. Run in a child
+ * with an alarm: a waiter never woken hangs.
+ */
+static void test_submit_fails_while_waiting(void **state)
+{
+	(void)state;
+	for (unsigned flags = 0; flags <= COW_NOTHREAD; flags += COW_NOTHREAD) {
+		struct cow_options o = {.flags = flags};
+		unsigned char *ref = malloc(SZ), *junk = malloc(SZ);
+		struct th_arena t;
+		cow_arena *a;
+		int status;
+		pid_t pid;
+
+		/* ref: the file with generation 1 stamped */
+		assert_int_equal(th_open(&t, TH_EXT4, SZ, &o), 0);
+		th_base_ref(TH_EXT4, ref, SZ);
+		fill_gen(t.a, ref, 1);
+		assert_int_equal(cow_close(t.a), 0);
+		fflush(NULL);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			alarm(10);
+			if (cow_open(&a, t.path, &o))
+				_exit(2);
+			fill_gen(a, junk, 1);
+			if (cow_commit(a, 0) || cow_sync(a))
+				_exit(3);
+			cow__fault_inject(COW__SYS_URING, 1, EIO, 0);
+			cow_close(a);
+			_exit(cow__fault_calls(COW__SYS_URING) ? 0 : 4);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+		/* the child's commit, from the log it kept */
+		assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		th_close(&t);
+		unlink_log(t.path);
+		free(ref);
+		free(junk);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1505,6 +1556,7 @@ int main(void)
 	    cmocka_unit_test(test_snap_calls_drop_nothing),
 	    cmocka_unit_test(test_long_log_write),
 	    cmocka_unit_test(test_fault_sweep_long_log),
+	    cmocka_unit_test(test_submit_fails_while_waiting),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
