@@ -232,6 +232,7 @@ struct cow__commit {
 	unsigned long long commits;
 	int sync_busy, ckpt_busy, closing, in_kick, kick_again;
 	int blocked;	    /* the next append waits for room in the ring */
+	int apply_now;	    /* callers waiting for the in-place writes */
 	uint64_t ring_want; /* a ring this large, once the log is empty */
 	uint64_t applied_pos; /* log position after the last applied batch */
 	uint64_t sync_target;
@@ -1159,6 +1160,44 @@ static void ckpt_maybe(struct cow__commit *c)
 		start_ckpt(c, w->ring);
 }
 
+/*
+ * Are the logged transactions to be written in place now? Only when
+ * something needs them there: a caller waiting (the settle barrier, sync,
+ * close, room for copies), the checkpoint (the log holds CKPT_BYTES not
+ * yet applied, or the ring is full), the copies reaching half their bound,
+ * or a commit that grew the file of an isolated arena (the apply extends
+ * it, as soon as the commit is durable). Until then they wait, and the next ones join them: the apply
+ * writes the newest image of each page once for all of them, not once
+ * per commit. Recovery does not need the earlier images in place: the
+ * log keeps every transaction from its head on, and the head moves only
+ * past transactions written in place and synced (start_ckpt).
+ */
+static int apply_due(struct cow__commit *c)
+{
+	size_t max = __atomic_load_n(&pending_max, __ATOMIC_RELAXED);
+
+	return c->apply_now || c->closing || c->blocked ||
+	       c->wal.end - c->applied_pos >= (uint64_t)CKPT_BYTES ||
+	       c->pending > max / 2 || c->file_len > c->real_len;
+}
+
+/* Every logged batch as one apply: they follow each other in the list of
+ * transactions, so the first batch takes the others' transactions. */
+static struct batch *take_logged(struct cow__commit *c)
+{
+	struct batch *b = c->logged, *n;
+
+	while ((n = b->next)) {
+		b->ntx += n->ntx;
+		b->last_seq = n->last_seq;
+		b->end = n->end;
+		b->next = n->next;
+		batch_free(c, n);
+	}
+	c->logged = c->logged_tail = NULL;
+	return b;
+}
+
 /* Advances the background work as far as it can go now: queues the next
  * steps' I/O (the caller submits it, commit_unlock, or the reaper after
  * the completions it ran). */
@@ -1171,14 +1210,8 @@ static void kick(struct cow__commit *c)
 	c->in_kick = 1;
 	do {
 		c->kick_again = 0;
-		if (!c->apply_b && c->logged && !c->fatal) {
-			struct batch *b = c->logged;
-
-			c->logged = b->next;
-			if (!c->logged)
-				c->logged_tail = NULL;
-			start_apply(c, b);
-		}
+		if (!c->apply_b && c->logged && !c->fatal && apply_due(c))
+			start_apply(c, take_logged(c));
 		if (c->closing && !c->nosync && !c->sync_busy && !c->fatal &&
 		    !c->apply_b && !c->logged && !c->log_b &&
 		    c->seq_applied > c->seq_base)
@@ -1200,12 +1233,15 @@ static int idle(struct cow__commit *c)
 	       ((!c->unsent && !c->logged) || c->fatal);
 }
 
-/* With the lock held: wait until cond(c) holds. */
+/* With the lock held: wait until cond(c) holds (the in-place writes
+ * start at once meanwhile: every wait needs them or what follows them). */
 static void wait_for(struct cow__commit *c, int (*cond)(struct cow__commit *))
 {
+	c->apply_now++;
 	kick(c);
 	while (!cond(c))
 		commit_wait(c);
+	c->apply_now--;
 }
 
 static int all_applied(struct cow__commit *c)
@@ -1382,11 +1418,16 @@ int cow__commit_settle(struct cow_arena *a)
 	return r;
 }
 
-/* The arena's own in-place writes (or the log writes they wait for) are
- * still running. */
+/* The arena's own in-place writes are running, or may start without a
+ * call of its owner: a log write is in flight or about to be, or
+ * transactions wait for their apply while a checkpoint or sync is in
+ * flight, whose completion may start it. Transactions logged and waiting
+ * for their apply (apply_due) while nothing is in flight write nothing
+ * until a call starts it: the file is stable, and the guard may read it. */
 static int own_writes_pending(struct cow__commit *c)
 {
-	return c->apply_b || c->logged || c->log_b || c->unsent;
+	return c->apply_b || c->log_b || c->unsent ||
+	       (c->logged && (c->ckpt_busy || c->sync_busy));
 }
 
 int cow__commit_writing(struct cow_arena *a)
@@ -1907,12 +1948,15 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 static void wait_room(struct cow__commit *c, size_t bytes)
 {
 	size_t max = __atomic_load_n(&pending_max, __ATOMIC_RELAXED);
+	int full = c->pending && c->pending + bytes > max;
 
+	c->apply_now += full;
 	kick(c);
 	while (c->pending && c->pending + bytes > max && !c->fatal) {
 		commit_wait(c);
 		kick(c);
 	}
+	c->apply_now -= full;
 }
 
 /*

@@ -1471,6 +1471,73 @@ static void test_fault_sweep_long_log(void **state)
 	cow__commit_log_split(0, 0);
 }
 
+/* Writes into page 0 of the file whose inode is apply_ino (the trace
+ * hook runs in the reaping thread too). */
+static ino_t apply_ino;
+static unsigned apply_writes;
+
+static void apply_trace(enum cow__sys_kind kind, int fd,
+			const struct iovec *iov, int cnt, off_t off)
+{
+	struct stat st;
+
+	(void)iov;
+	(void)cnt;
+	if (kind == COW__SYS_PWRITE && off == 0 && fstat(fd, &st) == 0 &&
+	    st.st_ino == apply_ino)
+		__atomic_add_fetch(&apply_writes, 1, __ATOMIC_SEQ_CST);
+}
+
+static unsigned page0_writes(void)
+{
+	return __atomic_load_n(&apply_writes, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Synchronous commits of the same pages write them in place once for
+ * all, when something needs them there (here a discard, then cow_sync),
+ * not once per commit: the newest image of each page. The content is the
+ * last commit's throughout, and after a reopen.
+ */
+static void test_apply_coalesced(void **state)
+{
+	(void)state;
+	for (unsigned flags = 0; flags <= COW_NOTHREAD; flags += COW_NOTHREAD) {
+		struct cow_options o = {.flags = flags};
+		unsigned char *ref = malloc(SZ), *junk = malloc(SZ);
+		struct th_arena t;
+		struct stat st;
+
+		assert_int_equal(th_open(&t, TH_EXT4, SZ, &o), 0);
+		th_base_ref(TH_EXT4, ref, SZ);
+		assert_int_equal(stat(t.path, &st), 0);
+		apply_ino = st.st_ino;
+		apply_writes = 0;
+		cow__sys_set_trace(apply_trace);
+		for (unsigned g = 1; g <= 8; g++) {
+			fill_gen(t.a, ref, g);
+			assert_int_equal(cow_commit(t.a, 0), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			if (g != 4)
+				continue;
+			/* the discard needs generation 4 in the file */
+			fill_gen(t.a, junk, 99);
+			assert_int_equal(cow_discard(t.a), 0);
+			assert_true(th_equal(&t, ref, SZ));
+			assert_int_equal(page0_writes(), 1);
+		}
+		assert_int_equal(cow_sync(t.a), 0);
+		assert_int_equal(page0_writes(), 2);
+		cow__sys_set_trace(NULL);
+		assert_int_equal(cow_close(t.a), 0);
+		assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+		assert_true(th_equal(&t, ref, SZ));
+		th_close(&t);
+		free(ref);
+		free(junk);
+	}
+}
+
 /*
  * A submission to the ring that fails while a caller waits for its
  * operations (cow_close queues the base's final sync after cow_sync, and
@@ -1557,6 +1624,7 @@ int main(void)
 	    cmocka_unit_test(test_long_log_write),
 	    cmocka_unit_test(test_fault_sweep_long_log),
 	    cmocka_unit_test(test_submit_fails_while_waiting),
+	    cmocka_unit_test(test_apply_coalesced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -44,6 +44,9 @@ enum {
 			   reports only those commits */
 	M_LONG = 32,	/* killed after 8 reported commits and up to
 			   20 ms more: the log's ring wrapped several times */
+	M_MANY = 64,	/* with M_WINDOW: only once three commits or more
+			   wait to be written in place (one apply will
+			   write the newest image of each page for all) */
 };
 
 /* Had the log's ring wrapped when the child was killed: its head lies a
@@ -135,7 +138,8 @@ static void child(const char *path, uint32_t gen, int fd, unsigned mode,
 			if (cow_commit(a, 0))
 				_exit(3);
 			if ((mode & M_WINDOW) && !cow_stats(a, &st) &&
-			    st.commit_pending_bytes) {
+			    st.commit_pending_bytes >=
+				    (mode & M_MANY ? 3 * SZ : 1)) {
 				/* durable, not yet in place: report, die */
 				if (write(fd, &gen, sizeof(gen)) != sizeof(gen))
 					_exit(5);
@@ -276,8 +280,8 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		 * in its log only, and the reopen replayed it. */
 		fprintf(stderr,
 			"# %d of them right after a commit returned "
-			"with its in-place writes pending\n",
-			window);
+			"with its in-place writes pending%s\n",
+			window, mode & M_MANY ? ", and two commits' before" : "");
 		assert_true(window >= rounds / 2);
 	}
 	if (mode & M_LONG) {
@@ -353,12 +357,15 @@ static void test_kill_sweep_nothread(void **state)
 
 /* Killed between the durable point and the in-place writes, on purpose:
  * with and without the reaping thread (without it nothing reaps the
- * writes before the kill), growing too. */
+ * writes before the kill), growing too; and with three commits or more
+ * logged and waiting for the one apply that writes them all. */
 static void test_kill_sweep_window(void **state)
 {
 	(void)state;
 	sweep(M_WINDOW, 40, 0);
 	sweep(M_WINDOW | M_NOTHREAD | M_GROW, 40, 1);
+	sweep(M_WINDOW | M_MANY, 40, 0);
+	sweep(M_WINDOW | M_MANY | M_NOTHREAD, 40, 1);
 }
 
 /* With a small log: kills land in checkpoints (base sync, log reset). */
