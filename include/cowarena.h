@@ -758,9 +758,11 @@ struct cow_stats {
 			      snapshot, then UFFD_WP or COMPARE */
 	/** bytes of committed page images not yet written into the file in
 	 * place (durable in the log, or queued): the memory commits hold
-	 * beyond the arena's own pages. Bounded (64 MiB by default): a
-	 * commit that would pass the bound first waits for the background
-	 * writes, unless it is alone. */
+	 * beyond the arena's own pages. The in-place writes wait for the
+	 * log's checkpoint or a call that needs them, so this holds the
+	 * commits of up to 16 MiB of log (they start at half the bound).
+	 * Bounded (64 MiB by default): a commit that would pass the bound
+	 * first waits for the background writes, unless it is alone. */
 	size_t commit_pending_bytes;
 };
 
@@ -779,7 +781,13 @@ struct cow_stats {
  * cow_close(): a reader that opens the file after it sees the commit).
  * The pages are written into the file in place in the background
  * (io_uring, sorted and coalesced, from copies the commit made: later
- * stores do not change them), and the arena's private copies of the
+ * stores do not change them), not after every commit but once something
+ * needs them there: the log's checkpoint (once per 16 MiB of log not yet
+ * in the file), cow_sync(), cow_close(), the wait of cow_discard(),
+ * cow_revert(), cow_rollback(), or the copies reaching half their bound;
+ * each page is then written once, with its newest image, for all the
+ * commits since (a page committed again and again is written once per
+ * checkpoint, not once per commit). The arena's private copies of the
  * committed pages are dropped by the next call that has the writers
  * paused (the next cow_commit(), or the wait of cow_discard(),
  * cow_revert(), cow_rollback()) once they are in the file, if they still

@@ -233,6 +233,8 @@ struct cow__commit {
 	int sync_busy, ckpt_busy, closing, in_kick, kick_again;
 	int blocked;	    /* the next append waits for room in the ring */
 	int apply_now;	    /* callers waiting for the in-place writes */
+	int drop_wanted;    /* committed pages unchanged since: apply them,
+			       so that the next commit drops them */
 	uint64_t ring_want; /* a ring this large, once the log is empty */
 	uint64_t applied_pos; /* log position after the last applied batch */
 	uint64_t sync_target;
@@ -262,7 +264,8 @@ struct cow__commit {
 	unsigned nspare_txn, nspare_batch;
 	size_t *sel;	 /* select_pages: the pages to capture */
 	struct img *img; /* start_apply: the newest images */
-	size_t sel_cap, img_cap;
+	size_t *unap;	 /* cow__commit_unapplied: their pages */
+	size_t sel_cap, img_cap, unap_cap;
 };
 
 static void kick(struct cow__commit *c);
@@ -1165,10 +1168,13 @@ static void ckpt_maybe(struct cow__commit *c)
  * something needs them there: a caller waiting (the settle barrier, sync,
  * close, room for copies), the checkpoint (the log holds CKPT_BYTES not
  * yet applied, or the ring is full), the copies reaching half their bound,
- * or a commit that grew the file of an isolated arena (the apply extends
- * it, as soon as the commit is durable). Until then they wait, and the next ones join them: the apply
- * writes the newest image of each page once for all of them, not once
- * per commit. Recovery does not need the earlier images in place: the
+ * a commit that grew the file of an isolated arena (the apply extends
+ * it, as soon as the commit is durable), or a commit that found pages of
+ * an earlier one unchanged (select_pages): they hold the base once it is
+ * in place, and the next commit drops them instead of comparing them
+ * again each time. Until then they wait, and the next ones join them:
+ * the apply writes the newest image of each page once for all of them,
+ * not once per commit. Recovery does not need the earlier images in place: the
  * log keeps every transaction from its head on, and the head moves only
  * past transactions written in place and synced (start_ckpt).
  */
@@ -1178,7 +1184,8 @@ static int apply_due(struct cow__commit *c)
 
 	return c->apply_now || c->closing || c->blocked ||
 	       c->wal.end - c->applied_pos >= (uint64_t)CKPT_BYTES ||
-	       c->pending > max / 2 || c->file_len > c->real_len;
+	       c->pending > max / 2 || c->file_len > c->real_len ||
+	       c->drop_wanted;
 }
 
 /* Every logged batch as one apply: they follow each other in the list of
@@ -1210,8 +1217,10 @@ static void kick(struct cow__commit *c)
 	c->in_kick = 1;
 	do {
 		c->kick_again = 0;
-		if (!c->apply_b && c->logged && !c->fatal && apply_due(c))
+		if (!c->apply_b && c->logged && !c->fatal && apply_due(c)) {
+			c->drop_wanted = 0;
 			start_apply(c, take_logged(c));
+		}
 		if (c->closing && !c->nosync && !c->sync_busy && !c->fatal &&
 		    !c->apply_b && !c->logged && !c->log_b &&
 		    c->seq_applied > c->seq_base)
@@ -1371,6 +1380,7 @@ void cow__commit_free(struct cow__commit *c)
 	cow__free(c->index.v);
 	cow__free(c->sel);
 	cow__free(c->img);
+	cow__free(c->unap);
 	cow__wal_close(&c->wal, 0);
 	cow__sys_close(c->basefd);
 	cow__free(c->ckpt_sector);
@@ -1693,24 +1703,40 @@ int cow__commit_split(struct cow_arena *a, const struct cow__pageset *priv,
 	return r;
 }
 
+static int page_cmp(const void *x, const void *y)
+{
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* From the page index, not the queue: the transactions waiting for their
+ * apply may be many (every commit since the last one), their distinct
+ * pages few. */
 int cow__commit_unapplied(struct cow_arena *a, struct cow__pageset *out)
 {
 	struct cow__commit *c = a->commit;
+	size_t n = 0, *v;
 	int r = 0;
 
 	if (!c || !c->engine)
 		return 0;
 	commit_lock(c);
-	for (const struct txn *t = c->head; r == 0 && t; t = t->next) {
-		if (t->state >= TX_APPLIED)
-			continue;
-		for (size_t j = 0; r == 0 && j < t->nframes; j++) {
-			const struct slot *sl =
-			    index_find(&c->index, t->pages[j]);
-
-			if (sl && sl->t == t)
-				r = cow__pageset_add(out, t->pages[j], 1);
-		}
+	v = cow__array_grow(c->unap, &c->unap_cap, c->index.n ? c->index.n : 1,
+			    sizeof(*v), 16);
+	if (!v) {
+		commit_unlock(c);
+		return -ENOMEM;
+	}
+	c->unap = v;
+	for (size_t i = 0; i < c->index.cap; i++)
+		if (c->index.v[i].t && c->index.v[i].t->state < TX_APPLIED)
+			v[n++] = c->index.v[i].page;
+	qsort(v, n, sizeof(*v), page_cmp);
+	for (size_t i = 0, j; r == 0 && i < n; i = j) {
+		for (j = i + 1; j < n && v[j] == v[j - 1] + 1; j++)
+			;
+		r = cow__pageset_add(out, v[i], j - i);
 	}
 	commit_unlock(c);
 	return r;
@@ -1933,6 +1959,8 @@ static int select_pages(struct cow_arena *a, struct cow__commit *c,
 			if (img && page_same(a, p, img)) {
 				if (t->state == TX_APPLIED && !t->err)
 					r = cow__pageset_add(drop, p, 1);
+				else
+					c->drop_wanted = 1;
 				continue;
 			}
 			(*cap)[(*ncap)++] = p;
