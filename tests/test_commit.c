@@ -1496,8 +1496,10 @@ static unsigned page0_writes(void)
 /*
  * Synchronous commits of the same pages write them in place once for
  * all, when something needs them there (here a discard, then cow_sync),
- * not once per commit: the newest image of each page. The content is the
- * last commit's throughout, and after a reopen.
+ * not once per commit: the newest image of each page. Meanwhile only the
+ * newest copy of each page is held (the older ones are given back once a
+ * newer one is logged). The content is the last commit's throughout, and
+ * after a reopen.
  */
 static void test_apply_coalesced(void **state)
 {
@@ -1515,9 +1517,13 @@ static void test_apply_coalesced(void **state)
 		apply_writes = 0;
 		cow__sys_set_trace(apply_trace);
 		for (unsigned g = 1; g <= 8; g++) {
+			struct cow_stats cs;
+
 			fill_gen(t.a, ref, g);
 			assert_int_equal(cow_commit(t.a, 0), 0);
 			assert_true(th_equal(&t, ref, SZ));
+			assert_int_equal(cow_stats(t.a, &cs), 0);
+			assert_int_equal(cs.commit_pending_bytes, 7 * PG);
 			if (g != 4)
 				continue;
 			/* the discard needs generation 4 in the file */
