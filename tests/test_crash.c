@@ -44,9 +44,10 @@ enum {
 			   reports only those commits */
 	M_LONG = 32,	/* killed after 8 reported commits and up to
 			   20 ms more: the log's ring wrapped several times */
-	M_MANY = 64,	/* with M_WINDOW: only once three commits or more
-			   wait to be written in place (one apply will
-			   write the newest image of each page for all) */
+	M_MANY = 64,	/* with M_WINDOW: only once the log holds three
+			   commits or more past its head (they wait for
+			   one apply that writes the newest image of each
+			   page for all) */
 };
 
 /* Had the log's ring wrapped when the child was killed: its head lies a
@@ -138,8 +139,8 @@ static void child(const char *path, uint32_t gen, int fd, unsigned mode,
 			if (cow_commit(a, 0))
 				_exit(3);
 			if ((mode & M_WINDOW) && !cow_stats(a, &st) &&
-			    st.commit_pending_bytes >=
-				    (mode & M_MANY ? 3 * SZ : 1)) {
+			    st.commit_pending_bytes &&
+			    (!(mode & M_MANY) || st.log_bytes >= 3 * SZ)) {
 				/* durable, not yet in place: report, die */
 				if (write(fd, &gen, sizeof(gen)) != sizeof(gen))
 					_exit(5);
