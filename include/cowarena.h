@@ -759,8 +759,9 @@ struct cow_stats {
 	/** bytes of committed page images not yet written into the file in
 	 * place (durable in the log, or queued): the memory commits hold
 	 * beyond the arena's own pages. The in-place writes wait for the
-	 * log's checkpoint or a call that needs them, so this holds the
-	 * commits of up to 16 MiB of log (they start at half the bound).
+	 * log's checkpoint or a call that needs them, so this may hold the
+	 * pages of the commits of up to 16 MiB of log (the newest copy of
+	 * each page only; they start at half the bound).
 	 * Bounded (64 MiB by default): a commit that would pass the bound
 	 * first waits for the background writes, unless it is alone. */
 	size_t commit_pending_bytes;
