@@ -563,8 +563,9 @@ static int fsync_queue(struct cow__io_op *op, struct cow__io_group *g, int fd,
 int cow__io_fsync(struct cow__io_op *op, struct cow__io_group *g, int fd,
 		  unsigned how)
 {
+	/* An earlier operation failed: the sync does not run. */
 	if ((how & COW__IO_AFTER) && g->err)
-		return g->err; /* an earlier operation failed: it does not run */
+		return g->err;
 	if (!(how & COW__IO_AFTER) || !g->inring)
 		return fsync_queue(op, g, fd, how & ~COW__IO_AFTER);
 	op->g = g;

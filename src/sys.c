@@ -481,8 +481,8 @@ static int submit_part(struct io_uring *ring, unsigned n)
 		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
 	}
 	ready = *sq->ktail - io_uring_smp_load_acquire(sq->khead);
-	return io_uring_enter((unsigned)ring->ring_fd, n < ready ? n : ready,
-			      0, 0, NULL);
+	return io_uring_enter((unsigned)ring->ring_fd, n < ready ? n : ready, 0,
+			      0, NULL);
 }
 #endif
 
@@ -493,8 +493,8 @@ int cow__sys_uring_submit(struct io_uring *ring)
 	INJECT(COW__SYS_URING);
 #ifdef COW_FAULT_INJECT
 	{
-		unsigned long n = __atomic_exchange_n(&take_max, 0,
-						      __ATOMIC_SEQ_CST);
+		unsigned long n =
+		    __atomic_exchange_n(&take_max, 0, __ATOMIC_SEQ_CST);
 
 		if (n)
 			return submit_part(ring, (unsigned)n);
