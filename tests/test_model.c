@@ -506,6 +506,311 @@ static void test_model_compare(void **state)
 		run_model(b, 1);
 }
 
+/*
+ * The same kind of model over an arena of BIG_BLOCKS page-table blocks
+ * (2 MiB each with 4 KiB pages), where a commit that drops private copies
+ * also drops the blocks left mapping nothing (cow__track_trim): writes of
+ * one page in a block or of many pages in one block, reads of pages never
+ * written (blocks that hold only read pages), synchronous and asynchronous
+ * commits, cow_sync(), snapshots, rollbacks, releases, discards, and
+ * reverts of a whole block or a random range. Each page written has one
+ * tracked byte (big_off), checked against the reference after every
+ * operation; a page reverted with its whole block is checked only at the
+ * end (a read maps it again, and its block would never be empty), when
+ * every page's byte is. The seed is fixed (COW_SEED does not change it);
+ * COW_BIG_OPS=n sets the number of operations per backing.
+ */
+#define BIG_BLOCKS 24
+#define BIG_BPG 512 /* pages per block */
+#define BIG_PAGES (BIG_BLOCKS * BIG_BPG)
+#define BIG_SNAPS 6
+#define BIG_OPS 600
+
+/* tracked[]: */
+#define T_NO 0
+#define T_YES 1	  /* checked after every operation */
+#define T_LATER 2 /* reverted with its block: checked at the end */
+
+struct big {
+	struct th_arena t;
+	unsigned char ref[BIG_PAGES];  /* each page's tracked byte */
+	unsigned char base[BIG_PAGES]; /* its committed value */
+	unsigned char tracked[BIG_PAGES];
+	unsigned char *snaps[BIG_SNAPS];
+	cow_snap *snap[BIG_SNAPS];
+	int nsnaps;
+	unsigned long long rng;
+	unsigned long n[12]; /* operation counts, by B_ */
+	unsigned long pte_falls; /* commits after which VmPTE fell */
+};
+
+enum { B_WRITE1, B_WRITEN, B_READ, B_COMMIT, B_ACOMMIT, B_SYNC, B_SNAP,
+       B_ROLLBACK, B_RELEASE, B_DISCARD, B_REVBLK, B_REVRANGE };
+
+static unsigned big_rnd(struct big *m, unsigned n)
+{
+	m->rng ^= m->rng << 13;
+	m->rng ^= m->rng >> 7;
+	m->rng ^= m->rng << 17;
+	return (unsigned)(m->rng % n);
+}
+
+static size_t big_off(size_t pg)
+{
+	return pg * PG + (pg * 73 + 11) % PG;
+}
+
+/* The page-table memory of this process (VmPTE), in kB; -1 if unknown. */
+static long big_pte_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPTE: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* The pages of block j: the blocks are aligned in memory, so the arena's
+ * first and last may be partial (clipped to the arena). */
+static void big_block(const struct big *m, unsigned j, size_t *first,
+		      size_t *n)
+{
+	uintptr_t base = (uintptr_t)cow_base(m->t.a);
+	size_t blk = BIG_BPG * PG;
+	size_t a0 = ((base + blk - 1) & ~(uintptr_t)(blk - 1)) - base;
+	size_t lo = j ? a0 + (j - 1) * blk : 0, hi = a0 + j * blk;
+
+	if (a0 == 0) { /* aligned: BIG_BLOCKS whole blocks */
+		lo = j * blk;
+		hi = lo + blk;
+	}
+	if (hi > (size_t)BIG_PAGES * PG)
+		hi = (size_t)BIG_PAGES * PG;
+	*first = lo / PG;
+	*n = hi > lo ? (hi - lo) / PG : 0;
+}
+
+static unsigned big_nblocks(const struct big *m)
+{
+	return (uintptr_t)cow_base(m->t.a) % (BIG_BPG * PG) ? BIG_BLOCKS + 1
+							    : BIG_BLOCKS;
+}
+
+static void big_write(struct big *m)
+{
+	unsigned char *p = cow_base(m->t.a);
+	size_t first, n, k = 1;
+
+	big_block(m, big_rnd(m, big_nblocks(m)), &first, &n);
+	if (!n)
+		return;
+	if (big_rnd(m, 4) == 0) { /* many pages of one block */
+		k = 2 + big_rnd(m, 200);
+		m->n[B_WRITEN]++;
+	} else {
+		m->n[B_WRITE1]++;
+	}
+	while (k--) {
+		size_t pg = first + big_rnd(m, (unsigned)n);
+		unsigned char v = (unsigned char)big_rnd(m, 256);
+
+		p[big_off(pg)] = v;
+		m->ref[pg] = v;
+		m->tracked[pg] = T_YES;
+	}
+}
+
+/* Reads pages never written: their block may then map only read pages. */
+static void big_read(struct big *m)
+{
+	volatile unsigned char *p = cow_base(m->t.a);
+	size_t first, n, k = 1 + big_rnd(m, 32);
+
+	big_block(m, big_rnd(m, big_nblocks(m)), &first, &n);
+	if (!n)
+		return;
+	while (k--) {
+		size_t pg = first + big_rnd(m, (unsigned)n);
+
+		(void)p[pg * PG + big_rnd(m, PG)];
+	}
+	m->n[B_READ]++;
+}
+
+static void big_commit(struct big *m, unsigned flags)
+{
+	long before = big_pte_kb(), after;
+
+	assert_int_equal(cow_commit(m->t.a, flags), 0);
+	after = big_pte_kb();
+	if (before > 0 && after >= 0 && after < before)
+		m->pte_falls++;
+	memcpy(m->base, m->ref, sizeof(m->base));
+	m->n[flags ? B_ACOMMIT : B_COMMIT]++;
+}
+
+static void big_snapshot(struct big *m)
+{
+	if (m->nsnaps == BIG_SNAPS)
+		return;
+	assert_int_equal(cow_snapshot(m->t.a, &m->snap[m->nsnaps]), 0);
+	m->snaps[m->nsnaps] = malloc(BIG_PAGES);
+	memcpy(m->snaps[m->nsnaps], m->ref, BIG_PAGES);
+	m->nsnaps++;
+	m->n[B_SNAP]++;
+}
+
+static void big_rollback(struct big *m)
+{
+	int i;
+
+	if (!m->nsnaps)
+		return;
+	i = (int)big_rnd(m, (unsigned)m->nsnaps);
+	assert_int_equal(cow_rollback(m->t.a, m->snap[i]), 0);
+	memcpy(m->ref, m->snaps[i], BIG_PAGES);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		if (m->ref[pg] != m->base[pg])
+			m->tracked[pg] = T_YES;
+	m->n[B_ROLLBACK]++;
+}
+
+static void big_release(struct big *m)
+{
+	int i;
+
+	if (!m->nsnaps)
+		return;
+	i = (int)big_rnd(m, (unsigned)m->nsnaps);
+	cow_snap_release(m->snap[i]);
+	free(m->snaps[i]);
+	m->nsnaps--;
+	m->snap[i] = m->snap[m->nsnaps];
+	m->snaps[i] = m->snaps[m->nsnaps];
+	m->n[B_RELEASE]++;
+}
+
+static void big_revert(struct big *m, size_t first, size_t n, int later)
+{
+	char *p = cow_base(m->t.a);
+
+	assert_int_equal(cow_revert(m->t.a, p + first * PG, n * PG), 0);
+	memcpy(m->ref + first, m->base + first, n);
+	if (later)
+		for (size_t pg = first; pg < first + n; pg++)
+			if (m->tracked[pg] == T_YES)
+				m->tracked[pg] = T_LATER;
+}
+
+static void big_check(struct big *m, unsigned long op, int all)
+{
+	const unsigned char *p = cow_base(m->t.a);
+
+	for (size_t pg = 0; pg < BIG_PAGES; pg++) {
+		if (!all && m->tracked[pg] != T_YES)
+			continue;
+		if (p[big_off(pg)] != m->ref[pg]) {
+			fprintf(stderr, "# big %s: page %zu (block %zu) "
+					"reads %u, expected %u (base %u) "
+					"after op %lu\n",
+				th_backing_names[m->t.b], pg, pg / BIG_BPG,
+				p[big_off(pg)], m->ref[pg], m->base[pg], op);
+			fail();
+		}
+	}
+}
+
+static void run_big(enum th_backing b, unsigned long ops, unsigned long *tot,
+		    unsigned long *falls)
+{
+	struct big *m = calloc(1, sizeof(*m));
+	struct cow_options o = {.reserve = BIG_PAGES * PG};
+
+	assert_non_null(m);
+	m->rng = 0x9e3779b97f4a7c15ULL + b;
+	assert_int_equal(th_open(&m->t, b, BIG_PAGES * PG, &o), 0);
+	for (size_t pg = 0; pg < BIG_PAGES; pg++)
+		m->ref[pg] = m->base[pg] = th_base_byte(b, big_off(pg));
+	for (unsigned long i = 0; i < ops; i++) {
+		unsigned k = big_rnd(m, 100);
+
+		if (k < 35) {
+			big_write(m);
+		} else if (k < 43) {
+			big_read(m);
+		} else if (k < 51) {
+			big_commit(m, 0);
+		} else if (k < 60) {
+			big_commit(m, COW_COMMIT_ASYNC);
+		} else if (k < 63) {
+			assert_int_equal(cow_sync(m->t.a), 0);
+			m->n[B_SYNC]++;
+		} else if (k < 70) {
+			big_snapshot(m);
+		} else if (k < 76) {
+			big_rollback(m);
+		} else if (k < 81) {
+			big_release(m);
+		} else if (k < 84) {
+			assert_int_equal(cow_discard(m->t.a), 0);
+			memcpy(m->ref, m->base, sizeof(m->ref));
+			m->n[B_DISCARD]++;
+		} else if (k < 93) {
+			size_t first, n;
+
+			big_block(m, big_rnd(m, big_nblocks(m)), &first, &n);
+			if (n) {
+				big_revert(m, first, n, 1);
+				m->n[B_REVBLK]++;
+			}
+		} else {
+			size_t first = big_rnd(m, BIG_PAGES);
+			size_t n = 1 + big_rnd(m, BIG_BPG * 2);
+
+			if (first + n > BIG_PAGES)
+				n = BIG_PAGES - first;
+			big_revert(m, first, n, 0);
+			m->n[B_REVRANGE]++;
+		}
+		big_check(m, i, 0);
+	}
+	big_check(m, ops, 1);
+	while (m->nsnaps)
+		big_release(m);
+	th_close(&m->t);
+	for (int i = 0; i < 12; i++)
+		tot[i] += m->n[i];
+	*falls += m->pte_falls;
+	free(m);
+}
+
+static void test_model_blocks(void **state)
+{
+	unsigned long tot[12] = {0}, falls = 0;
+	const char *o = getenv("COW_BIG_OPS");
+	unsigned long ops = o ? strtoul(o, NULL, 0) : BIG_OPS;
+
+	(void)state;
+	for (int b = 0; b < TH_NBACKINGS; b++)
+		run_big(b, ops, tot, &falls);
+	print_message("# blocks model: %d backings x %lu ops on %d blocks: "
+		      "%lu writes of 1 page, %lu of many, %lu reads, %lu "
+		      "commits, %lu async, %lu syncs, %lu snapshots, %lu "
+		      "rollbacks, %lu releases, %lu discards, %lu block "
+		      "reverts, %lu range reverts; VmPTE fell after %lu "
+		      "commits\n",
+		      TH_NBACKINGS, ops, BIG_BLOCKS, tot[B_WRITE1],
+		      tot[B_WRITEN], tot[B_READ], tot[B_COMMIT], tot[B_ACOMMIT],
+		      tot[B_SYNC], tot[B_SNAP], tot[B_ROLLBACK], tot[B_RELEASE],
+		      tot[B_DISCARD], tot[B_REVBLK], tot[B_REVRANGE], falls);
+}
+
 /* Skips when the kernel cannot track writes with userfaultfd. */
 static int uffd_setup(void **state)
 {
@@ -539,6 +844,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_model_uffd_maybe, uffd_setup),
 	    cmocka_unit_test(test_model_compare),
+	    cmocka_unit_test(test_model_blocks),
 	};
 
 	seed_base = s ? strtoull(s, NULL, 0) : (unsigned long long)getpid();
