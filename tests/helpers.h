@@ -71,6 +71,8 @@ void th_assert_exit0(int status);
 
 size_t th_count_fds(void);
 size_t th_count_maps(void);
+/* The page-table memory of this process (VmPTE), in kB; -1 if unknown. */
+long th_vm_pte_kb(void);
 size_t th_arena_maps(const cow_arena *a);
 const char *th_dir(enum th_backing b);
 

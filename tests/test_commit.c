@@ -1074,6 +1074,26 @@ static void test_apply_fails_after_durable(void **state)
 	apply_fails(0);
 }
 
+/*
+ * After a commit (and its sync) that returned r on t (closed): reopening
+ * gives the new content ref whenever r is 0, else the new content or the
+ * base's (ref is overwritten with it then). Closes t and removes its log.
+ */
+static void reopen_old_or_new(struct th_arena *t, enum th_backing b,
+			      unsigned char *ref, int r)
+{
+	assert_int_equal(cow_open(&t->a, t->path, NULL), 0);
+	if (r == 0 || memcmp(cow_base(t->a), ref, SZ)) {
+		if (r == 0)
+			assert_true(th_equal(t, ref, SZ));
+		else
+			th_base_ref(b, ref, SZ);
+		assert_true(th_equal(t, ref, SZ));
+	}
+	th_close(t);
+	unlink_log(t->path);
+}
+
 /* Each io_uring completion failing in turn, as the kernel would report a
  * failed write or fdatasync. */
 static void test_fault_cqe(void **state)
@@ -1097,16 +1117,7 @@ static void test_fault_cqe(void **state)
 			cow_close(t.a);
 			fired = cow__fault_calls(COW__SYS_CQE) - before >= n;
 			cow__fault_reset();
-			assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
-			if (r == 0 || memcmp(cow_base(t.a), ref, SZ)) {
-				if (r == 0)
-					assert_true(th_equal(&t, ref, SZ));
-				else
-					th_base_ref(b, ref, SZ);
-				assert_true(th_equal(&t, ref, SZ));
-			}
-			th_close(&t);
-			unlink_log(t.path);
+			reopen_old_or_new(&t, b, ref, r);
 			free(ref);
 			if (!fired)
 				break;
@@ -1143,34 +1154,9 @@ static void test_partial_submit(void **state)
 					r = cow_sync(t.a);
 				cow_close(t.a);
 				cow__fault_uring_take(0);
-				assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
-				if (r == 0 || memcmp(cow_base(t.a), ref, SZ)) {
-					if (r == 0)
-						assert_true(th_equal(&t, ref, SZ));
-					else
-						th_base_ref(b, ref, SZ);
-					assert_true(th_equal(&t, ref, SZ));
-				}
-				th_close(&t);
-				unlink_log(t.path);
+				reopen_old_or_new(&t, b, ref, r);
 				free(ref);
 			}
-}
-
-/* The page-table memory of this process (VmPTE), in kB; -1 if unknown. */
-static long vm_pte_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPTE: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
 }
 
 /* Does the kernel free a page table that MADV_DONTNEED of its whole
@@ -1187,9 +1173,9 @@ static int kernel_frees_tables(size_t blk)
 	b = (char *)(((uintptr_t)m + blk - 1) & ~(uintptr_t)(blk - 1));
 	for (int i = 0; i < 4; i++)
 		b[(size_t)i * blk] = 1;
-	before = vm_pte_kb();
+	before = th_vm_pte_kb();
 	assert_int_equal(madvise(b, 4 * blk, MADV_DONTNEED), 0);
-	after = vm_pte_kb();
+	after = th_vm_pte_kb();
 	munmap(m, 8 * blk);
 	return before > 0 && after >= 0 && after < before;
 }
@@ -1236,12 +1222,12 @@ static void test_commit_frees_page_tables(void **state)
 		for (size_t i = 0; i < 32; i++)
 			p[i * blk + 100] = (char)(i + 1);
 		seen = p[5 * blk + 7 * PG];
-		before = vm_pte_kb();
+		before = th_vm_pte_kb();
 		assert_int_equal(cow_commit(t.a, 0), 0);
 		assert_int_equal(cow_sync(t.a), 0);
 		p[200] = 9;
 		assert_int_equal(cow_commit(t.a, 0), 0);
-		after = vm_pte_kb();
+		after = th_vm_pte_kb();
 		print_message("# %s: page tables %ld kB -> %ld kB\n",
 			      th_backing_names[b], before, after);
 		/* 31 blocks emptied (not the one of page 0, written again,

@@ -560,22 +560,6 @@ static size_t big_off(size_t pg)
 	return pg * PG + (pg * 73 + 11) % PG;
 }
 
-/* The page-table memory of this process (VmPTE), in kB; -1 if unknown. */
-static long big_pte_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPTE: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 /* The pages of block j: the blocks are aligned in memory, so the arena's
  * first and last may be partial (clipped to the arena). */
 static void big_block(const struct big *m, unsigned j, size_t *first,
@@ -645,10 +629,10 @@ static void big_read(struct big *m)
 
 static void big_commit(struct big *m, unsigned flags)
 {
-	long before = big_pte_kb(), after;
+	long before = th_vm_pte_kb(), after;
 
 	assert_int_equal(cow_commit(m->t.a, flags), 0);
-	after = big_pte_kb();
+	after = th_vm_pte_kb();
 	if (before > 0 && after >= 0 && after < before)
 		m->pte_falls++;
 	memcpy(m->base, m->ref, sizeof(m->base));
