@@ -202,6 +202,15 @@ static int drop_clean(struct cow_arena *a, struct cow__pageset *dirty)
 	return r == 0 && dirty;
 }
 
+/* The settle barrier (below) without the drop: what a call that the
+ * arena's writers may run through passes. */
+static int settle_base(struct cow_arena *a)
+{
+	COW_TRY(cow__commit_settle(a));
+	COW_TRY(refresh_guard(a));
+	return 0;
+}
+
 /*
  * The settle barrier: every commit is in the base's page cache, the guard
  * has recorded the file after the arena's own writes, and the private
@@ -216,8 +225,7 @@ static int drop_clean(struct cow_arena *a, struct cow__pageset *dirty)
  */
 static int settle(struct cow_arena *a, struct cow__pageset *dirty)
 {
-	COW_TRY(cow__commit_settle(a));
-	COW_TRY(refresh_guard(a));
+	COW_TRY(settle_base(a));
 	return drop_clean(a, dirty);
 }
 
@@ -230,12 +238,7 @@ static int settle(struct cow_arena *a, struct cow__pageset *dirty)
 static int settle_check(struct cow_arena *a, int paused)
 {
 	COW_TRY(cow__guard_owner(a));
-	if (paused) {
-		COW_TRY(settle(a, NULL));
-	} else {
-		COW_TRY(cow__commit_settle(a));
-		COW_TRY(refresh_guard(a));
-	}
+	COW_TRY(paused ? settle(a, NULL) : settle_base(a));
 	return cow__guard_check(a);
 }
 
