@@ -816,15 +816,16 @@ struct cow_stats {
  * newest image of each page (a page committed twice is logged once), so
  * they reach the log together, in one write and one fdatasync. Their
  * pages keep their private copies (writers may run meanwhile, so only a
- * call that has them paused may drop a copy) until the next cow_commit()
- * finds them unchanged and in the file and drops them. But once the
- * commit is durable a page that still holds exactly what the commit
- * captured equals the base: cow_dirty() and cow_stats() do not count it
- * (a compare of each such page with its captured copy, whatever the
- * write tracking), and no later commit writes it again. A page written
- * with other bytes after the capture stays dirty. A crash loses at most
- * the asynchronous commits after the last cow_sync() that returned 0,
- * never a part of one.
+ * call that has them paused may drop a copy) until a later cow_commit()
+ * finds them unchanged and in the file and drops them: once 16 such pages
+ * of logged commits wait, they are written in place, and the next commit
+ * drops them all in one call. But once the commit is durable a page that
+ * still holds exactly what the commit captured equals the base:
+ * cow_dirty() and cow_stats() do not count it (a compare of each such
+ * page with its captured copy, whatever the write tracking), and no later
+ * commit writes it again. A page written with other bytes after the
+ * capture stays dirty. A crash loses at most the asynchronous commits
+ * after the last cow_sync() that returned 0, never a part of one.
  *
  * An anonymous arena, a memfd or an unlinked file has nothing durable:
  * the commit writes the pages into its base in memory, drops the private

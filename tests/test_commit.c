@@ -1530,6 +1530,86 @@ static void test_apply_coalesced(void **state)
 	}
 }
 
+/* The MADV_DONTNEED calls made (each a TLB flush, whatever its ranges),
+ * and the pages they dropped. */
+static unsigned drop_calls;
+static size_t drop_pages;
+
+static void drop_trace(enum cow__sys_kind kind, int fd, const struct iovec *iov,
+		       int cnt, off_t advice)
+{
+	(void)fd;
+	if (kind != COW__SYS_MADVISE || advice != MADV_DONTNEED)
+		return;
+	__atomic_add_fetch(&drop_calls, 1, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < cnt; i++)
+		__atomic_add_fetch(&drop_pages, iov[i].iov_len / PG,
+				   __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A stream of commits of a different page each (asynchronous, then
+ * synchronous), threaded and COW_NOTHREAD: the copies of the committed
+ * pages are dropped in batches, not one MADV_DONTNEED (a TLB flush) per
+ * commit: at most a call per 16 commits, plus a few. The copies waiting
+ * for their apply stay bounded, every copy is dropped by the commit after
+ * cow_sync, and the content is the last commit's, in the arena and after
+ * a reopen.
+ */
+#define STREAM_PAGES 512
+#define STREAM_COMMITS 256
+
+static void commit_stream(unsigned flags, unsigned cflags)
+{
+	struct cow_options o = {.flags = flags};
+	size_t size = STREAM_PAGES * PG;
+	unsigned char *ref = malloc(size);
+	struct th_arena t;
+	struct cow_stats st;
+	unsigned calls;
+
+	assert_non_null(ref);
+	assert_int_equal(th_open(&t, TH_EXT4, size, &o), 0);
+	th_base_ref(TH_EXT4, ref, size);
+	drop_calls = 0;
+	drop_pages = 0;
+	cow__sys_set_trace(drop_trace);
+	for (size_t i = 0; i < STREAM_COMMITS; i++) {
+		size_t page = i * 7 % STREAM_PAGES;
+
+		stamp(t.a, ref, &page, 1, (unsigned)i + 1);
+		assert_int_equal(cow_commit(t.a, cflags), 0);
+		/* synchronous: every page but the last is logged, and
+		 * those not yet in place wait for a batch */
+		assert_int_equal(cow_stats(t.a, &st), 0);
+		assert_true(cflags || st.commit_pending_bytes <= 64 * PG);
+	}
+	assert_true(th_equal(&t, ref, size));
+	/* then every copy goes: the commit after a sync drops them all */
+	assert_int_equal(cow_sync(t.a), 0);
+	assert_int_equal(cow_commit(t.a, cflags), 0);
+	cow__sys_set_trace(NULL);
+	calls = __atomic_load_n(&drop_calls, __ATOMIC_SEQ_CST);
+	assert_true(calls <= STREAM_COMMITS / 16 + 4);
+	assert_true(__atomic_load_n(&drop_pages, __ATOMIC_SEQ_CST) >=
+		    STREAM_COMMITS);
+	assert_true(th_equal(&t, ref, size));
+	assert_int_equal(cow_close(t.a), 0);
+	assert_int_equal(cow_open(&t.a, t.path, NULL), 0);
+	assert_true(th_equal(&t, ref, size));
+	th_close(&t);
+	free(ref);
+}
+
+static void test_commit_stream_drops(void **state)
+{
+	(void)state;
+	commit_stream(0, COW_COMMIT_ASYNC);
+	commit_stream(COW_NOTHREAD, COW_COMMIT_ASYNC);
+	commit_stream(0, 0);
+	commit_stream(COW_NOTHREAD, 0);
+}
+
 /*
  * A submission to the ring that fails while a caller waits for its
  * operations (cow_close queues the base's final sync after cow_sync, and
@@ -1617,6 +1697,7 @@ int main(void)
 	    cmocka_unit_test(test_fault_sweep_long_log),
 	    cmocka_unit_test(test_submit_fails_while_waiting),
 	    cmocka_unit_test(test_apply_coalesced),
+	    cmocka_unit_test(test_commit_stream_drops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

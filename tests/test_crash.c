@@ -48,7 +48,14 @@ enum {
 			   commits or more past its head (they wait for
 			   one apply that writes the newest image of each
 			   page for all) */
+	M_STREAM = 128, /* each commit writes one page, a different one
+			   each time (generation g: page g mod SNPG of a
+			   larger arena): earlier commits' pages wait,
+			   unchanged, for an apply of a batch of them;
+			   killed mostly after 24 reported commits */
 };
+
+#define SNPG 64 /* pages of the M_STREAM arena */
 
 /* Had the log's ring wrapped when the child was killed: its head lies a
  * lap or more past the log's start? */
@@ -99,6 +106,46 @@ static long long read_gen(cow_arena *a)
 	return p[0];
 }
 
+/*
+ * M_STREAM: generation g wrote page g mod SNPG alone, so after the commits
+ * up to G each page holds the newest generation up to G that wrote it (0
+ * if none did). Returns G, or -1 if a page holds anything else (two
+ * values, or a generation that is not its newest one up to G: a mix).
+ */
+static long long read_stream_gen(cow_arena *a)
+{
+	const uint32_t *p = cow_base(a);
+	uint32_t g = 0;
+
+	for (size_t q = 0; q < SNPG; q++) {
+		for (size_t i = 1; i < PG / 4; i++)
+			if (p[q * PG / 4 + i] != p[q * PG / 4]) {
+				fprintf(stderr, "# page %zu torn\n", q);
+				return -1;
+			}
+		if (p[q * PG / 4] > g)
+			g = p[q * PG / 4];
+	}
+	for (size_t q = 0; q < SNPG; q++) {
+		uint32_t want = g >= q ? g - (g - q) % SNPG : 0;
+
+		if (p[q * PG / 4] != want) {
+			fprintf(stderr, "# page %zu: %u, not %u (newest %u)\n",
+				q, p[q * PG / 4], want, g);
+			return -1;
+		}
+	}
+	return g;
+}
+
+static void stamp_page(cow_arena *a, size_t page, uint32_t gen)
+{
+	uint32_t *p = (uint32_t *)cow_base(a) + page * PG / 4;
+
+	for (size_t i = 0; i < PG / 4; i++)
+		p[i] = gen;
+}
+
 /* The child: commits generations from gen on, forever (see M_*); only
  * durable generations are reported. With away, it opens the file by its
  * name relative to its directory, then changes to directory away: the log
@@ -132,7 +179,10 @@ static void child(const char *path, uint32_t gen, int fd, unsigned mode,
 		if ((mode & M_GROW) && gen % 4 == 0 && cow_size(a) < MAXSZ &&
 		    cow_grow(a, cow_size(a) + PG))
 			_exit(7);
-		stamp_all(a, gen);
+		if (mode & M_STREAM)
+			stamp_page(a, gen % SNPG, gen);
+		else
+			stamp_all(a, gen);
 		if (!async) {
 			struct cow_stats st;
 
@@ -209,7 +259,8 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 	cow_arena *a;
 	int fd;
 
-	fd = th_make_file(TH_EXT4, SZ, path, sizeof(path));
+	fd = th_make_file(TH_EXT4, mode & M_STREAM ? SNPG * PG : SZ, path,
+			  sizeof(path));
 	assert_true(fd >= 0);
 	close(fd);
 	/* Start from generation 0 on every page. */
@@ -241,6 +292,12 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		for (int k = 1; (mode & M_LONG) && k < 8; k++)
 			if (read(p[0], &got, sizeof(got)) == sizeof(got))
 				last = got;
+		/* M_STREAM: past the first batches of waiting pages (16
+		 * commits or more), whose applies and drops the kill
+		 * then lands among */
+		for (int k = 1; (mode & M_STREAM) && i % 8 && k < 24; k++)
+			if (read(p[0], &got, sizeof(got)) == sizeof(got))
+				last = got;
 		usleep((useconds_t)(rand() % (mode & M_LONG ? 20000 :
 					      i % 8	    ? 3000 :
 							      8000)));
@@ -254,7 +311,7 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		if (recovery)
 			in_recovery += kill_recovery(path, &retired);
 		assert_int_equal(cow_open(&a, path, NULL), 0);
-		g = read_gen(a);
+		g = mode & M_STREAM ? read_stream_gen(a) : read_gen(a);
 		window += (mode & M_WINDOW) && last >= gen;
 		assert_true(g >= 0);
 		if (g < (long long)last)
@@ -266,7 +323,13 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		cow_close(a);
 		progressed += g >= (long long)gen;
 		ahead += g > (long long)last;
-		gen = (uint32_t)(g > (long long)gen ? g : gen) + 1;
+		/* M_STREAM goes on right after the commit found, so that
+		 * every generation up to it wrote its page (a lost one is
+		 * written again) */
+		if (mode & M_STREAM)
+			gen = (uint32_t)g + 1;
+		else
+			gen = (uint32_t)(g > (long long)gen ? g : gen) + 1;
 	}
 	fprintf(stderr, "# %d kills, %d after a durable commit, %d found a "
 		"newer commit than reported, %u generations\n", rounds,
@@ -369,6 +432,18 @@ static void test_kill_sweep_window(void **state)
 	sweep(M_WINDOW | M_MANY | M_NOTHREAD, 40, 1);
 }
 
+/* Each commit writes a different page: the pages of earlier commits wait
+ * unchanged for an apply of a batch of them, then the next commit drops
+ * them; synchronous and asynchronous, with and without the thread. */
+static void test_kill_sweep_stream(void **state)
+{
+	(void)state;
+	sweep(M_STREAM, 60, 0);
+	sweep(M_STREAM | M_ASYNC, 60, 0);
+	sweep(M_STREAM | M_NOTHREAD, 30, 0);
+	sweep(M_STREAM | M_ASYNC | M_NOTHREAD, 30, 1);
+}
+
 /* With a small log: kills land in checkpoints (base sync, log reset). */
 static void test_kill_sweep_ckpt(void **state)
 {
@@ -431,6 +506,7 @@ int main(void)
 	    cmocka_unit_test(test_kill_sweep_nosync),
 	    cmocka_unit_test(test_kill_sweep_nothread),
 	    cmocka_unit_test(test_kill_sweep_window),
+	    cmocka_unit_test(test_kill_sweep_stream),
 	    cmocka_unit_test(test_kill_sweep_ckpt),
 	    cmocka_unit_test(test_kill_sweep_wrap),
 	    cmocka_unit_test(test_kill_sweep_long_log),

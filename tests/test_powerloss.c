@@ -32,6 +32,7 @@
 #define SZ (NPG * PG)
 #define MAXEV 4096
 #define SECTOR 512
+#define SPG 24 /* pages of the stream workload's file */
 
 enum file_id { F_BASE, F_LOG, F_NFILES };
 
@@ -52,6 +53,8 @@ static size_t returned_at[64];
 /* the generation every image must hold at least (committed before the
  * recording began) */
 static unsigned lo_min;
+/* the stream workload (record): generation g wrote page g mod SPG alone */
+static int stream;
 /* the files when the recording starts (taken as durable) */
 static struct image {
 	unsigned char *b;
@@ -131,12 +134,23 @@ static void stamp(cow_arena *a, unsigned gen)
 		p[i] = gen;
 }
 
+static void stamp_page(cow_arena *a, size_t page, unsigned gen)
+{
+	uint32_t *p = (uint32_t *)cow_base(a) + page * PG / 4;
+
+	for (size_t i = 0; i < PG / 4; i++)
+		p[i] = gen;
+}
+
 /* The workload: generations 1..n, synchronous, one of them grows. With
  * away, the file is opened by its name relative to its directory, then
  * the process changes to directory away: the log must still be made and
  * used beside the file. With async, each commit is asynchronous and
  * followed by cow_sync (which returns at the durable point): the log is
- * written through the ring, not by the caller. */
+ * written through the ring, not by the caller. With stream, a file of
+ * SPG pages, no growth, and each generation writes one page, a different
+ * one each time (g mod SPG): the earlier commits' pages wait unchanged
+ * for an apply of a batch of them. */
 static void record(unsigned n, const char *away, int async)
 {
 	struct cow_options o = {.flags = COW_NOTHREAD};
@@ -145,7 +159,8 @@ static void record(unsigned n, const char *away, int async)
 	cow_arena *a;
 	int fd;
 
-	fd = th_make_file(TH_TMPFS, SZ, base_path, sizeof(base_path));
+	fd = th_make_file(TH_TMPFS, stream ? SPG * PG : SZ, base_path,
+			  sizeof(base_path));
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	close(fd);
@@ -172,9 +187,13 @@ static void record(unsigned n, const char *away, int async)
 	inos[F_LOG] = st.st_ino;
 	cow__sys_set_trace(trace);
 	for (unsigned g = 1; g <= n; g++) {
-		if (g == n / 2)
-			assert_int_equal(cow_grow(a, 2 * SZ), 0);
-		stamp(a, g);
+		if (stream) {
+			stamp_page(a, g % SPG, g);
+		} else {
+			if (g == n / 2)
+				assert_int_equal(cow_grow(a, 2 * SZ), 0);
+			stamp(a, g);
+		}
 		assert_int_equal(cow_commit(a, async ? COW_COMMIT_ASYNC : 0),
 				 0);
 		if (async)
@@ -295,6 +314,32 @@ static void save(const char *path, const struct image *im)
 }
 
 /* The images a power loss after event p could leave, variant v. */
+/*
+ * The stream workload: after the commits up to G each page holds the
+ * newest generation up to G that wrote it (0 if none did). Returns G.
+ */
+static uint32_t check_stream(const uint32_t *w, size_t p, int v)
+{
+	uint32_t g = 0;
+
+	for (size_t q = 0; q < SPG; q++)
+		if (w[q * PG / 4] > g)
+			g = w[q * PG / 4];
+	for (size_t i = 0; i < SPG * PG / 4; i++) {
+		size_t q = i / (PG / 4);
+		uint32_t want = g >= q ? g - (g - (uint32_t)q) % SPG : 0;
+
+		if (w[i] != want) {
+			fprintf(stderr,
+				"# after event %zu (v%d): page %zu holds %u, "
+				"not %u (newest %u)\n",
+				p, v, q, w[i], want, g);
+			fail();
+		}
+	}
+	return g;
+}
+
 static void crash_at(size_t p, int v, const char *dir)
 {
 	struct image dur[F_NFILES], cur[F_NFILES];
@@ -305,6 +350,7 @@ static void crash_at(size_t p, int v, const char *dir)
 	cow_arena *a;
 	struct stat st;
 	const uint32_t *w;
+	uint32_t gen;
 	int r;
 
 	for (int f = 0; f < F_NFILES; f++) {
@@ -371,7 +417,8 @@ static void crash_at(size_t p, int v, const char *dir)
 		fail();
 	}
 	w = cow_base(a);
-	for (size_t i = 1; i < cow_size(a) / 4; i++) {
+	gen = stream ? check_stream(w, p, v) : w[0];
+	for (size_t i = 1; !stream && i < cow_size(a) / 4; i++) {
 		/* growth: pages past the old end may read zeros if the
 		 * commit that grew the file is not the one found */
 		if (w[i] != w[0] && !(i >= SZ / 4 && w[i] == 0 && w[0] < 64)) {
@@ -382,10 +429,10 @@ static void crash_at(size_t p, int v, const char *dir)
 			fail();
 		}
 	}
-	if (w[0] < lo || w[0] > lo + 1) {
+	if (gen < lo || gen > lo + 1) {
 		fprintf(stderr, "# after event %zu (v%d): generation %u, "
 				"last returned %u\n",
-			p, v, w[0], lo);
+			p, v, gen, lo);
 		fail();
 	}
 	cow_close(a);
@@ -475,11 +522,31 @@ static void log_laps(unsigned *wraps, unsigned *heads)
 	}
 }
 
+/* Every prefix of the recording, four crash images each, recovered and
+ * checked; then the recording is freed. */
+static void crash_images(void)
+{
+	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
+	size_t checks = 0;
+
+	assert_non_null(mkdtemp(dir));
+	for (size_t p = 0; p <= nev; p++)
+		for (int v = 0; v < 4; v++, checks++)
+			crash_at(p, v, dir);
+	fprintf(stderr, "# %zu events, %zu crash images recovered\n", nev,
+		checks);
+	rmdir(dir);
+	unlink(base_path);
+	for (size_t i = 0; i < nev; i++)
+		free(ev[i].data);
+	for (int f = 0; f < F_NFILES; f++)
+		free(start[f].b);
+	nev = 0;
+}
+
 static void power_loss(const char *away, int async)
 {
 	unsigned wraps, heads;
-	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
-	size_t checks = 0;
 
 	nev = 0;
 	memset(returned_at, 0, sizeof(returned_at));
@@ -520,19 +587,7 @@ static void power_loss(const char *away, int async)
 			skipped_gens());
 		assert_true(skipped_gens() >= 2);
 	}
-	assert_non_null(mkdtemp(dir));
-	for (size_t p = 0; p <= nev; p++)
-		for (int v = 0; v < 4; v++, checks++)
-			crash_at(p, v, dir);
-	fprintf(stderr, "# %zu events, %zu crash images recovered\n", nev,
-		checks);
-	rmdir(dir);
-	unlink(base_path);
-	for (size_t i = 0; i < nev; i++)
-		free(ev[i].data);
-	for (int f = 0; f < F_NFILES; f++)
-		free(start[f].b);
-	nev = 0;
+	crash_images();
 }
 
 static void test_power_loss(void **state)
@@ -575,8 +630,7 @@ static void test_power_loss_chdir(void **state)
  * the log's invalidation). */
 static void test_power_loss_recovery(void **state)
 {
-	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
-	size_t checks = 0, writes = 0;
+	size_t writes = 0;
 
 	(void)state;
 	nev = 0;
@@ -586,20 +640,35 @@ static void test_power_loss_recovery(void **state)
 		writes += ev[i].kind == COW__SYS_PWRITE;
 	/* the replay's writes, the log's header */
 	assert_true(writes >= 2);
-	assert_non_null(mkdtemp(dir));
-	for (size_t p = 0; p <= nev; p++)
-		for (int v = 0; v < 4; v++, checks++)
-			crash_at(p, v, dir);
-	fprintf(stderr, "# %zu events, %zu crash images recovered\n", nev,
-		checks);
-	rmdir(dir);
-	unlink(base_path);
-	for (size_t i = 0; i < nev; i++)
-		free(ev[i].data);
-	for (int f = 0; f < F_NFILES; f++)
-		free(start[f].b);
+	crash_images();
 	lo_min = 0;
+}
+
+/*
+ * A stream of synchronous commits of a different page each: the pages of
+ * earlier commits wait, unchanged, until a batch of them is logged, and
+ * one apply writes them all (the next commit drops them). A power loss
+ * anywhere gives, on every page, the newest generation that wrote it up
+ * to the last commit found, that one no older than the last returned.
+ */
+static void test_power_loss_stream(void **state)
+{
+	size_t base_pages = 0;
+
+	(void)state;
 	nev = 0;
+	memset(returned_at, 0, sizeof(returned_at));
+	stream = 1;
+	record(60, NULL, 0);
+	/* the batches' applies wrote pages in place before the close */
+	for (size_t i = 0; i < returned_at[60]; i++)
+		if (ev[i].kind == COW__SYS_PWRITE && ev[i].file == F_BASE)
+			base_pages += ev[i].len / PG;
+	fprintf(stderr, "# %zu pages written in place before the close\n",
+		base_pages);
+	assert_true(base_pages >= 16);
+	crash_images();
+	stream = 0;
 }
 
 int main(void)
@@ -609,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_power_loss_chdir),
 		cmocka_unit_test(test_power_loss_long_log),
 		cmocka_unit_test(test_power_loss_recovery),
+		cmocka_unit_test(test_power_loss_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
