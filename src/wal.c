@@ -651,6 +651,54 @@ int cow__wal_open_log(int dirfd, const char *name, int readonly)
 	return fd;
 }
 
+/* "<name>.tmp" into a new string, or NULL (no memory). */
+static char *tmp_name(const char *name)
+{
+	size_t n = strlen(name);
+	char *tmp = cow__malloc(n + 5);
+
+	if (tmp) {
+		memcpy(tmp, name, n);
+		memcpy(tmp + n, ".tmp", 5);
+	}
+	return tmp;
+}
+
+/*
+ * Takes the log fd, whose header reads as empty, out of its name: renamed
+ * to the temporary name, where the next log's creation finds it and
+ * writes into its blocks instead of new ones (see cow__wal_create). Cut
+ * to SPARE_MAX first. Where the temporary name holds anything but a
+ * regular file (never replaced), or the rename fails, the log is
+ * unlinked instead. Best effort, as the unlink it replaces: a log left
+ * under its name reads as empty.
+ */
+#define SPARE_MAX ((off_t)(COW__WAL_AREA + ((uint64_t)32 << 20)))
+
+static void keep_spare(const struct cow__wal *w, int fd)
+{
+	char *tmp = tmp_name(w->name);
+	struct stat st;
+	int r = tmp ? 0 : -ENOMEM;
+
+	if (r == 0) {
+		r = cow__sys_fstatat(w->dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW);
+		if (r == 0 && !S_ISREG(st.st_mode))
+			r = COW_ELOGTYPE;
+		else if (r == -ENOENT)
+			r = 0;
+	}
+	if (r == 0)
+		r = cow__sys_fstat(fd, &st);
+	if (r == 0 && st.st_size > SPARE_MAX)
+		r = cow__sys_ftruncate(fd, SPARE_MAX);
+	if (r == 0)
+		r = cow__sys_renameat(w->dirfd, w->name, tmp);
+	if (r < 0)
+		cow__sys_unlinkat(w->dirfd, w->name);
+	cow__free(tmp);
+}
+
 /*
  * Retires the log of a writable open once everything in it is in the
  * base (replayed and synced): it must not outlive this open, or a change
@@ -676,7 +724,7 @@ static int retire(int fd, const struct cow__wal *w, int replayed)
 			return (int)n;
 		COW_TRY(cow__sys_fsync(fd, 1));
 	}
-	cow__sys_unlinkat(w->dirfd, w->name);
+	keep_spare(w, fd);
 	return 0;
 }
 
@@ -829,17 +877,21 @@ int cow__wal_reserve(struct cow__wal *w, size_t len)
 }
 
 /*
- * Creates the temporary log exclusively, never through a symlink. A
- * regular file already there was left by a crash between its creation and
- * the rename (the file's write lock is ours: no other writer makes one):
- * it is removed. Anything else is not ours to remove or follow.
+ * Opens the temporary log, never through a symlink: created exclusively,
+ * or the regular file already there reused, *len its length. That is the
+ * spare a clean close or a retired log left (keep_spare), or a log a crash
+ * left between its creation and the rename (the file's write lock is
+ * ours: no other writer makes one); either way the caller writes a new
+ * header over it, with a new salt, so that nothing it held validates.
+ * Anything else is not ours to remove or follow: COW_ELOGTYPE.
  */
-static int tmp_create(int dirfd, const char *tmp)
+static int tmp_open(int dirfd, const char *tmp, off_t *len)
 {
-	int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int flags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;
 	struct stat st;
-	int fd = cow__sys_openat(dirfd, tmp, flags, 0600), r;
+	int fd = cow__sys_openat(dirfd, tmp, flags | O_CREAT | O_EXCL, 0600), r;
 
+	*len = 0;
 	if (fd != -EEXIST)
 		return fd;
 	r = cow__sys_fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW);
@@ -847,18 +899,27 @@ static int tmp_create(int dirfd, const char *tmp)
 		return r;
 	if (!S_ISREG(st.st_mode))
 		return COW_ELOGTYPE;
-	cow__sys_unlinkat(dirfd, tmp);
-	return cow__sys_openat(dirfd, tmp, flags, 0600);
+	fd = cow__sys_openat(dirfd, tmp, flags, 0);
+	if (fd < 0)
+		return fd;
+	r = cow__sys_fstat(fd, &st);
+	if (r == 0 && !S_ISREG(st.st_mode))
+		r = COW_ELOGTYPE;
+	if (r < 0) {
+		cow__sys_close(fd);
+		return r;
+	}
+	*len = st.st_size;
+	return fd;
 }
 
 int cow__wal_create(struct cow__wal *w, uint64_t start_seq, uint64_t ring,
 		    int nosync)
 {
-	size_t n = strlen(w->name);
 	char *tmp;
 	struct cow__wal_hdr h;
 	char area[COW__WAL_AREA];
-	off_t alloc;
+	off_t alloc, have, full;
 	int fd, r;
 
 	ring = (ring + COW__WAL_ALIGN - 1) & ~(uint64_t)(COW__WAL_ALIGN - 1);
@@ -866,22 +927,19 @@ int cow__wal_create(struct cow__wal *w, uint64_t start_seq, uint64_t ring,
 		ring = COW__WAL_RING_MIN;
 	if (ring > RING_MAX)
 		return -EFBIG;
-	alloc = (off_t)(COW__WAL_AREA + ring);
-	if (alloc > PREALLOC_MIN)
-		alloc = PREALLOC_MIN;
+	full = (off_t)(COW__WAL_AREA + ring);
+	alloc = full > PREALLOC_MIN ? PREALLOC_MIN : full;
 	/* The preallocation is the first write past RLIMIT_FSIZE: check
 	 * before anything is created. */
 	COW_TRY(cow__sys_fsize_check(alloc));
-	tmp = cow__malloc(n + 5);
+	tmp = tmp_name(w->name);
 	if (!tmp)
 		return -ENOMEM;
-	memcpy(tmp, w->name, n);
-	memcpy(tmp + n, ".tmp", 5);
 	r = cow__sys_getrandom(&w->salt, sizeof(w->salt));
 	if (r < 0)
 		goto out;
 	fill_header(w, 1, start_seq, 0, ring, &h);
-	fd = tmp_create(w->dirfd, tmp);
+	fd = tmp_open(w->dirfd, tmp, &have);
 	if (fd < 0) {
 		r = fd;
 		goto out;
@@ -890,13 +948,21 @@ int cow__wal_create(struct cow__wal *w, uint64_t start_seq, uint64_t ring,
 	memset(area, 0, sizeof(area));
 	memcpy(area, &h, sizeof(h));
 	r = (int)cow__sys_pwrite(fd, area, sizeof(area), 0);
-	/* The first MiB is written, not fallocate'd: an append into
-	 * unwritten blocks makes its fdatasync convert the extent and write
-	 * the inode too (on ext4), which cost a commit of 16 pages up to a
-	 * third more than the same append into written blocks (measured);
-	 * the sync below flushes the zeros once, at creation. */
-	if (r >= 0)
-		r = write_zeros(fd, COW__WAL_AREA, alloc);
+	/* The first MiB at least is written, not fallocate'd: an append
+	 * into unwritten blocks makes its fdatasync convert the extent and
+	 * write the inode too (on ext4), which cost a commit of 16 pages up
+	 * to a third more than the same append into written blocks
+	 * (measured); the sync below flushes the zeros once, at creation.
+	 * A spare's blocks were written by the log it was (the first lap
+	 * of a log of 256-page commits cost 1.5x the later laps): the ring
+	 * is allocated as far as the spare reaches, up to its end. */
+	if (r >= 0 && have > full)
+		r = cow__sys_ftruncate(fd, full);
+	if (r >= 0 && have < alloc)
+		r = write_zeros(fd, have > COW__WAL_AREA ? have : COW__WAL_AREA,
+				alloc);
+	else if (r >= 0)
+		alloc = have > full ? full : have;
 	if (r >= 0 && !nosync)
 		r = cow__sys_fsync(fd, 0);
 	if (r >= 0)
@@ -933,11 +999,12 @@ void cow__wal_close(struct cow__wal *w, int clean)
 {
 	if (w->fd >= 0 && clean) {
 		/* Everything is in the base: zero the header first, so that
-		 * if the unlink is lost the log reads as empty. */
+		 * if the rename is lost the log reads as empty; its blocks
+		 * stay for the next open's log. */
 		static const char zeros[2 * COW__WAL_SLOT];
 
 		(void)cow__sys_pwrite(w->fd, zeros, sizeof(zeros), 0);
-		cow__sys_unlinkat(w->dirfd, w->name);
+		keep_spare(w, w->fd);
 	}
 	cow__sys_close(w->fd);
 	w->fd = -1;

@@ -152,9 +152,10 @@ int cow__wal_open(struct cow__wal *w, const char *base_path, int basefd,
  * place, directory synced) with a ring of ring bytes (rounded up to
  * COW__WAL_RING_MIN at least), empty, its head start_seq at position 0.
  * The temporary name is created exclusively (O_EXCL, never through a
- * symlink); a regular file left there by a crash is replaced, anything
- * else is COW_ELOGTYPE. -EFBIG past RLIMIT_FSIZE, before anything is
- * created. */
+ * symlink); a regular file there (the spare a retired log left, or a log
+ * a crash left before its rename) is reused, its blocks kept, header and
+ * salt new; anything else is COW_ELOGTYPE. -EFBIG past RLIMIT_FSIZE,
+ * before anything is created. */
 int cow__wal_create(struct cow__wal *w, uint64_t start_seq, uint64_t ring,
 		    int nosync);
 /* The file offset of log position pos. */
@@ -176,7 +177,9 @@ off_t cow__wal_next_header(const struct cow__wal *w, uint64_t seq, uint64_t pos,
 void cow__wal_head_moved(struct cow__wal *w, const struct cow__wal_hdr *h);
 /* Removes the log beside base_path, if any (best effort). */
 void cow__wal_unlink(const char *base_path);
-/* Closes the log; unlinks it if clean (everything applied). */
+/* Closes the log; if clean (everything applied) takes it out of use:
+ * header zeroed, renamed to the temporary name as the next log's spare
+ * (or unlinked where that fails). */
 void cow__wal_close(struct cow__wal *w, int clean);
 
 #endif

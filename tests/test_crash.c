@@ -255,7 +255,7 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 	char path[256], tmp[300];
 	uint32_t gen = 1, first = 1;
 	int progressed = 0, ahead = 0, in_recovery = 0, retired = 0;
-	int window = 0, wrapped = 0;
+	int window = 0, wrapped = 0, spared = 0;
 	cow_arena *a;
 	int fd;
 
@@ -275,6 +275,10 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 		long long g;
 		pid_t pid;
 
+		/* the blocks of the log the last close kept: the child's
+		 * log is made from them */
+		snprintf(tmp, sizeof(tmp), "%s.cowlog.tmp", path);
+		spared += access(tmp, F_OK) == 0;
 		assert_int_equal(pipe(p), 0);
 		pid = fork();
 		assert_true(pid >= 0);
@@ -334,6 +338,11 @@ static void sweep_in(unsigned mode, int rounds, int recovery, const char *away)
 	fprintf(stderr, "# %d kills, %d after a durable commit, %d found a "
 		"newer commit than reported, %u generations\n", rounds,
 		progressed, ahead, gen - first);
+	/* Every round's parent closes cleanly: the next child's log is
+	 * made from the spare, whose blocks hold earlier logs' records. */
+	fprintf(stderr, "# %d children made their log from the spare\n",
+		spared);
+	assert_true(spared >= rounds - 1);
 	if (recovery)
 		fprintf(stderr, "# %d of them killed a recovering open "
 			"before it returned, %d after it had removed the "

@@ -30,6 +30,7 @@
 
 #include "helpers.h"
 #include "../src/sys.h"
+#include "../src/wal.h"
 
 #define PG 4096UL
 #define NPG 16
@@ -378,7 +379,7 @@ static void test_log_open_faults(void **state)
 
 /* A symlink at FILE.cowlog.tmp is never followed: its target keeps its
  * content, the commit is refused; a regular file left there by a crash is
- * replaced. */
+ * made the log. */
 static void test_tmp_symlink(void **state)
 {
 	char path[256], tmp[300], victim[300], got[64];
@@ -416,7 +417,7 @@ static void test_tmp_symlink(void **state)
 	assert_true(has_gen(a, 7));
 	cow_close(a);
 	/* a stale regular .tmp (a crash between create and rename): the
-	 * commit replaces it, and nothing is left behind */
+	 * commit makes it the log */
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "stale", 5), 5);
@@ -429,6 +430,8 @@ static void test_tmp_symlink(void **state)
 	assert_int_equal(cow_open(&a, path, NULL), 0);
 	assert_true(has_gen(a, 8));
 	cow_close(a);
+	/* (the close kept the log's blocks there: test_log_spare) */
+	assert_int_equal(unlink(tmp), 0);
 	/* a FIFO or a directory there: refused, left alone */
 	for (int k = 0; k < 2; k++) {
 		make_thing(k ? K_DIR : K_FIFO, tmp, NULL);
@@ -698,6 +701,114 @@ static void test_log_fallocate(void **state)
 	cleanup(path);
 }
 
+/*
+ * A clean close keeps the log's blocks: the log, its header zeroed, is
+ * renamed to FILE.cowlog.tmp (the spare), and the next open's log is made
+ * from it (the same inode and length: no block to allocate or convert).
+ * What it held never validates in the new log (a new salt): a crash of
+ * the next open replays only its own transactions. A spare longer than a
+ * ring of 32 MiB is cut to it; a FIFO at the spare's name is left alone
+ * (the log is removed instead); a close whose steps fail in turn keeps
+ * the content (replayed by the next open where the log stayed), and one
+ * that cannot keep the spare removes the log.
+ */
+static void test_log_spare(void **state)
+{
+	const off_t ring_max = COW__WAL_AREA + (32 << 20);
+	char path[256], l[300], tmp[300];
+	char zeros[2 * COW__WAL_SLOT] = {0}, head[sizeof(zeros)];
+	struct stat st, sp;
+	int fd, unlinked = 0, done = 0;
+	cow_arena *a;
+
+	(void)state;
+	alarm(120);
+	new_file(path, sizeof(path));
+	log_name(path, ".cowlog", l, sizeof(l));
+	log_name(path, ".cowlog.tmp", tmp, sizeof(tmp));
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	for (uint32_t g = 101; g <= 140; g++) {
+		stamp(a, g);
+		assert_int_equal(cow_commit(a, 0), 0);
+	}
+	assert_int_equal(stat(l, &st), 0);
+	assert_int_equal(cow_close(a), 0);
+	assert_int_equal(access(l, F_OK), -1);
+	assert_int_equal(stat(tmp, &sp), 0);
+	assert_int_equal(sp.st_ino, st.st_ino);
+	assert_int_equal(sp.st_size, st.st_size);
+	assert_true(sp.st_size >= 2 << 20); /* 40 commits of 66 KiB */
+	fd = open(tmp, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, head, sizeof(head), 0), sizeof(head));
+	close(fd);
+	assert_memory_equal(head, zeros, sizeof(head));
+
+	/* the next log is the spare; a crash replays its own only */
+	make_pending(path, 3);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(stat(l, &st), 0);
+	assert_int_equal(st.st_ino, sp.st_ino);
+	assert_int_equal(st.st_size, sp.st_size);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	assert_true(has_gen(a, 3));
+	assert_int_equal(cow_close(a), 0);
+	/* the open that replayed it kept it as the spare again */
+	assert_int_equal(access(l, F_OK), -1);
+	assert_int_equal(stat(tmp, &st), 0);
+	assert_int_equal(st.st_ino, sp.st_ino);
+
+	/* longer than the ring: cut when it is made a log, and a log made
+	 * longer (by hand here; by a transaction larger than the ring
+	 * otherwise) is cut when it is kept */
+	assert_int_equal(truncate(tmp, 64 << 20), 0);
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	stamp(a, 4);
+	assert_int_equal(cow_commit(a, 0), 0);
+	assert_int_equal(stat(l, &st), 0);
+	assert_int_equal(st.st_size, ring_max);
+	assert_int_equal(truncate(l, 64 << 20), 0);
+	assert_int_equal(cow_close(a), 0);
+	assert_int_equal(stat(tmp, &st), 0);
+	assert_int_equal(st.st_size, ring_max);
+
+	/* a FIFO at the spare's name: never replaced, the log goes */
+	assert_int_equal(cow_open(&a, path, NULL), 0);
+	stamp(a, 5);
+	assert_int_equal(cow_commit(a, 0), 0);
+	assert_int_equal(mkfifo(tmp, 0600), 0);
+	assert_int_equal(cow_close(a), 0);
+	assert_int_equal(access(l, F_OK), -1);
+	assert_int_equal(lstat(tmp, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	assert_int_equal(unlink(tmp), 0);
+
+	/* every step of the close failing in turn */
+	for (unsigned long n = 1; n < 200 && !done; n++) {
+		unsigned long calls;
+
+		assert_int_equal(cow_open(&a, path, NULL), 0);
+		stamp(a, 10 + (uint32_t)n);
+		assert_int_equal(cow_commit(a, 0), 0);
+		calls = cow__fault_calls(COW__SYS_ANY);
+		cow__fault_inject(COW__SYS_ANY, n, EIO, 0);
+		assert_int_equal(cow_close(a), 0);
+		done = cow__fault_calls(COW__SYS_ANY) < calls + n;
+		cow__fault_reset();
+		/* a failed write or sync leaves the log for the next open;
+		 * a failure to keep it removes it */
+		unlinked += access(l, F_OK) != 0 && access(tmp, F_OK) != 0;
+		assert_int_equal(cow_open(&a, path, NULL), 0);
+		assert_true(has_gen(a, 10 + (uint32_t)n));
+		assert_int_equal(cow_close(a), 0);
+	}
+	assert_true(done);
+	/* some failure made the close remove the log instead */
+	assert_true(unlinked > 0);
+	cleanup(path);
+	alarm(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -707,6 +818,7 @@ int main(void)
 	    cmocka_unit_test(test_log_beside_file),
 	    cmocka_unit_test(test_sparse_log),
 	    cmocka_unit_test(test_log_fallocate),
+	    cmocka_unit_test(test_log_spare),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
