@@ -245,13 +245,13 @@ struct cow_options {
  * so that no later open replays it again over changes made to the file
  * in between, and read-only opens work again. A writable open also
  * removes a log that holds no transactions. A clean cow_close() removes
- * the log its commits wrote. Removing a log renames it, its header
- * zeroed, to "<path>.cowlog.tmp" (cut to 32 MiB of ring): the next log
- * is made from it, so that its commits write into blocks already
- * allocated and written (on ext4 an fdatasync after an append into new
- * blocks also writes their extents: a commit of 256 pages cost 1.5x).
- * The file holds nothing needed: it may be deleted while no arena has
- * the file open. The
+ * the log its commits wrote. A log that grew past 1 MiB is not unlinked
+ * but renamed, its header zeroed, to "<path>.cowlog.tmp" (cut to 32 MiB
+ * of ring): the next log is made from it, so that its commits write into
+ * blocks already allocated and written (on ext4 an fdatasync after an
+ * append into new blocks also writes their extents: a commit of 256
+ * pages cost 1.5x). That file holds nothing needed: remove it with the
+ * file, while no arena has the file open. The
  * log's header records the file's device and inode: move a file together
  * with a log that holds transactions only after recovering it. A file
  * created by COW_CREATE starts without a log (one left beside a file of

@@ -665,36 +665,35 @@ static char *tmp_name(const char *name)
 }
 
 /*
- * Takes the log fd, whose header reads as empty, out of its name: renamed
- * to the temporary name, where the next log's creation finds it and
- * writes into its blocks instead of new ones (see cow__wal_create). Cut
- * to SPARE_MAX first. Where the temporary name holds anything but a
- * regular file (never replaced), or the rename fails, the log is
- * unlinked instead. Best effort, as the unlink it replaces: a log left
- * under its name reads as empty.
+ * Takes the log fd, whose header reads as empty, out of its name. A log
+ * that grew past the first MiB a new one is made with is renamed to the
+ * temporary name, where the next log's creation finds it and writes into
+ * its blocks instead of new ones (see cow__wal_create); cut to SPARE_MAX
+ * first. Any other log is unlinked: a log that small costs a new one
+ * nothing more (its first MiB is written at creation), and a file left
+ * beside the base is one more that its owner must remove with it. So is
+ * a log where the temporary name holds anything but a regular file (never
+ * replaced), or where the rename fails. Best effort, as the unlink it
+ * replaces: a log left under its name reads as empty.
  */
+#define PREALLOC_MIN ((off_t)1 << 20)
 #define SPARE_MAX ((off_t)(COW__WAL_AREA + ((uint64_t)32 << 20)))
 
 static void keep_spare(const struct cow__wal *w, int fd)
 {
 	char *tmp = tmp_name(w->name);
-	struct stat st;
-	int r = tmp ? 0 : -ENOMEM;
+	struct stat st, at;
+	int keep, r;
 
-	if (r == 0) {
-		r = cow__sys_fstatat(w->dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW);
-		if (r == 0 && !S_ISREG(st.st_mode))
-			r = COW_ELOGTYPE;
-		else if (r == -ENOENT)
-			r = 0;
+	keep = tmp && cow__sys_fstat(fd, &st) == 0 &&
+	       st.st_size > PREALLOC_MIN;
+	if (keep) {
+		r = cow__sys_fstatat(w->dirfd, tmp, &at, AT_SYMLINK_NOFOLLOW);
+		keep = r == -ENOENT || (r == 0 && S_ISREG(at.st_mode));
 	}
-	if (r == 0)
-		r = cow__sys_fstat(fd, &st);
-	if (r == 0 && st.st_size > SPARE_MAX)
-		r = cow__sys_ftruncate(fd, SPARE_MAX);
-	if (r == 0)
-		r = cow__sys_renameat(w->dirfd, w->name, tmp);
-	if (r < 0)
+	if (keep && st.st_size > SPARE_MAX)
+		keep = cow__sys_ftruncate(fd, SPARE_MAX) == 0;
+	if (!keep || cow__sys_renameat(w->dirfd, w->name, tmp) < 0)
 		cow__sys_unlinkat(w->dirfd, w->name);
 	cow__free(tmp);
 }
@@ -843,8 +842,6 @@ static int grow_zeros(int fd, off_t from, off_t to)
 		r = write_zeros(fd, from, to);
 	return r;
 }
-
-#define PREALLOC_MIN ((off_t)1 << 20)
 
 /*
  * The first lap allocates the ring as the tail reaches it (1 MiB, then

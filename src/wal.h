@@ -178,8 +178,8 @@ void cow__wal_head_moved(struct cow__wal *w, const struct cow__wal_hdr *h);
 /* Removes the log beside base_path, if any (best effort). */
 void cow__wal_unlink(const char *base_path);
 /* Closes the log; if clean (everything applied) takes it out of use:
- * header zeroed, renamed to the temporary name as the next log's spare
- * (or unlinked where that fails). */
+ * header zeroed, unlinked, or, grown past its first MiB, renamed to the
+ * temporary name as the next log's spare. */
 void cow__wal_close(struct cow__wal *w, int clean);
 
 #endif

@@ -143,9 +143,10 @@ static void stamp_page(cow_arena *a, size_t page, unsigned gen)
 }
 
 /* With it set, record() first lets an earlier open commit generations
- * 1000 and on, over the whole ring, and close: the log then recorded is
- * made from the spare that close kept, whose blocks hold those records
- * (with the earlier log's salt) past every record of the new log. */
+ * 1000 and on (1.3 MiB of log), and close: the log then recorded is
+ * made from the spare that close kept, cut to the small ring, whose
+ * blocks hold those records (with the earlier log's salt) past every
+ * record of the new log. */
 static int with_spare;
 static ino_t spare_ino;
 
@@ -156,12 +157,16 @@ static void make_spare(void)
 	struct stat st;
 	cow_arena *a;
 
+	/* the ring of every day (32 MiB), which grows past the first
+	 * MiB: a log that did not is not kept */
+	cow__commit_ckpt_bytes(0);
 	assert_int_equal(cow_open(&a, base_path, &o), 0);
 	for (unsigned g = 1000; g < 1040; g++) {
 		stamp(a, g);
 		assert_int_equal(cow_commit(a, 0), 0);
 	}
 	assert_int_equal(cow_close(a), 0);
+	cow__commit_ckpt_bytes(64 << 10); /* power_loss()'s */
 	snprintf(tmp, sizeof(tmp), "%s.cowlog.tmp", base_path);
 	assert_int_equal(stat(tmp, &st), 0);
 	spare_ino = st.st_ino;
