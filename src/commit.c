@@ -241,10 +241,10 @@ struct cow__commit {
 	uint64_t seq_next, seq_logged, seq_applied, seq_base;
 	unsigned long long commits;
 	int sync_busy, ckpt_busy, closing, in_kick, kick_again;
-	int blocked;	    /* the next append waits for room in the ring */
-	int apply_now;	    /* callers waiting for the in-place writes */
-	int drop_wanted;    /* apply: a batch of pages to drop waits */
-	uint64_t ring_want; /* a ring this large, once the log is empty */
+	int blocked;	      /* the next append waits for room in the ring */
+	int apply_now;	      /* callers waiting for the in-place writes */
+	int drop_wanted;      /* apply: a batch of pages to drop waits */
+	uint64_t ring_want;   /* a ring this large, once the log is empty */
 	uint64_t applied_pos; /* log position after the last applied batch */
 	uint64_t sync_target;
 	int fatal;     /* data safe in the log; no more commits */
@@ -256,9 +256,9 @@ struct cow__commit {
 	char *ckpt_sector; /* the header slot being written */
 	struct cow__wal_hdr ckpt_hdr;
 	uint64_t ckpt_seq; /* the last transaction the checkpoint covers */
-	size_t size;	/* the last commit's arena size */
-	off_t file_len; /* and file length */
-	size_t pending; /* bytes of copies not yet written in place */
+	size_t size;	   /* the last commit's arena size */
+	off_t file_len;	   /* and file length */
+	size_t pending;	   /* bytes of copies not yet written in place */
 	struct pool pool;
 	struct pindex index;
 	/*
@@ -636,8 +636,8 @@ static void start_ckpt(struct cow__commit *c, uint64_t ring)
 	c->ckpt_iov.iov_len = COW__WAL_SLOT;
 	c->ckpt_busy = 1;
 	cow__io_group_init(&c->ckpt_g, ckpt_done, c, &c->lock);
-	if ((c->nosync || cow__io_fsync(&c->ckpt_op[0], &c->ckpt_g, c->basefd,
-					link) == 0) &&
+	if ((c->nosync ||
+	     cow__io_fsync(&c->ckpt_op[0], &c->ckpt_g, c->basefd, link) == 0) &&
 	    cow__io_write(&c->ckpt_op[1], &c->ckpt_g, c->wal.fd, &c->ckpt_iov,
 			  1, off, link) == 0 &&
 	    !c->nosync)
@@ -1000,8 +1000,8 @@ static void batch_add(struct cow__commit *c, struct batch *b, void *base,
 /* The next write of the batch, from iovec i at log position pos: its
  * number of iovecs (at most b->chunk, never across the ring's end) and,
  * in *len, its bytes. */
-static int batch_chunk(struct cow__commit *c, const struct batch *b,
-		       size_t i, uint64_t pos, size_t *len)
+static int batch_chunk(struct cow__commit *c, const struct batch *b, size_t i,
+		       uint64_t pos, size_t *len)
 {
 	int cnt = 0;
 
@@ -1038,8 +1038,8 @@ static struct batch *log_prepare(struct cow__commit *c)
 	b->c = c;
 	b->first = c->unsent;
 	for (t = c->unsent; t; t = t->next) {
-		if (b->ntx && (bytes + t->bytes > BATCH_BYTES ||
-				bytes + t->bytes > room))
+		if (b->ntx &&
+		    (bytes + t->bytes > BATCH_BYTES || bytes + t->bytes > room))
 			break;
 		bytes += t->bytes;
 		niov += 2 * t->nframes + 1;
@@ -1202,8 +1202,8 @@ static void ckpt_maybe(struct cow__commit *c)
 	       c->applied_pos == w->end && c->seq_applied == c->seq_logged;
 	if (grow)
 		start_ckpt(c, c->ring_want);
-	else if (c->blocked ? c->applied_pos > w->head_pos :
-			      w->end - w->head_pos >= (uint64_t)CKPT_BYTES &&
+	else if (c->blocked ? c->applied_pos > w->head_pos
+			    : w->end - w->head_pos >= (uint64_t)CKPT_BYTES &&
 				  c->applied_pos - w->head_pos >=
 				      (uint64_t)CKPT_BYTES / 2)
 		start_ckpt(c, w->ring);

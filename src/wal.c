@@ -685,8 +685,7 @@ static void keep_spare(const struct cow__wal *w, int fd)
 	struct stat st, at;
 	int keep, r;
 
-	keep = tmp && cow__sys_fstat(fd, &st) == 0 &&
-	       st.st_size > PREALLOC_MIN;
+	keep = tmp && cow__sys_fstat(fd, &st) == 0 && st.st_size > PREALLOC_MIN;
 	if (keep) {
 		r = cow__sys_fstatat(w->dirfd, tmp, &at, AT_SYMLINK_NOFOLLOW);
 		keep = r == -ENOENT || (r == 0 && S_ISREG(at.st_mode));
