@@ -704,10 +704,11 @@ static void keep_spare(const struct cow__wal *w, int fd)
  * would be overwritten by the same transactions at the next open, and
  * read-only opens would go on refusing the file. The header is zeroed and
  * synced first (both slots; of a version-1 log its header and the start
- * of its first record), so that a lost unlink leaves a log that reads as
- * empty; the unlink itself is then best effort. A log without
- * transactions (all checkpointed) has nothing to replay: it is only
- * unlinked.
+ * of its first record), so that a lost unlink or rename leaves a log
+ * that reads as empty; taking it out of its name (keep_spare: unlinked,
+ * or kept as the next log's spare) is then best effort. A log without
+ * transactions (all checkpointed) has nothing to replay: it is only taken
+ * out of its name (a spare's header is rewritten before it is a log).
  * COW_NOSYNC does not apply here: the transactions were committed by an
  * earlier open, with the durability it promised.
  */
