@@ -439,8 +439,8 @@ static int cmp_row_x(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The plot's data: one line per row, sorted by x: x, then each
- * contender's median (µs for times). */
+/* The plot's data: one line per row with an x (> 0), sorted by x: x,
+ * then each contender's median (µs for times). */
 static int write_plot_data(const struct bench_table *t, const char *path)
 {
 	double s = t->unit == BENCH_TIME ? 1000 : 1;
@@ -456,6 +456,8 @@ static int write_plot_data(const struct bench_table *t, const char *path)
 	for (int i = 0; i < t->nrows; i++) {
 		int r = order[i];
 
+		if (t->x[r] <= 0)
+			continue;
 		fprintf(f, "%g", t->x[r]);
 		for (int k = 0; k < t->ncont; k++)
 			if (t->cell[r][k].n)
@@ -471,13 +473,17 @@ static int write_plot_data(const struct bench_table *t, const char *path)
 static void plot(const struct bench_table *t, const char *dir)
 {
 	char gp[4096], dat[4096], cmd[4200];
+	int points = 0;
 	FILE *f;
 
 	if (!t->xname || !have_gnuplot())
 		return;
+	/* Rows without an x (0: a variant of a row, as "256, the log past
+	 * its first lap") stay in the table only. */
 	for (int r = 0; r < t->nrows; r++)
-		if (t->x[r] <= 0)
-			return;
+		points += t->x[r] > 0;
+	if (points < 2)
+		return;
 	snprintf(gp, sizeof(gp), "%s/%s.gp", dir, t->name);
 	snprintf(dat, sizeof(dat), "%s/%s.dat", dir, t->name);
 	if (write_plot_data(t, dat))
