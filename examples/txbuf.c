@@ -77,7 +77,7 @@ static void busy_child(const char *path, int fd)
 
 int main(int argc, char **argv)
 {
-	char path[] = "/tmp/txbuf-XXXXXX", log[64];
+	char path[] = "/tmp/txbuf-XXXXXX", log[64], spare[64];
 	long long reported = 0, n;
 	struct ledger *l;
 	cow_arena *a;
@@ -92,6 +92,8 @@ int main(int argc, char **argv)
 	close(fd);
 	unlink(path);
 	snprintf(log, sizeof(log), "%s.cowlog", path);
+	/* the log's blocks a clean close keeps for the next open's log */
+	snprintf(spare, sizeof(spare), "%s.cowlog.tmp", path);
 
 	l = open_ledger(&a, path);
 	for (int i = 0; i < NACC; i++)
@@ -153,5 +155,6 @@ int main(int argc, char **argv)
 	cow_close(a);
 	unlink(path);
 	unlink(log);
+	unlink(spare);
 	return n ? 0 : 1;
 }
