@@ -343,7 +343,9 @@ int cow_open_anon(cow_arena **out, size_t size, const struct cow_options *opt);
  * stale arena.
  *
  * Waits for the arena's background I/O: asynchronous commits are written
- * and synced, the base is synced and the log removed. If background I/O
+ * and synced, the base is synced and the log removed (a log that grew
+ * past 1 MiB is kept, its header zeroed, as "<path>.cowlog.tmp" for the
+ * next open's log: see cow_open()). If background I/O
  * failed, the log is kept (the next open recovers from it); the failure
  * was, or would have been, reported by cow_sync() or cow_commit(). The
  * last arena to close stops the process's I/O thread and ring.
