@@ -558,6 +558,25 @@ static void log_laps(unsigned *wraps, unsigned *heads)
 
 /* Every prefix of the recording, four crash images each, recovered and
  * checked; then the recording is freed. */
+/* Forgets a recording: its events, its start images and its files. */
+static void drop_recording(void)
+{
+	char l[300];
+
+	for (size_t i = 0; i < nev; i++)
+		free(ev[i].data);
+	for (int f = 0; f < F_NFILES; f++) {
+		free(start[f].b);
+		start[f].b = NULL;
+	}
+	nev = 0;
+	snprintf(l, sizeof(l), "%s.cowlog", base_path);
+	unlink(l);
+	snprintf(l, sizeof(l), "%s.cowlog.tmp", base_path);
+	unlink(l);
+	unlink(base_path);
+}
+
 static void crash_images(void)
 {
 	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
@@ -705,16 +724,29 @@ static void test_power_loss_stream(void **state)
 	size_t base_pages = 0;
 
 	(void)state;
-	nev = 0;
-	memset(returned_at, 0, sizeof(returned_at));
 	stream = 1;
-	record(60, NULL, 0);
-	/* the batches' applies wrote pages in place before the close */
-	for (size_t i = 0; i < returned_at[60]; i++)
-		if (ev[i].kind == COW__SYS_PWRITE && ev[i].file == F_BASE)
-			base_pages += ev[i].len / PG;
-	fprintf(stderr, "# %zu pages written in place before the close\n",
-		base_pages);
+	for (int try = 0; try < 5; try++) {
+		nev = 0;
+		memset(returned_at, 0, sizeof(returned_at));
+		record(60, NULL, 0);
+		/* the batches' applies wrote pages in place before the
+		 * close */
+		base_pages = 0;
+		for (size_t i = 0; i < returned_at[60]; i++)
+			if (ev[i].kind == COW__SYS_PWRITE &&
+			    ev[i].file == F_BASE)
+				base_pages += ev[i].len / PG;
+		fprintf(stderr,
+			"# %zu pages written in place before the close\n",
+			base_pages);
+		if (base_pages >= 16)
+			break;
+		/* The recording sees an apply at its completion, which
+		 * COW_NOTHREAD reaps at the next call: on a loaded machine
+		 * the ring's worker finished every apply after the last
+		 * commit (seen once in CI). Record again. */
+		drop_recording();
+	}
 	assert_true(base_pages >= 16);
 	crash_images();
 	stream = 0;
