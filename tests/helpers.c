@@ -147,10 +147,13 @@ void th_close(struct th_arena *t)
 	cow_close(t->a);
 	t->a = NULL;
 	if (t->path[0]) {
-		char log[sizeof(t->path) + 8];
+		char log[sizeof(t->path) + 12];
 
 		unlink(t->path);
 		snprintf(log, sizeof(log), "%s.cowlog", t->path);
+		unlink(log);
+		/* the spare a close keeps of a log past 1 MiB */
+		snprintf(log, sizeof(log), "%s.cowlog.tmp", t->path);
 		unlink(log);
 	}
 	t->path[0] = 0;

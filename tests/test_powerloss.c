@@ -589,12 +589,7 @@ static void crash_images(void)
 	fprintf(stderr, "# %zu events, %zu crash images recovered\n", nev,
 		checks);
 	rmdir(dir);
-	unlink(base_path);
-	for (size_t i = 0; i < nev; i++)
-		free(ev[i].data);
-	for (int f = 0; f < F_NFILES; f++)
-		free(start[f].b);
-	nev = 0;
+	drop_recording();
 }
 
 static void power_loss(const char *away, int async)
