@@ -24,5 +24,8 @@ void cow__commit_pending_max(size_t n);
  * writes completed. 0: the defaults (1024, and COW__IO_CHAIN_MAX of
  * io.h, the longest chain the ring takes whole). */
 void cow__commit_log_split(int iov, unsigned chain);
+/* io.c: the setup flags of the process's ring (IORING_SETUP_*), 0 when
+ * there is none. */
+unsigned cow__io_ring_flags(void);
 
 #endif
