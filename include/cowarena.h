@@ -873,12 +873,13 @@ struct cow_stats {
  *    earlier commit's log record was durable (writing the pages into the
  *    file, syncing the file, resetting the log; -ENOMEM for the buffers
  *    of those writes; -EAGAIN where the kernel did not take the I/O, as
- *    when it cannot allocate a request): the commit that returned 0 is
- *    safe in the log, but the arena accepts no more commits (each
- *    returns this error; the content stays readable, and if the file's
- *    pages could not be written, cow_discard() and cow_revert() return
- *    it too). Close and reopen the file: the open replays the log. A
- *    failed fsync is never retried.
+ *    when it cannot allocate a request, 9 times in a row: such a step,
+ *    of which nothing ran, is made again up to 8 times): the commit that
+ *    returned 0 is safe in the log, but the arena accepts no more
+ *    commits (each returns this error; the content stays readable, and
+ *    if the file's pages could not be written, cow_discard() and
+ *    cow_revert() return it too). Close and reopen the file: the open
+ *    replays the log. A failed fsync is never retried.
  *  - the error of an earlier asynchronous commit that failed before its
  *    durable point (reported once, here or by cow_sync()); its changes
  *    are still private and this call did nothing: call it again.

@@ -247,9 +247,10 @@ struct cow__commit {
 	uint64_t ring_want;   /* a ring this large, once the log is empty */
 	uint64_t applied_pos; /* log position after the last applied batch */
 	uint64_t sync_target;
-	int fatal;     /* data safe in the log; no more commits */
-	int torn;      /* the base's page cache may be partly applied */
-	int async_err; /* an asynchronous commit failed (reported once) */
+	int fatal;	/* data safe in the log; no more commits */
+	int torn;	/* the base's page cache may be partly applied */
+	int async_err;	/* an asynchronous commit failed (reported once) */
+	unsigned again; /* background steps retried in a row (retry) */
 	struct cow__io_group sync_g, ckpt_g;
 	struct cow__io_op sync_op, ckpt_op[3];
 	struct iovec ckpt_iov;
@@ -600,14 +601,40 @@ static void fail_from(struct cow__commit *c, struct txn *t, int err)
 
 /* ---- background steps ---- */
 
+/*
+ * Whether a background step that failed with err runs again: -EAGAIN says
+ * only that the ring did not take some of its operations (the kernel
+ * could not allocate a request, or a chain found the ring full) and that
+ * none of those ran; each step is whole again when repeated (an apply
+ * writes the same images, a checkpoint the same header slot, a sync syncs
+ * more). At most RETRY_MAX times in a row: then the error stands, and the
+ * arena stops committing as for any other failure. A step that succeeds
+ * resets the count.
+ */
+#define RETRY_MAX 8
+
+static int retry(struct cow__commit *c, int err)
+{
+	if (!err) {
+		c->again = 0;
+		return 0;
+	}
+	return err == -EAGAIN && c->again++ < RETRY_MAX;
+}
+
 static void ckpt_done(void *ctx, int err)
 {
 	struct cow__commit *c = ctx;
 
 	c->ckpt_busy = 0;
+	if (retry(c, err)) {
+		kick(c); /* the same checkpoint is still due */
+		return;
+	}
 	if (err) {
-		/* Never retried (a failed fdatasync). The old head stays
-		 * valid: nothing was written before it. */
+		/* Any other failure is not retried (a failed fdatasync).
+		 * The old head stays valid: nothing was written before
+		 * it. */
 		set_fatal(c, err);
 	} else {
 		cow__wal_head_moved(&c->wal, &c->ckpt_hdr);
@@ -650,9 +677,14 @@ static void sync_done(void *ctx, int err)
 	struct cow__commit *c = ctx;
 
 	c->sync_busy = 0;
+	if (retry(c, err)) {
+		kick(c); /* still closing: the sync starts again */
+		return;
+	}
 	if (err) {
-		/* Never retried: the kernel may have dropped the pages. The
-		 * log keeps the transactions; reopening replays them. */
+		/* A failed fdatasync is not retried: the kernel may have
+		 * dropped the pages. The log keeps the transactions;
+		 * reopening replays them. */
 		set_fatal(c, err);
 	} else if (c->sync_target > c->seq_base) {
 		c->seq_base = c->sync_target;
@@ -740,6 +772,19 @@ static void apply_done(void *ctx, int err)
 	struct txn *t = b->first;
 
 	c->apply_b = NULL;
+	if (retry(c, err)) {
+		/* Not torn: the apply starts again, first of the logged
+		 * batches (the pages it wrote get the same images again). */
+		for (size_t i = 0; i < b->ntx; i++, t = t->next)
+			t->inflight = 0;
+		b->next = c->logged;
+		c->logged = b;
+		if (!c->logged_tail)
+			c->logged_tail = b;
+		c->drop_wanted = 1;
+		kick(c);
+		return;
+	}
 	if (err)
 		c->torn = err;
 	for (size_t i = 0; i < b->ntx; i++, t = t->next) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "../src/sys.h"
 #include "../src/testhooks.h"
 #include "../src/wal.h"
 
@@ -56,6 +57,11 @@ enum {
 	M_SPARE = 256,	/* the file starts with a spare (the blocks of a
 			   log of 1.3 MiB an earlier close kept, holding its
 			   records): every child's log is made from one */
+	M_AGAIN = 512,	/* after every second commit, the next io_uring
+			   submission takes only its first entry (the
+			   others fail with -EAGAIN, unrun): applies,
+			   checkpoints and syncs so cut run again, a commit
+			   whose log write was cut is made again */
 };
 
 #define SNPG 64 /* pages of the M_STREAM arena */
@@ -149,6 +155,43 @@ static void stamp_page(cow_arena *a, size_t page, uint32_t gen)
 		p[i] = gen;
 }
 
+/* cow_commit; with M_AGAIN, a commit (or an asynchronous one's error,
+ * reported by the next call) that failed with -EAGAIN made again, up to 8
+ * times, and after every second generation's the next submission cut. */
+static int commit_again(cow_arena *a, unsigned flags, unsigned mode,
+			uint32_t gen)
+{
+	int r;
+
+	for (int tries = 0;; tries++) {
+		r = cow_commit(a, flags);
+		if (r != -EAGAIN || !(mode & M_AGAIN) || tries == 8)
+			break;
+	}
+	/* the next submission: mostly the ring's own (an apply, a
+	 * checkpoint, the log write of asynchronous commits), or the next
+	 * commit's log write */
+	if ((mode & M_AGAIN) && gen % 2)
+		cow__fault_uring_take(1);
+	return r;
+}
+
+/* cow_sync; with M_AGAIN, an asynchronous commit's -EAGAIN (its log
+ * write cut: its pages are dirty still) is followed by a commit of them
+ * again and another sync, up to 8 times. */
+static int sync_again(cow_arena *a, unsigned mode)
+{
+	int r = cow_sync(a);
+
+	for (int tries = 0; r == -EAGAIN && (mode & M_AGAIN) && tries < 8;
+	     tries++) {
+		r = cow_commit(a, COW_COMMIT_ASYNC);
+		if (r == 0)
+			r = cow_sync(a);
+	}
+	return r;
+}
+
 /* The child: commits generations from gen on, forever (see M_*); only
  * durable generations are reported. With away, it opens the file by its
  * name relative to its directory, then changes to directory away: the log
@@ -189,7 +232,7 @@ static void child(const char *path, uint32_t gen, int fd, unsigned mode,
 		if (!async) {
 			struct cow_stats st;
 
-			if (cow_commit(a, 0))
+			if (commit_again(a, 0, mode, gen))
 				_exit(3);
 			if ((mode & M_WINDOW) && !cow_stats(a, &st) &&
 			    st.commit_pending_bytes &&
@@ -202,11 +245,11 @@ static void child(const char *path, uint32_t gen, int fd, unsigned mode,
 			if (mode & M_WINDOW)
 				continue; /* only window commits reported */
 		} else {
-			if (cow_commit(a, COW_COMMIT_ASYNC))
+			if (commit_again(a, COW_COMMIT_ASYNC, mode, gen))
 				_exit(3);
 			if (gen % 3)
 				continue;
-			if (cow_sync(a))
+			if (sync_again(a, mode))
 				_exit(4);
 		}
 		if (write(fd, &gen, sizeof(gen)) != sizeof(gen))
@@ -463,6 +506,18 @@ static void test_kill_sweep_stream(void **state)
 	sweep(M_STREAM | M_ASYNC | M_NOTHREAD, 30, 1);
 }
 
+/* Submissions cut short (M_AGAIN), with a small log: the applies,
+ * checkpoints and syncs the ring did not take run again, and kills land
+ * among them. */
+static void test_kill_sweep_again(void **state)
+{
+	(void)state;
+	cow__commit_ckpt_bytes(200 << 10);
+	sweep(M_AGAIN, 60, 0);
+	sweep(M_AGAIN | M_ASYNC, 40, 0);
+	cow__commit_ckpt_bytes(0);
+}
+
 /* With a small log: kills land in checkpoints (base sync, log reset). */
 static void test_kill_sweep_ckpt(void **state)
 {
@@ -542,6 +597,7 @@ int main(void)
 	    cmocka_unit_test(test_kill_sweep_recovery),
 	    cmocka_unit_test(test_kill_sweep_chdir),
 	    cmocka_unit_test(test_kill_sweep_spare),
+	    cmocka_unit_test(test_kill_sweep_again),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
