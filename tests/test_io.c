@@ -194,6 +194,16 @@ static void queue_writes_then_sync(struct after *x, int first)
 	    0);
 }
 
+/* The NWRITES writes and their sync as the group's only operations. */
+static void group_writes_then_sync(struct after *x)
+{
+	pthread_mutex_lock(&x->lock);
+	cow__io_group_init(&x->g, after_done, x, &x->lock);
+	queue_writes_then_sync(x, 0);
+	cow__io_group_release(&x->g);
+	pthread_mutex_unlock(&x->lock);
+}
+
 static void wait_done(struct after *x)
 {
 	(void)cow__io_submit();
@@ -437,11 +447,7 @@ static void ring_coop_taskrun(void **state)
 			 has ? IORING_SETUP_COOP_TASKRUN : 0);
 	cow__io_put(0);
 	assert_int_equal(cow__io_get(1), 0); /* with the engine's thread */
-	pthread_mutex_lock(&x.lock);
-	cow__io_group_init(&x.g, after_done, &x, &x.lock);
-	queue_writes_then_sync(&x, 0);
-	cow__io_group_release(&x.g);
-	pthread_mutex_unlock(&x.lock);
+	group_writes_then_sync(&x);
 	(void)cow__io_submit();
 	clock_gettime(CLOCK_MONOTONIC, &t0); /* the vDSO: no system call */
 	do {
@@ -465,11 +471,7 @@ static void ring_coop_taskrun(void **state)
 	cow__fault_reset();
 	assert_int_equal(cow__io_ring_flags() & IORING_SETUP_COOP_TASKRUN, 0);
 	assert_true(cow__io_ring_flags() & IORING_SETUP_CQSIZE);
-	pthread_mutex_lock(&x.lock);
-	cow__io_group_init(&x.g, after_done, &x, &x.lock);
-	queue_writes_then_sync(&x, 0);
-	cow__io_group_release(&x.g);
-	pthread_mutex_unlock(&x.lock);
+	group_writes_then_sync(&x);
 	wait_done(&x);
 	assert_int_equal(x.err, 0);
 	assert_int_equal(file_syncs, 1);

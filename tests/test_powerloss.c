@@ -575,8 +575,6 @@ static void log_laps(unsigned *wraps, unsigned *heads)
 	}
 }
 
-/* Every prefix of the recording, four crash images each, recovered and
- * checked; then the recording is freed. */
 /* Forgets a recording: its events, its start images and its files. */
 static void drop_recording(void)
 {
@@ -596,6 +594,8 @@ static void drop_recording(void)
 	unlink(base_path);
 }
 
+/* Every prefix of the recording, four crash images each, recovered and
+ * checked; then the recording is freed. */
 static void crash_images(void)
 {
 	char dir[] = "/dev/shm/cowarena-pl-XXXXXX";
